@@ -1,0 +1,8 @@
+"""npc_lib — data, model and metric code for the npc-dm-study companion.
+
+Reproduces Hua et al., Comb. Chem. High Throughput Screen. 2023,
+DOI 10.2174/1386207325666220919091210, on synthetic or user-supplied DICOM cohorts.
+"""
+
+__version__ = "0.1.0"
+PAPER_DOI = "10.2174/1386207325666220919091210"

@@ -1,0 +1,148 @@
+"""``npc-study`` command line: synth, validate, table1, tnm (more commands join as they land)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .errors import NpcError
+
+EXAMPLES = {
+    "synth": "npc-study synth runs/cohort --patients 441 --matrix 256 --scenario paper --seed 42",
+    "validate": "npc-study validate runs/cohort            # exits non-zero on the first problem\n"
+                "  npc-study validate runs/cohort --exclude-invalid --json",
+    "table1": "npc-study table1 runs/cohort/clinical.csv --out runs/table1.csv",
+    "tnm": "npc-study tnm runs/cohort/clinical.csv --json",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="npc-study", description="NPC distant-metastasis study companion "
+                                "(Hua et al. 2023, DOI 10.2174/1386207325666220919091210).")
+    p.add_argument("--version", action="version", version=f"npc-study {__version__}")
+    p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def cmd(name, help_):
+        return sub.add_parser(name, help=help_, description=help_, epilog=f"example:\n  {EXAMPLES[name]}",
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    s = cmd("synth", "generate a synthetic DICOM cohort with known ground truth")
+    s.add_argument("out", type=Path, help="cohort directory to create")
+    s.add_argument("--patients", type=int, default=441)
+    s.add_argument("--matrix", type=int, default=256, help="image matrix (pixels per side)")
+    s.add_argument("--slices", type=int, default=16)
+    s.add_argument("--scenario", choices=["paper", "null"], default="paper")
+    s.add_argument("--seed", type=int, default=42)
+    s.add_argument("--jobs", type=int, default=2, help="worker processes")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing cohort directory")
+
+    v = cmd("validate", "check a cohort directory against the data contract and summarise it")
+    v.add_argument("cohort", type=Path)
+    v.add_argument("--exclude-invalid", action="store_true",
+                   help="exclude invalid patients / drop invalid ROIs (logged) instead of failing")
+    v.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    t = cmd("table1", "Table 1: clinical characteristics by DM in train and test, with p-values")
+    t.add_argument("clinical_csv", type=Path)
+    t.add_argument("--out", type=Path, help="write the table as CSV here")
+    t.add_argument("--seed", type=int, default=42, help="split seed (ignored if the table has a split column)")
+
+    n = cmd("tnm", "TNM baseline on the test patients: stage IV vs I–III and ordinal stage")
+    n.add_argument("clinical_csv", type=Path)
+    n.add_argument("--json", action="store_true")
+    n.add_argument("--seed", type=int, default=42)
+    return p
+
+
+def _synth(a) -> int:
+    from .synth import SynthConfig, generate_cohort
+    t0 = time.perf_counter()
+    cfg = SynthConfig(patients=a.patients, matrix=a.matrix, slices=a.slices, scenario=a.scenario, seed=a.seed)
+    report = generate_cohort(a.out, cfg, jobs=a.jobs, overwrite=a.overwrite)
+    print(f"wrote {report['patients']} patients ({report['dm']} DM, prevalence {report['prevalence']:.3f}) "
+          f"to {a.out} in {time.perf_counter() - t0:.1f} s")
+    print("oracle AUCs: " + ", ".join(f"{k} {v:.3f}" for k, v in report["oracle_auc"].items()))
+    return 0
+
+
+def _validate(a) -> int:
+    from .cohort import load_cohort
+    cohort = load_cohort(a.cohort, exclude_invalid=a.exclude_invalid)
+    s = cohort.summary()
+    if a.json:
+        s["exclusions"] = cohort.exclusions.to_dict("records")
+        print(json.dumps(s, indent=2))
+        return 0
+    print(f"cohort {a.cohort}: OK")
+    print(f"  patients {s['patients']} (DM {s['dm']}, no DM {s['no_dm']}), slices {s['slices']}, "
+          f"matrix {', '.join(s['matrix'])}, pixel spacing {s['pixel_spacing_mm']} mm, "
+          f"slice spacing {s['slice_spacing_mm']} mm")
+    print(f"  ROIs: npc {s['rois']['npc']} ({s['patients_with_roi']['npc']} patients), "
+          f"cmln {s['rois']['cmln']} ({s['patients_with_roi']['cmln']} patients)")
+    print(f"  exclusions: {s['excluded_patients']} patients, {s['dropped_rois']} ROI rows")
+    for _, e in cohort.exclusions.iterrows():
+        print(f"    - {e['where']} (patient {e['patient_id']}): {e['reason']}")
+    print("  flow: " + " → ".join(f"{step}: {abs(n)}" for step, n in cohort.flow))
+    return 0
+
+
+def _clinical_and_split(path: Path, seed: int):
+    from .cohort import load_clinical
+    from .split import patient_split
+    clinical = load_clinical(path)
+    return clinical, patient_split(clinical, seed=seed)
+
+
+def _table1(a) -> int:
+    from .atomic import write_csv
+    from .stats import format_table1, table1
+    clinical, split = _clinical_and_split(a.clinical_csv, a.seed)
+    table = table1(clinical, split)
+    shown = format_table1(table)
+    print(shown.to_string(index=False))
+    if a.out:
+        write_csv(a.out, table, float_format="%.6g")
+        print(f"wrote {a.out}")
+    return 0
+
+
+def _tnm(a) -> int:
+    from .baselines import tnm_baseline
+    clinical, split = _clinical_and_split(a.clinical_csv, a.seed)
+    res = tnm_baseline(clinical, split)
+    if a.json:
+        print(json.dumps(res, indent=2))
+        return 0
+    s = res["stage_iv_vs_i_iii"]
+    print(f"TNM baseline on {res['patients']} test patients ({res['dm']} DM)")
+    print(f"  stage IV vs I–III: AUC {s['auc']:.2f}, accuracy {100 * s['accuracy']:.2f} %, sensitivity "
+          f"{s['sensitivity']:.2f}, specificity {s['specificity']:.2f}, F1 {s['f1']:.2f}")
+    print(f"  ordinal stage: AUC {res['ordinal_stage']['auc']:.2f}")
+    return 0
+
+
+COMMANDS = {"synth": _synth, "validate": _validate, "table1": _table1, "tnm": _tnm}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except NpcError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

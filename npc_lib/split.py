@@ -1,0 +1,53 @@
+"""Patient-level train/test split (stratified by DM, seeded; or fixed by a ``split`` column)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedKFold, train_test_split
+
+from .errors import CohortError
+
+
+def patient_split(clinical: pd.DataFrame, seed: int = 42, test_fraction: float = 0.2) -> pd.Series:
+    """Return a Series patient_id → "train"/"test".
+
+    Uses the clinical table's ``split`` column when present (every row must say train or
+    test); otherwise a stratified 4:1 split by ``dm`` with ``seed``.
+    """
+    ids = clinical["patient_id"].to_numpy()
+    if "split" in clinical.columns:
+        split = clinical["split"].astype(str).str.lower().to_numpy()
+        bad = ~np.isin(split, ["train", "test"])
+        if bad.any():
+            raise CohortError(f"split column: patient {ids[bad][0]} has {split[bad][0]!r}; expected train or test")
+        result = pd.Series(split, index=ids, name="split")
+    else:
+        train, test = train_test_split(ids, test_size=test_fraction, random_state=seed,
+                                       stratify=clinical["dm"].to_numpy())
+        result = pd.Series("train", index=ids, name="split")
+        result[test] = "test"
+    assert_disjoint(result)
+    if (result == "test").sum() == 0 or (result == "train").sum() == 0:
+        raise CohortError("the split leaves the train or the test set empty")
+    return result
+
+
+def assert_disjoint(split: pd.Series) -> None:
+    """A patient can never be in both train and test (index = patient_id)."""
+    if split.index.duplicated().any():
+        dup = split.index[split.index.duplicated()][0]
+        raise AssertionError(f"patient {dup} appears more than once in the split")
+    train = set(split.index[split == "train"])
+    test = set(split.index[split == "test"])
+    if train & test:
+        raise AssertionError(f"patients in both train and test: {sorted(train & test)[:5]}")
+
+
+def patient_folds(clinical: pd.DataFrame, k: int = 5, seed: int = 42) -> pd.Series:
+    """Stratified k-fold assignment by patient (fold number 0..k-1), for repeated CV."""
+    ids = clinical["patient_id"].to_numpy()
+    folds = pd.Series(-1, index=ids, name="fold")
+    skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    for f, (_, test) in enumerate(skf.split(ids, clinical["dm"].to_numpy())):
+        folds.iloc[test] = f
+    return folds

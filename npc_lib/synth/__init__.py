@@ -1,0 +1,154 @@
+"""Synthetic NPC cohort with known ground truth (the embedded default; DESIGN §4).
+
+``generate_cohort`` writes a cohort directory that follows the data contract (``clinical.csv``,
+``rois.csv``, ``dicom/<patient>/*.dcm``, ``masks/<patient>.npz``) plus ``truth.csv`` and
+``generation_report.json``, which are for evaluation only and never read for training.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import multiprocessing as mp
+import platform
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pydicom
+from tqdm.auto import tqdm
+
+from .. import PAPER_DOI, __version__
+from ..atomic import write_csv, write_json
+from ..errors import NpcError
+from ..npz import save_npz
+from .clinical import PAPER_PATIENTS, RISK_WEIGHTS, N_WEIGHTS, T_WEIGHTS, draw_cohort
+from .dicom_writer import synthetic_identifiers, write_series
+from .phantom import LABELS, PERITUMOUR_MM, PatientAnatomy, plan_lesions, render
+
+FEATURES = ("npc_heterogeneity", "npc_infiltration", "node_necrosis", "node_ene")
+ROI_COLUMNS = ["patient_id", "sop_instance_uid", "region", "x0", "y0", "x1", "y1"]
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Everything that determines a synthetic cohort (same config → same bytes)."""
+
+    patients: int = PAPER_PATIENTS
+    matrix: int = 256
+    slices: int = 16
+    scenario: str = "paper"
+    seed: int = 42
+    fov_mm: float = 230.0
+    slice_mm: float = 5.0
+    jitter_mm: float = 2.5
+
+    def validate(self) -> None:
+        if self.matrix < 32:
+            raise NpcError(f"--matrix must be at least 32 pixels, got {self.matrix}")
+        if self.slices < 4:
+            raise NpcError(f"--slices must be at least 4 (nasopharynx + neck), got {self.slices}")
+        if self.patients < 10:
+            raise NpcError(f"--patients must be at least 10, got {self.patients}")
+
+
+def _jitter(rng, box, matrix, px_mm, jitter_mm):
+    """Annotator jitter: each edge moves by up to ``jitter_mm``, mostly outwards."""
+    j = max(1, int(round(jitter_mm / px_mm)))
+    x0, y0, x1, y1 = box
+    d = rng.integers(-1, j + 1, 4)
+    x0, y0 = max(0, x0 - d[0]), max(0, y0 - d[1])
+    x1, y1 = min(matrix, x1 + d[2]), min(matrix, y1 + d[3])
+    return int(x0), int(y0), int(max(x1, x0 + 1)), int(max(y1, y0 + 1))
+
+
+def _make_patient(args):
+    """Render and write one patient; returns its ROI rows. Runs in a worker process."""
+    cfg, index, row, root = args
+    cfg = SynthConfig(**cfg)
+    rng = np.random.default_rng([cfg.seed, 1, index])
+    px = cfg.fov_mm / cfg.matrix
+    feats = {k: float(row[k]) for k in FEATURES}
+    lesions = plan_lesions(rng, row["t_stage"], row["n_stage"], feats, cfg.slices, cfg.slice_mm)
+    anatomy = PatientAnatomy.draw(rng)
+    pixels, labels, boxes = render(rng, anatomy, lesions, cfg.matrix, cfg.slices, cfg.fov_mm,
+                                   cfg.slice_mm)
+    study_date = dt.date(2012, 2, 1) + dt.timedelta(days=int(rng.integers(0, 6 * 365)))
+    pid = row["patient_id"]
+    ident = synthetic_identifiers(rng, pid, int(row["age"]), study_date)
+    sops = write_series(Path(root) / "dicom" / pid, pixels, seed=cfg.seed, patient_id=pid,
+                        sex=row["sex"], age=int(row["age"]), identifiers=ident,
+                        study_date=study_date, pixel_mm=px, slice_mm=cfg.slice_mm)
+    save_npz(Path(root) / "masks" / f"{pid}.npz", labels=labels,
+             sop_instance_uids=np.array(sops), legend=np.array(json.dumps(LABELS)))
+    rows = []
+    for k, region, _lesion, box in boxes:
+        x0, y0, x1, y1 = _jitter(rng, box, cfg.matrix, px, cfg.jitter_mm)
+        rows.append((pid, sops[k], region, x0, y0, x1, y1))
+    return rows, ident
+
+
+def generate_cohort(out: str | Path, config: SynthConfig = SynthConfig(), jobs: int = 1,
+                    overwrite: bool = False, progress: bool = True) -> dict:
+    """Write a synthetic cohort to ``out``; returns the generation report.
+
+    Everything is written to a temporary sibling folder that is renamed onto ``out`` only
+    when complete, so a failure or interruption never leaves a half-written cohort.
+    """
+    config.validate()
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise NpcError(f"{out} already exists and is not empty", hint="pass --overwrite to replace it")
+    draw = draw_cohort(config.patients, config.seed, config.scenario)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        (tmp / "dicom").mkdir()
+        (tmp / "masks").mkdir()
+        merged = draw.clinical.merge(draw.truth[["patient_id", *FEATURES]], on="patient_id")
+        tasks = [(asdict(config), i, r, str(tmp)) for i, r in enumerate(merged.to_dict("records"))]
+        bar = dict(total=len(tasks), desc="synthetic patients", unit="patient", disable=not progress)
+        if jobs > 1:
+            with mp.get_context("spawn").Pool(jobs) as pool:
+                results = list(tqdm(pool.imap(_make_patient, tasks, chunksize=2), **bar))
+        else:
+            results = [_make_patient(t) for t in tqdm(tasks, **bar)]
+        rois = pd.DataFrame([r for rows, _ in results for r in rows], columns=ROI_COLUMNS)
+        write_csv(tmp / "clinical.csv", draw.clinical)
+        write_csv(tmp / "rois.csv", rois)
+        write_csv(tmp / "truth.csv", draw.truth, float_format="%.6g")
+        report = _report(config, draw, rois)
+        write_json(tmp / "generation_report.json", report)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return report
+
+
+def _report(config: SynthConfig, draw, rois: pd.DataFrame) -> dict:
+    c = draw.clinical
+    return {
+        "purpose": "synthetic cohort with planted DM signal; truth.csv is for evaluation only",
+        "source_study_doi": PAPER_DOI,
+        "config": asdict(config),
+        "pixel_spacing_mm": config.fov_mm / config.matrix,
+        "peritumour_feature_depth_mm": PERITUMOUR_MM,
+        "patients": int(len(c)),
+        "dm": int(c["dm"].sum()),
+        "prevalence": round(float(c["dm"].mean()), 4),
+        "counts": {col: {str(k): int(v) for k, v in c[col].value_counts().sort_index().items()}
+                   for col in ("t_stage", "n_stage", "overall_stage", "sex", "treatment")},
+        "rois": {str(k): int(v) for k, v in rois["region"].value_counts().sort_index().items()},
+        "oracle_auc": draw.oracle_auc,
+        "risk_model": {"t_weights": T_WEIGHTS, "n_weights": N_WEIGHTS, "feature_weights": RISK_WEIGHTS,
+                       "form": "DM = top-k of (linear risk + standard logistic noise); k = round(prevalence*N)"
+                               if config.scenario == "paper" else "DM = random subset (null scenario)"},
+        "mask_labels": LABELS,
+        "versions": {"npc_lib": __version__, "numpy": np.__version__, "pydicom": pydicom.__version__,
+                     "python": platform.python_version()},
+    }

@@ -1,0 +1,135 @@
+"""Clinical table, latent image features and DM outcome of the synthetic cohort.
+
+The DM outcome is planted with documented strengths (see ``RISK_WEIGHTS``): T and N stage,
+two primary-tumour image features (intratumoural heterogeneity; margin infiltration, which
+lies in the 3 mm peritumoural rim) and two nodal features (necrosis inside the node;
+extranodal extension, peritumoural), plus an unobserved biological factor that no image
+shows (a stand-in for EBV DNA load). T and N margins follow Table 1 of Hua et al. 2023
+(DOI 10.2174/1386207325666220919091210).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from ..staging import N_LEVELS, T_LEVELS, overall_stage
+
+# Published cohort margins (Table 1, train + test, DM + no DM).
+PAPER_T_COUNTS = np.array([48, 152, 120, 121])
+PAPER_N_COUNTS = np.array([54, 85, 267, 35])
+PAPER_PATIENTS, PAPER_DM = 441, 114
+PAPER_MALE_FRACTION = 326 / 441
+
+# Additive contributions to the DM log-odds (scenario "paper").
+T_WEIGHTS = (0.0, 0.4, 0.9, 2.6)          # T1..T4 (size of the primary is visible)
+N_WEIGHTS = (0.0, 0.7, 1.3, 3.2)          # N0..N3 (node count and size are visible)
+RISK_WEIGHTS = {
+    "npc_heterogeneity": 1.5,   # intratumoural enhancement heterogeneity of the primary
+    "npc_infiltration": 3.0,    # irregular primary margin infiltrating ≤ 3 mm (peritumoural)
+    "node_necrosis": 5.5,       # necrotic fraction inside the nodes (intratumoural)
+    "node_ene": 7.0,            # extranodal extension ≤ 3 mm into fat (peritumoural)
+    "unobserved": 0.8,          # per SD; not visible in any image
+}
+
+SCENARIOS = ("paper", "null")
+
+
+@dataclass(frozen=True)
+class CohortDraw:
+    """Clinical table, ground-truth table and generation report of one synthetic cohort."""
+
+    clinical: pd.DataFrame
+    truth: pd.DataFrame
+    oracle_auc: dict
+
+
+def _patient_ids(n: int) -> list[str]:
+    width = max(4, len(str(n)))
+    return [f"P{i + 1:0{width}d}" for i in range(n)]
+
+
+def draw_cohort(n: int = PAPER_PATIENTS, seed: int = 42, scenario: str = "paper",
+                prevalence: float = PAPER_DM / PAPER_PATIENTS) -> CohortDraw:
+    """Draw clinical variables, latent image features and DM for ``n`` patients.
+
+    DM is assigned to exactly ``round(prevalence * n)`` patients: those with the largest
+    latent ``risk + logistic noise`` (the threshold form of a logistic model, so the
+    realised prevalence equals the target). In scenario ``null`` DM is a random subset
+    of the same size, independent of everything else.
+    """
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}; expected one of {', '.join(SCENARIOS)}")
+    if n < 10:
+        raise ValueError(f"a cohort needs at least 10 patients, got {n}")
+    rng = np.random.default_rng([seed, 0])
+    t_idx = rng.choice(4, size=n, p=PAPER_T_COUNTS / PAPER_T_COUNTS.sum())
+    n_idx = rng.choice(4, size=n, p=PAPER_N_COUNTS / PAPER_N_COUNTS.sum())
+    t_stage = np.array(T_LEVELS)[t_idx]
+    n_stage = np.array(N_LEVELS)[n_idx]
+    stage = np.array([overall_stage(t, s) for t, s in zip(t_stage, n_stage)])
+    age = np.clip(np.round(rng.normal(51.0, 11.6, n)), 18, 85).astype(int)
+    sex = np.where(rng.random(n) < PAPER_MALE_FRACTION, "M", "F")
+    p_ic = np.where(stage == "IV", 0.72, np.where(stage == "III", 0.45, 0.15))
+    treatment = np.where(rng.random(n) < p_ic, "IC+CCR", "CCR")
+
+    has_nodes = n_idx > 0
+    feats = pd.DataFrame({
+        "npc_heterogeneity": rng.beta(2.0, 2.0, n),
+        "npc_infiltration": rng.beta(1.3, 2.5, n),
+        "node_necrosis": np.where(has_nodes, rng.beta(1.0, 1.8, n), 0.0),
+        "node_ene": np.where(has_nodes, rng.beta(1.0, 2.2, n), 0.0),
+        "unobserved": rng.normal(size=n),
+    })
+    parts = pd.DataFrame({
+        "risk_t": np.array(T_WEIGHTS)[t_idx],
+        "risk_n": np.array(N_WEIGHTS)[n_idx],
+        **{f"risk_{k}": w * feats[k].to_numpy() for k, w in RISK_WEIGHTS.items()},
+    })
+    linear_risk = parts.sum(axis=1).to_numpy()
+    n_dm = int(round(prevalence * n))
+    noise = rng.logistic(size=n)
+    if scenario == "paper":
+        order = np.argsort(-(linear_risk + noise), kind="stable")
+    else:
+        order = rng.permutation(n)
+    dm = np.zeros(n, dtype=int)
+    dm[order[:n_dm]] = 1
+    # intercept that makes the logistic model's expected prevalence match the target
+    threshold = np.sort(linear_risk + noise)[::-1][n_dm - 1] if n_dm else np.inf
+    prob = 1.0 / (1.0 + np.exp(-(linear_risk - threshold)))
+
+    ids = _patient_ids(n)
+    clinical = pd.DataFrame({
+        "patient_id": ids, "age": age, "sex": sex, "t_stage": t_stage, "n_stage": n_stage,
+        "overall_stage": stage, "treatment": treatment, "dm": dm,
+    })
+    truth = pd.concat([clinical[["patient_id", "t_stage", "n_stage", "overall_stage", "dm"]],
+                       feats, parts], axis=1)
+    truth["linear_risk"] = linear_risk
+    truth["risk_probability"] = prob if scenario == "paper" else n_dm / n
+    return CohortDraw(clinical, truth, oracle_aucs(truth))
+
+
+def oracle_aucs(truth: pd.DataFrame) -> dict:
+    """AUCs of the planted risk components against the realised DM (the ceilings)."""
+    y = truth["dm"].to_numpy()
+    p = {c: truth[c].to_numpy() for c in truth.columns if c.startswith("risk_")}
+    npc = p["risk_t"] + p["risk_npc_heterogeneity"] + p["risk_npc_infiltration"]
+    cmln = p["risk_n"] + p["risk_node_necrosis"] + p["risk_node_ene"]
+    intra = p["risk_t"] + p["risk_n"] + p["risk_npc_heterogeneity"] + p["risk_node_necrosis"]
+    peri = intra + p["risk_npc_infiltration"] + p["risk_node_ene"]
+    scores = {
+        "stage_iv_vs_i_iii": (truth["overall_stage"] == "IV").astype(int).to_numpy(),
+        "tnm_risk": p["risk_t"] + p["risk_n"],
+        "npc_features": npc,
+        "cmln_features": cmln,
+        "image_intratumoural_only": intra,
+        "image_with_peritumoural": peri,
+        "full_risk": truth["linear_risk"].to_numpy(),
+    }
+    if y.min() == y.max():
+        return {k: float("nan") for k in scores}
+    return {k: round(float(roc_auc_score(y, s)), 4) for k, s in scores.items()}

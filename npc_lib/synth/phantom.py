@@ -1,0 +1,295 @@
+"""Axial head-and-neck T1 contrast-enhanced MR phantom with a primary tumour and neck nodes.
+
+One patient is a stack of axial slices from the skull base (slice 0) down the neck. Normal
+anatomy (skin, subcutaneous fat, airway with enhancing mucosa, nasal cavity, pterygoid and
+masseter muscles, mandible, tongue, parotid and submandibular glands, clivus / vertebra with
+spinal cord, prevertebral and paraspinal muscles, sternocleidomastoid, carotid flow voids
+and enhancing jugular veins) is painted from ellipses whose size and position vary with the
+level and the patient. Lesions carry the latent DM features of ``synth.clinical``:
+
+* primary tumour — lobulated, enhancing, in the nasopharyngeal slices, size by T stage;
+  ``npc_heterogeneity`` mottles its enhancement, ``npc_infiltration`` adds finger-like
+  extensions up to 3 mm beyond its margin (peritumoural);
+* nodes — count, size and side by N stage in the neck slices; ``node_necrosis`` makes a
+  non-enhancing centre, ``node_ene`` adds spiculated extension up to 3 mm into fat.
+
+Intensities are relative (fat ≈ 1); ``render`` adds partial-volume blur, tissue texture, a
+smooth bias field, a per-patient scale and Rician noise, and returns uint16 slices, a label
+map (``LABELS``) and the tight lesion boxes an annotator would draw.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.ndimage import gaussian_filter
+
+from .shapes import bbox, ellipse, harmonic_profile, polar, ring
+
+LABELS = {0: "background", 1: "primary_tumour", 2: "primary_margin_infiltration",
+          3: "node", 4: "node_necrosis", 5: "node_extranodal_extension"}
+PERITUMOUR_MM = 3.0     # depth of the planted peritumoural features
+NASOPHARYNX_LEVEL = 0.42  # slices with level < this are nasopharyngeal, the rest neck
+
+# relative T1-CE intensities
+AIR, CORTEX, CSF, MUSCLE, CORD, SKIN, TUMOUR, NODE = 0.02, 0.07, 0.15, 0.36, 0.45, 0.6, 0.56, 0.52
+MARROW, GLAND, MUCOSA, PAROTID, FAT, VEIN, NECROSIS = 0.72, 0.74, 0.82, 0.86, 1.0, 1.12, 0.2
+
+
+@dataclass
+class Lesion:
+    """An ellipsoidal lesion (primary or node) with lobulated and spiculated margins."""
+
+    kind: str                      # "primary" | "node"
+    cx: float                      # mm
+    cy: float
+    cz: float                      # slice index of the centre (float)
+    radius: float                  # in-plane radius at the centre (mm)
+    half_height: float             # mm along z
+    aspect: float                  # y / x
+    lobes: tuple = ()              # (amplitudes, phases, orders)
+    spikes: tuple = ()
+    core_feature: float = 0.0      # heterogeneity (primary) or necrosis (node)
+    margin_feature: float = 0.0    # infiltration (primary) or ENE (node)
+    texture_seed: int = 0
+    region: str = field(init=False)
+
+    def __post_init__(self):
+        self.region = "npc" if self.kind == "primary" else "cmln"
+
+
+def _lobes(rng, lo, hi):
+    orders = (2, 3, 4, 5)
+    return (tuple(rng.uniform(lo, hi, 4)), tuple(rng.uniform(0, 2 * np.pi, 4)), orders)
+
+
+def _spikes(rng):
+    orders = tuple(int(k) for k in rng.choice(np.arange(7, 20), 5, replace=False))
+    return (tuple(rng.uniform(0.5, 1.0, 5)), tuple(rng.uniform(0, 2 * np.pi, 5)), orders)
+
+
+def plan_lesions(rng, t_stage: str, n_stage: str, features: dict, n_slices: int,
+                 slice_mm: float) -> list[Lesion]:
+    """Place the primary tumour and the nodes of one patient (sizes by T and N stage)."""
+    levels = np.linspace(0, 1, n_slices)
+    naso = np.flatnonzero(levels < NASOPHARYNX_LEVEL)
+    neck = np.flatnonzero(levels >= NASOPHARYNX_LEVEL - 0.05)
+    t = int(t_stage[1])
+    radius = (7.0, 11.0, 15.0, 19.5)[t - 1] * rng.uniform(0.85, 1.15)
+    side = rng.choice([-1.0, 1.0])
+    lesions = [Lesion(
+        "primary", cx=side * rng.uniform(5, 9), cy=rng.uniform(-6, 0),
+        cz=float(rng.uniform(naso[0] + 0.5, naso[-1] - 0.5)) if naso.size > 1 else 0.0,
+        radius=radius, half_height=radius * rng.uniform(0.9, 1.3), aspect=rng.uniform(0.75, 0.95),
+        lobes=_lobes(rng, 0.03, 0.11), spikes=_spikes(rng),
+        core_feature=features["npc_heterogeneity"], margin_feature=features["npc_infiltration"],
+        texture_seed=int(rng.integers(2**31)))]
+    n = int(n_stage[1])
+    if n == 0:
+        return lesions
+    specs = []  # (side, radius)
+    if n == 1:
+        specs = [(side, rng.uniform(6, 10)) for _ in range(rng.integers(1, 3))]
+    elif n == 2:
+        specs = [(s, rng.uniform(6.5, 11)) for s in (-1.0, 1.0) for _ in range(rng.integers(1, 3))]
+    else:
+        specs = [(side, rng.uniform(20, 26)), (-side, rng.uniform(6, 10))]
+    used: dict[float, list[float]] = {-1.0: [], 1.0: []}
+    for s, r in specs:
+        hh = r * rng.uniform(0.9, 1.2)
+        lo, hi = neck[0] + 0.3, neck[-1] - 0.3
+        for _ in range(20):  # keep nodes on one side apart in z
+            cz = float(rng.uniform(lo, hi))
+            if all(abs(cz - z) * slice_mm > hh + 8 for z in used[s]):
+                break
+        used[s].append(cz)
+        lesions.append(Lesion(
+            "node", cx=s * rng.uniform(34, 42), cy=rng.uniform(2, 14), cz=cz, radius=r,
+            half_height=hh, aspect=rng.uniform(0.7, 0.9), lobes=_lobes(rng, 0.02, 0.07),
+            spikes=_spikes(rng), core_feature=features["node_necrosis"],
+            margin_feature=features["node_ene"], texture_seed=int(rng.integers(2**31))))
+    return lesions
+
+
+@dataclass
+class PatientAnatomy:
+    """Per-patient variation of the normal anatomy."""
+
+    scale: float
+    neck_width: float
+    shift: tuple[float, float]
+    fat: float
+    intensity_scale: float
+    bias: tuple
+    noise: float
+
+    @classmethod
+    def draw(cls, rng) -> "PatientAnatomy":
+        return cls(scale=rng.uniform(0.93, 1.07), neck_width=rng.uniform(0.92, 1.08),
+                   shift=(rng.uniform(-4, 4), rng.uniform(-4, 4)), fat=rng.uniform(4, 10),
+                   intensity_scale=rng.uniform(700, 1500), bias=tuple(rng.normal(0, 0.12, 5)),
+                   noise=rng.uniform(0.018, 0.035))
+
+
+def _anatomy(X, Y, level: float, a: PatientAnatomy) -> tuple[np.ndarray, np.ndarray]:
+    """Normal anatomy of one slice: relative intensity image and body mask."""
+    s = a.scale
+    sx, sy = a.shift
+    X, Y = (X - sx) / s, (Y - sy) / s
+    img = np.full(X.shape, AIR, dtype=np.float32)
+    ax, ay = (80 - 16 * level) * a.neck_width, 92 - 22 * level
+    body = ellipse(X, Y, 0, 4, ax, ay)
+    naso = level < NASOPHARYNX_LEVEL
+
+    def paint(mask, value):
+        img[mask & body] = value
+
+    paint(body, FAT)
+    paint(ring(X, Y, 0, 4, ax, ay, 1.6), SKIN)
+    deep = ellipse(X, Y, 0, 6, ax - a.fat, ay - a.fat)
+    paint(deep, 0.8)  # deep soft tissue: fat planes between the structures below
+    paint(ring(X, Y, 0, 6, ax - a.fat, ay - a.fat, 3.0), MUSCLE * 1.2)  # platysma / superficial muscle
+    for side in (-1, 1):
+        paint(ellipse(X, Y, side * 20, 0, 8, 13), FAT)            # parapharyngeal fat
+        paint(ellipse(X, Y, side * 22, 50, 18, 13), MUSCLE)       # paraspinal muscles
+        paint(ellipse(X, Y, side * 10, 64, 10, 9), MUSCLE)
+        paint(ellipse(X, Y, side * 8, 12, 5.5, 4), MUSCLE)        # longus capitis / colli
+        if naso:
+            paint(ellipse(X, Y, side * 31, -4, 8, 14, side * 20), MUSCLE)   # pterygoids
+            paint(ellipse(X, Y, side * 53, 20, 11, 16), PAROTID)           # parotid
+            paint(ellipse(X, Y, side * 60, -6, 7, 17), MUSCLE)             # masseter
+            paint(ellipse(X, Y, side * 47, -6, 5, 14), CORTEX)             # mandibular ramus
+            paint(ellipse(X, Y, side * 47, -6, 2.5, 11), MARROW)
+        else:
+            paint(ellipse(X, Y, side * 47, 22 + 8 * level, 8, 15, side * 35), MUSCLE)  # SCM
+            if level < 0.75:
+                paint(ellipse(X, Y, side * 34, -22, 10, 8), GLAND)         # submandibular
+        paint(ellipse(X, Y, side * 24, 12, 3.5, 3.5), AIR * 2)            # carotid flow void
+        paint(ellipse(X, Y, side * 31, 17, 5.5, 4.5), VEIN)               # internal jugular
+    if naso:
+        paint(ellipse(X, Y, 0, -10, 12, 6.5), MUCOSA)
+        paint(ellipse(X, Y, 0, -10, 10, 4.8), AIR)                        # nasopharyngeal airway
+        if level < NASOPHARYNX_LEVEL * 0.7:
+            for side in (-1, 1):                                           # maxillary sinuses
+                paint(ellipse(X, Y, side * 30, -46, 14, 15, side * 10), CORTEX)
+                paint(ellipse(X, Y, side * 30, -46, 12, 13, side * 10), MUCOSA)
+                paint(ellipse(X, Y, side * 30, -46, 10, 11, side * 10), AIR)
+            paint(ellipse(X, Y, 0, -42, 18, 24), MUCOSA)                   # nasal cavity
+            paint(ellipse(X, Y, 0, -42, 15, 21) & (np.abs(X) > 1.5), AIR)
+            for side in (-1, 1):
+                paint(ellipse(X, Y, side * 11, -42, 3, 14), MUCOSA)        # turbinates
+        paint(ellipse(X, Y, 0, 24, 15, 10), CORTEX)                         # clivus
+        paint(ellipse(X, Y, 0, 24, 12.5, 7.5), MARROW)
+    else:
+        if level < 0.75:
+            paint(ellipse(X, Y, 0, -38, 34, 24), 0.42)                        # tongue
+            paint(ellipse(X, Y, 0, -38, 2, 20), FAT * 0.9)                    # lingual septum
+            mand = ring(X, Y, 0, -18, 52, 48, 8) & (Y < -14)                  # mandibular body
+            paint(mand, CORTEX)
+            paint(ring(X, Y, 0, -18, 50, 46, 4) & (Y < -15), MARROW)
+        aw = 12 - 4 * level
+        paint(ellipse(X, Y, 0, -12, aw + 2, 8), MUCOSA)
+        paint(ellipse(X, Y, 0, -12, aw, 6), AIR)                             # oro/hypopharynx
+    if not naso:
+        paint(ellipse(X, Y, 0, 25, 14, 11), CORTEX)                          # vertebral body
+        paint(ellipse(X, Y, 0, 25, 12, 9), MARROW)
+        paint(ring(X, Y, 0, 42, 11, 9, 2.5), CORTEX)                         # posterior arch
+    paint(ellipse(X, Y, 0, 42, 8.5, 6.5), CSF)                               # spinal canal
+    paint(ellipse(X, Y, 0, 42, 5, 4), CORD)
+    return img, body
+
+
+def _smooth_noise(rng, shape, sigma_px):
+    n = gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma_px)
+    return n / (n.std() + 1e-6)
+
+
+def _margin_depth(theta, les: Lesion):
+    """Depth (mm) of the spiculated margin: more and longer strands as the feature grows."""
+    f = float(les.margin_feature)
+    if f < 0.05:
+        return np.zeros_like(theta)
+    p = harmonic_profile(theta, *les.spikes)
+    p = (p - p.min()) / (p.max() - p.min() + 1e-6)
+    return PERITUMOUR_MM * np.sqrt(np.clip((p - (1 - f)) / f, 0, 1))
+
+
+def _paint_lesion(img, labels, X, Y, les: Lesion, dz_mm: float, px_mm: float):
+    """Paint one lesion's cross-section into ``img``/``labels``; return its tight core box."""
+    frac = 1.0 - (dz_mm / les.half_height) ** 2
+    if frac <= 0:
+        return None
+    r0 = les.radius * np.sqrt(frac)
+    reach = r0 * 1.4 + PERITUMOUR_MM + 2 * px_mm
+    m = X.shape[0]
+    origin = X[0, 0]
+    c0 = max(0, int((les.cx - reach - origin) / px_mm)); c1 = min(m, int((les.cx + reach - origin) / px_mm) + 2)
+    r0_ = max(0, int((les.cy - reach - origin) / px_mm)); r1 = min(m, int((les.cy + reach - origin) / px_mm) + 2)
+    if c0 >= c1 or r0_ >= r1:
+        return None
+    win = (slice(r0_, r1), slice(c0, c1))
+    Xw, Yw, imgw, labw = X[win], Y[win], img[win], labels[win]
+    r, theta = polar(Xw, Yw, les.cx, les.cy, les.aspect)
+    r_core = r0 * (1 + harmonic_profile(theta, *les.lobes))
+    core = r <= r_core
+    if core.sum() < 2:
+        return None
+    margin = (~core) & (r <= r_core + _margin_depth(theta, les))
+    tex_rng = np.random.default_rng([les.texture_seed, int(round(dz_mm * 10)) + 100000])
+    if les.kind == "primary":
+        mottle = _smooth_noise(tex_rng, Xw.shape, max(1.0, 1.8 / px_mm))
+        val = TUMOUR * (1 + 0.35 * les.core_feature * mottle)
+        imgw[core] = val[core]
+        imgw[margin] = TUMOUR * 1.05
+        labw[core], labw[margin] = 1, 2
+    else:
+        imgw[core] = NODE
+        labw[core] = 3
+        nec_r = r_core * 0.8 * np.sqrt(les.core_feature)
+        nec = core & (r <= nec_r * (1 + 0.15 * _smooth_noise(tex_rng, Xw.shape, 2.0)))
+        if les.core_feature > 0.1 and nec.any():
+            imgw[core & ~nec & (r > nec_r * 0.85)] = NODE * 1.25     # enhancing rim
+            imgw[nec] = NECROSIS
+            labw[nec] = 4
+        imgw[margin] = NODE * 1.05
+        labw[margin] = 5
+    box = bbox(core)
+    return box[0] + c0, box[1] + r0_, box[2] + c0, box[3] + r0_
+
+
+def render(rng, anatomy: PatientAnatomy, lesions: list[Lesion], matrix: int, n_slices: int,
+           fov_mm: float, slice_mm: float):
+    """Render all slices.
+
+    Returns ``(pixels uint16 [S, M, M], labels uint8 [S, M, M], boxes)`` where ``boxes`` is a
+    list of ``(slice, region, lesion_index, (x0, y0, x1, y1))`` tight core boxes.
+    """
+    px = fov_mm / matrix
+    coords = (np.arange(matrix, dtype=np.float32) - (matrix - 1) / 2) * px
+    X, Y = np.meshgrid(coords, coords)
+    levels = np.linspace(0, 1, n_slices) if n_slices > 1 else np.zeros(1)
+    u, v = X / (fov_mm / 2), Y / (fov_mm / 2)
+    b = anatomy.bias
+    bias = np.exp(b[0] * u + b[1] * v + b[2] * u * u + b[3] * v * v + b[4] * u * v).astype(np.float32)
+    pixels = np.empty((n_slices, matrix, matrix), dtype=np.uint16)
+    labels = np.zeros((n_slices, matrix, matrix), dtype=np.uint8)
+    boxes = []
+    for k in range(n_slices):
+        img, body = _anatomy(X, Y, float(levels[k]), anatomy)
+        for idx, les in enumerate(lesions):
+            if les.kind == "node":  # a bulky node deforms the neck contour
+                grow = ellipse(X, Y, les.cx, les.cy, les.radius + 6, (les.radius + 6) * les.aspect)
+                if abs(k - les.cz) * slice_mm < les.half_height:
+                    img[grow & ~body] = FAT
+                    body = body | grow
+            box = _paint_lesion(img, labels[k], X, Y, les, (k - les.cz) * slice_mm, px)
+            if box is not None and box[2] - box[0] >= 2 and box[3] - box[1] >= 2:
+                boxes.append((k, les.region, idx, box))
+        img = gaussian_filter(img, 0.5)
+        img *= 1 + 0.05 * _smooth_noise(rng, img.shape, max(1.0, 1.5 / px)) * body
+        img *= bias
+        sigma = anatomy.noise
+        mag = np.hypot(img + sigma * rng.standard_normal(img.shape, dtype=np.float32),
+                       sigma * rng.standard_normal(img.shape, dtype=np.float32))
+        pixels[k] = np.clip(np.round(mag * anatomy.intensity_scale), 0, 65535).astype(np.uint16)
+    return pixels, labels, boxes

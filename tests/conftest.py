@@ -1,0 +1,36 @@
+"""Shared fixtures: small synthetic cohorts generated once per test session."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from npc_lib.synth import SynthConfig, generate_cohort
+
+TINY = SynthConfig(patients=12, matrix=48, slices=6, seed=7)
+SMALL = SynthConfig(patients=40, matrix=64, slices=8, seed=11)
+
+
+@pytest.fixture(scope="session")
+def tiny_cohort(tmp_path_factory) -> Path:
+    """12 patients, 48 px, 6 slices: for mutation tests (copy it before changing it)."""
+    out = tmp_path_factory.mktemp("tiny") / "cohort"
+    generate_cohort(out, TINY, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_cohort(tmp_path_factory) -> Path:
+    """40 patients, 64 px, 8 slices: read-only."""
+    out = tmp_path_factory.mktemp("small") / "cohort"
+    generate_cohort(out, SMALL, jobs=2, progress=False)
+    return out
+
+
+@pytest.fixture
+def cohort_copy(tiny_cohort, tmp_path) -> Path:
+    """A writable copy of the tiny cohort."""
+    dst = tmp_path / "cohort"
+    shutil.copytree(tiny_cohort, dst)
+    return dst
