@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .dicom import Series, read_series
 from .errors import CohortError, DicomError
+from .progress import progress_bar
 from .staging import N_LEVELS, STAGE_LEVELS, T_LEVELS, overall_stage
 from .tables import line_of, read_csv_strict
 
@@ -191,8 +191,8 @@ def load_cohort(root: str | Path, exclude_invalid: bool = False, progress: bool 
     problems += roi_problems
     bad_patients = {p.patient_id for p in problems if p.level == "patient"}
     series: dict[str, Series] = {}
-    for pid in tqdm(clinical["patient_id"], desc="reading DICOM headers", unit="patient",
-                    disable=not progress):
+    for pid in progress_bar(clinical["patient_id"], desc="reading DICOM headers", unit="patient",
+                            enabled=progress):
         if pid in bad_patients and exclude_invalid:
             continue
         folder = root / "dicom" / pid

@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pydicom
-from tqdm.auto import tqdm
 
 from .. import PAPER_DOI, __version__
 from ..atomic import write_csv, write_json
 from ..errors import NpcError
 from ..npz import save_npz
+from ..progress import progress_bar
 from .clinical import PAPER_PATIENTS, RISK_WEIGHTS, N_WEIGHTS, T_WEIGHTS, draw_cohort
 from .dicom_writer import synthetic_identifiers, write_series
 from .phantom import LABELS, PERITUMOUR_MM, PatientAnatomy, plan_lesions, render
@@ -109,12 +109,12 @@ def generate_cohort(out: str | Path, config: SynthConfig = SynthConfig(), jobs: 
         (tmp / "masks").mkdir()
         merged = draw.clinical.merge(draw.truth[["patient_id", *FEATURES]], on="patient_id")
         tasks = [(asdict(config), i, r, str(tmp)) for i, r in enumerate(merged.to_dict("records"))]
-        bar = dict(total=len(tasks), desc="synthetic patients", unit="patient", disable=not progress)
+        bar = dict(total=len(tasks), desc="synthetic patients", unit="patient", enabled=progress)
         if jobs > 1:
             with mp.get_context("spawn").Pool(jobs) as pool:
-                results = list(tqdm(pool.imap(_make_patient, tasks, chunksize=2), **bar))
+                results = list(progress_bar(pool.imap(_make_patient, tasks, chunksize=2), **bar))
         else:
-            results = [_make_patient(t) for t in tqdm(tasks, **bar)]
+            results = [_make_patient(t) for t in progress_bar(tasks, **bar)]
         rois = pd.DataFrame([r for rows, _ in results for r in rows], columns=ROI_COLUMNS)
         write_csv(tmp / "clinical.csv", draw.clinical)
         write_csv(tmp / "rois.csv", rois)

@@ -2,21 +2,26 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import uuid
 from pathlib import Path
 
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage
 
 from .. import __version__
 
-IMPLEMENTATION_UID = generate_uid(entropy_srcs=["npc-dm-study", "implementation"])
 
 
 def uid(*parts) -> str:
-    """Deterministic UID (2.25 form) from the given parts."""
-    return generate_uid(prefix=None, entropy_srcs=[str(p) for p in parts])
+    """Deterministic UID in the 2.25 (UUID-derived) form from the given parts."""
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
+    return f"2.25.{uuid.UUID(bytes=digest[:16], version=4).int}"
+
+
+IMPLEMENTATION_UID = uid("npc-dm-study", "implementation class")
 
 
 def synthetic_identifiers(rng, patient_id: str, age: int, study_date: dt.date) -> dict:
