@@ -1,0 +1,164 @@
+"""On-disk ROI image stores and backbone feature caches, with fingerprints and integrity checks.
+
+An image store holds every ROI of a cohort once per variant (``intra``, ``peri``) as uint8
+memmaps plus a parquet index; the eight datasets are index views. It lives in
+``<cache>/images-<fingerprint>/`` where the fingerprint covers the cohort tables, the DICOM
+file list and the geometry; ``manifest.json`` (with file sizes and SHA-256) is written last,
+so a partial or corrupted store is detected and rebuilt, never used.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .atomic import write_json
+from .cohort import Cohort
+from .progress import progress_bar
+from .rois import Geometry, add_peritumoural_boxes, mark_max_tumour, roi_image
+
+log = logging.getLogger(__name__)
+STORE_FORMAT = 1
+STORE_VARIANTS = ("intra", "peri")
+
+
+class CacheError(RuntimeError):
+    """A cache is missing, partial, stale or corrupt."""
+
+
+def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def cohort_fingerprint(cohort: Cohort, geometry: Geometry) -> str:
+    """Hash of the inputs that determine the stored images."""
+    h = hashlib.sha256()
+    h.update(f"store{STORE_FORMAT}".encode())
+    h.update(json.dumps(asdict(geometry), sort_keys=True).encode())
+    for name in ("clinical.csv", "rois.csv"):
+        h.update((cohort.root / name).read_bytes())
+    for pid in sorted(cohort.series):
+        s = cohort.series[pid]
+        h.update(pid.encode())
+        for fname in s.file_names:
+            h.update(f"{fname}:{(cohort.root / 'dicom' / pid / fname).stat().st_size}".encode())
+    h.update(json.dumps(cohort.exclusions.to_dict("records"), sort_keys=True, default=str).encode())
+    return h.hexdigest()[:20]
+
+
+@dataclass
+class ImageStore:
+    """A verified image store: ``index`` rows align with the rows of each variant's memmap."""
+
+    root: Path
+    index: pd.DataFrame
+    manifest: dict
+
+    def images(self, variant: str) -> np.memmap:
+        n, s = self.manifest["count"], self.manifest["size"]
+        return np.memmap(self.root / f"{variant}.u8", dtype=np.uint8, mode="r", shape=(n, s, s))
+
+    @property
+    def fingerprint(self) -> str:
+        return self.manifest["fingerprint"]
+
+
+def open_image_store(root: Path, verify: bool = True) -> ImageStore:
+    """Open a store folder; raise :class:`CacheError` if anything is missing or altered."""
+    manifest_path = root / "manifest.json"
+    if not manifest_path.is_file():
+        raise CacheError(f"{root}: no manifest (partial or interrupted build)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CacheError(f"{manifest_path}: unreadable ({exc})") from None
+    if manifest.get("format") != STORE_FORMAT:
+        raise CacheError(f"{root}: store format {manifest.get('format')} != {STORE_FORMAT}")
+    expected = manifest["count"] * manifest["size"] ** 2
+    for name, digest in manifest["files"].items():
+        path = root / name
+        if not path.is_file():
+            raise CacheError(f"{path}: missing")
+        if name.endswith(".u8") and path.stat().st_size != expected:
+            raise CacheError(f"{path}: {path.stat().st_size} bytes, expected {expected}")
+        if verify and sha256_file(path) != digest:
+            raise CacheError(f"{path}: checksum mismatch (corrupt)")
+    index = pd.read_parquet(root / "index.parquet")
+    if len(index) != manifest["count"]:
+        raise CacheError(f"{root}: index has {len(index)} rows, manifest says {manifest['count']}")
+    return ImageStore(root, index, manifest)
+
+
+def build_image_store(cohort: Cohort, geometry: Geometry, cache_dir: str | Path, progress: bool = True,
+                      verify: bool = True) -> ImageStore:
+    """Return the cohort's image store, reusing a valid cached one or (re)building it.
+
+    Builds patient by patient into preallocated memmaps in a temp folder (peak memory is one
+    patient's series), then writes the manifest and renames the folder into place.
+    """
+    cache_dir = Path(cache_dir)
+    fp = cohort_fingerprint(cohort, geometry)
+    root = cache_dir / f"images-{fp}"
+    if root.exists():
+        try:
+            store = open_image_store(root, verify=verify)
+            log.info("reusing image store %s", root)
+            return store
+        except CacheError as exc:
+            log.warning("rebuilding image store: %s", exc)
+            shutil.rmtree(root)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".images-partial-", dir=cache_dir))
+    try:
+        index = _index(cohort, geometry)
+        n, s = len(index), geometry.input_size
+        maps = {v: np.memmap(tmp / f"{v}.u8", dtype=np.uint8, mode="w+", shape=(max(n, 1), s, s))
+                for v in STORE_VARIANTS}
+        for pid, rows in progress_bar(index.groupby("patient_id", sort=False), desc="ROI images",
+                                      unit="patient", enabled=progress, total=index["patient_id"].nunique()):
+            pixels = cohort.load_series(pid).pixels
+            for r in rows.itertuples():
+                maps["intra"][r.Index] = roi_image(pixels[r.slice_index], (r.x0, r.y0, r.x1, r.y1), geometry)
+                maps["peri"][r.Index] = roi_image(pixels[r.slice_index], (r.px0, r.py0, r.px1, r.py1), geometry)
+        for m in maps.values():
+            m.flush()
+        del maps
+        index.to_parquet(tmp / "index.parquet", index=False)
+        files = {f"{v}.u8": sha256_file(tmp / f"{v}.u8") for v in STORE_VARIANTS}
+        files["index.parquet"] = sha256_file(tmp / "index.parquet")
+        write_json(tmp / "manifest.json", {
+            "format": STORE_FORMAT, "fingerprint": fp, "count": n, "size": s, "geometry": asdict(geometry),
+            "files": files, "npc_lib": __version__,
+            "regions": {k: int(v) for k, v in index["region"].value_counts().items()},
+        })
+        if root.exists():
+            shutil.rmtree(root)
+        tmp.rename(root)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return open_image_store(root, verify=False)
+
+
+def _index(cohort: Cohort, geometry: Geometry) -> pd.DataFrame:
+    rois = add_peritumoural_boxes(cohort.rois, geometry.peritumour_mm)
+    rois["is_max_tumour"] = mark_max_tumour(rois)
+    labels = cohort.clinical.set_index("patient_id")["dm"]
+    rois["label"] = rois["patient_id"].map(labels).astype(int)
+    cols = ["patient_id", "label", "region", "slice_index", "sop_instance_uid", "x0", "y0", "x1", "y1",
+            "px0", "py0", "px1", "py1", "rows", "cols", "spacing_row_mm", "spacing_col_mm", "is_max_tumour"]
+    out = rois[cols].reset_index(drop=True)
+    out.insert(0, "image_id", np.arange(len(out)))
+    return out

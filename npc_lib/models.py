@@ -1,0 +1,153 @@
+"""Backbone registry (keras.applications), weight resolution, and the classifier head.
+
+Every backbone is used with ``include_top=False``; the classifier is global average pooling →
+Dropout → Dense(1, sigmoid, L2), built on one flat functional graph (the backbone's layers are
+created on our input tensor, not nested as a sub-model) so Grad-CAM can reach any layer.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import socket
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from .errors import NpcError
+
+WEIGHTS_HINT = ("options: run once on a connected machine (Keras caches ImageNet weights in ~/.keras/models), "
+                "give a local weights file path as `weights`, or use weights: none (random initialisation) / "
+                "weights_fallback: none")
+PROBE_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    name: str
+    constructor: str          # attribute of keras.applications
+    preprocess_module: str    # module of keras.applications with preprocess_input
+    min_size: int             # smallest input side keras accepts with include_top=False
+    last_conv: str            # layer for Grad-CAM
+    feature_dim: int
+
+    def build(self, **kwargs):
+        import keras
+        return getattr(keras.applications, self.constructor)(**kwargs)
+
+    def preprocess(self, x):
+        import keras
+        return getattr(keras.applications, self.preprocess_module).preprocess_input(x)
+
+
+BACKBONES = {
+    "efficientnet-b0": BackboneSpec("efficientnet-b0", "EfficientNetB0", "efficientnet", 32, "top_activation", 1280),
+    "inception-resnet-v2": BackboneSpec("inception-resnet-v2", "InceptionResNetV2", "inception_resnet_v2", 75,
+                                        "conv_7b_ac", 1536),
+    "resnet50": BackboneSpec("resnet50", "ResNet50", "resnet", 32, "conv5_block3_out", 2048),
+    "xception": BackboneSpec("xception", "Xception", "xception", 71, "block14_sepconv2_act", 2048),
+}
+
+
+def backbone(name: str) -> BackboneSpec:
+    if name not in BACKBONES:
+        raise NpcError(f"unknown backbone {name!r}; known: {', '.join(BACKBONES)}")
+    return BACKBONES[name]
+
+
+def input_size_for(name: str, requested: int) -> int:
+    """The input side a backbone runs at: the requested size, raised to its minimum."""
+    return max(int(requested), backbone(name).min_size)
+
+
+def _keras_cached(spec: BackboneSpec) -> bool:
+    cache = Path.home() / ".keras" / "models"
+    key = spec.constructor.lower().replace("inceptionresnetv2", "inception_resnet_v2")
+    return cache.is_dir() and any(key[:6] in p.name.lower() and "notop" in p.name.lower() for p in cache.iterdir())
+
+
+def _weights_host(spec: BackboneSpec) -> str:
+    """Host Keras downloads this backbone's weights from (read from Keras itself)."""
+    mod = importlib.import_module(f"keras.src.applications.{spec.preprocess_module}")
+    for attr in ("BASE_WEIGHTS_PATH", "BASE_WEIGHT_PATH", "TF_WEIGHTS_PATH_NO_TOP", "WEIGHTS_PATH_NO_TOP"):
+        url = getattr(mod, attr, None)
+        if isinstance(url, str) and url.startswith("http"):
+            return urlparse(url).hostname
+    return "storage.googleapis.com"
+
+
+def _reachable(host: str, timeout: float = PROBE_TIMEOUT_S) -> tuple[bool, str]:
+    """Can we open a TCP connection to ``host``:443 within ``timeout`` (DNS included)?"""
+    result = {"ok": False, "why": f"no answer from {host} within {timeout:.0f} s"}
+
+    def probe():
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            result.update(ok=True, why="")
+        except OSError as exc:
+            result["why"] = f"{host} unreachable ({exc})"
+
+    t = threading.Thread(target=probe, daemon=True)
+    t.start()
+    t.join(timeout + 1)
+    return result["ok"], result["why"]
+
+
+def resolve_weights(name: str, weights: str | None, fallback: str | None = None) -> tuple[str | None, dict]:
+    """Decide which weights to load: ``("imagenet" | path | None, provenance)``.
+
+    ``imagenet`` needs a cached file or a reachable download host (probed within 10 s, so an
+    offline machine fails fast); otherwise ``fallback: none`` switches to random
+    initialisation and says so in the provenance, and no fallback is a clear error.
+    """
+    spec = backbone(name)
+    req = "none" if weights in (None, "none", "random") else str(weights)
+    if req == "none":
+        return None, {"requested": "none", "used": "random", "note": "randomly initialised backbone"}
+    if req == "imagenet":
+        if _keras_cached(spec):
+            return "imagenet", {"requested": "imagenet", "used": "imagenet", "source": "keras cache"}
+        ok, why = _reachable(_weights_host(spec))
+        if ok:
+            return "imagenet", {"requested": "imagenet", "used": "imagenet", "source": "keras download"}
+        if fallback in ("none", "random"):
+            return None, {"requested": "imagenet", "used": "random", "note": "randomly initialised backbone: "
+                          f"ImageNet weights unavailable ({why})"}
+        raise NpcError(f"cannot get ImageNet weights for {name}: {why}", hint=WEIGHTS_HINT)
+    path = Path(req).expanduser()
+    if not path.is_file():
+        raise NpcError(f"weights file for {name} not found: {path}", hint=WEIGHTS_HINT)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return str(path), {"requested": "file", "used": "file", "file": path.name, "sha256": digest}
+
+
+def build_feature_extractor(name: str, input_size: int, weights):
+    """Backbone + global average pooling: image batch → feature vectors."""
+    import keras
+    spec = backbone(name)
+    inputs = keras.Input((input_size, input_size, 3), name="image")
+    base = spec.build(include_top=False, weights=weights, input_tensor=inputs)
+    feats = keras.layers.GlobalAveragePooling2D(name="gap")(base.output)
+    return keras.Model(inputs, feats, name=f"{spec.constructor}_features")
+
+
+def add_head(features, dropout: float, l2: float):
+    """Dropout → Dense(1, sigmoid, L2) on a feature tensor (float32 output under mixed precision)."""
+    import keras
+    x = keras.layers.Dropout(dropout, name="head_dropout")(features)
+    return keras.layers.Dense(1, activation="sigmoid", kernel_regularizer=keras.regularizers.L2(l2),
+                              dtype="float32", name="dm_probability")(x)
+
+
+def build_classifier(name: str, input_size: int, weights, dropout: float = 0.5, l2: float = 1e-4):
+    """The full flat model: image → backbone → GAP → Dropout → Dense(sigmoid)."""
+    import keras
+    extractor = build_feature_extractor(name, input_size, weights)
+    return keras.Model(extractor.input, add_head(extractor.output, dropout, l2), name=f"{name}_dm")
+
+
+def build_head(feature_dim: int, dropout: float = 0.5, l2: float = 1e-4):
+    """The head alone, for frozen-backbone training on cached features."""
+    import keras
+    inputs = keras.Input((feature_dim,), name="features")
+    return keras.Model(inputs, add_head(inputs, dropout, l2), name="dm_head")

@@ -1,0 +1,122 @@
+"""ROI geometry and the eight datasets of the paper (§2.2 of Hua et al. 2023).
+
+Each ROI rectangle gives two images: *intratumour* (the rectangle as drawn) and
+*intra-peritumour* (the rectangle grown by ``peritumour_mm`` per side, rows and columns
+separately from PixelSpacing, clipped to the image). An image is produced by cropping,
+normalising intensities with robust percentiles of that crop only, scaling down (aspect kept)
+if larger than the canvas, zero-padding centred to the canvas, and resizing to the model
+input. Datasets are views of the ROI index: NPC, CMLN, NPC-CMLN (both) and Max tumour (the
+three slices with the largest primary-tumour rectangle per patient).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+DATASETS = {
+    "NPC-CMLN": ("npc", "cmln"),
+    "NPC": ("npc",),
+    "CMLN": ("cmln",),
+    "Max tumour": ("npc",),
+}
+VARIANTS = {"intratumour": "intra", "intra-peritumour": "peri"}
+MAX_TUMOUR_SLICES = 3
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Parameters that determine every stored image (part of the cache fingerprint)."""
+
+    peritumour_mm: float = 3.0
+    canvas: int = 512
+    input_size: int = 512
+    low_percentile: float = 1.0
+    high_percentile: float = 99.0
+
+    @classmethod
+    def from_profile(cls, profile: dict) -> "Geometry":
+        return cls(**profile["geometry"])
+
+
+def grow_pixels(mm: float, spacing_mm: float) -> int:
+    """Whole pixels covering ``mm`` at ``spacing_mm`` (rounded half up)."""
+    return int(math.floor(mm / spacing_mm + 0.5))
+
+
+def peritumoural_box(box, spacing_row_mm: float, spacing_col_mm: float, rows: int, cols: int,
+                     margin_mm: float = 3.0) -> tuple[int, int, int, int]:
+    """Grow a half-open (x0, y0, x1, y1) box by ``margin_mm`` per side, clipped to the image."""
+    x0, y0, x1, y1 = box
+    dx, dy = grow_pixels(margin_mm, spacing_col_mm), grow_pixels(margin_mm, spacing_row_mm)
+    return max(0, x0 - dx), max(0, y0 - dy), min(cols, x1 + dx), min(rows, y1 + dy)
+
+
+def normalise(crop: np.ndarray, low: float = 1.0, high: float = 99.0) -> np.ndarray:
+    """Map the crop's [low, high] percentiles to [0, 1] (clipped); a flat crop maps to 0."""
+    lo, hi = np.percentile(crop, [low, high])
+    if hi <= lo:
+        return np.zeros_like(crop, dtype=np.float32)
+    return np.clip((crop.astype(np.float32) - lo) / (hi - lo), 0, 1)
+
+
+def pad_to_canvas(img: np.ndarray, canvas: int) -> np.ndarray:
+    """Scale down (aspect kept) if larger than the canvas, then zero-pad centred to canvas²."""
+    h, w = img.shape
+    if h > canvas or w > canvas:
+        scale = canvas / max(h, w)
+        nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+        img = np.asarray(Image.fromarray(img.astype(np.float32), mode="F").resize((nw, nh), Image.BILINEAR))
+        h, w = img.shape
+    out = np.zeros((canvas, canvas), dtype=np.float32)
+    top, left = (canvas - h) // 2, (canvas - w) // 2
+    out[top:top + h, left:left + w] = img
+    return out
+
+
+def roi_image(slice_pixels: np.ndarray, box, geometry: Geometry) -> np.ndarray:
+    """One stored image (uint8, input_size²) from a slice and a half-open box."""
+    x0, y0, x1, y1 = box
+    crop = normalise(slice_pixels[y0:y1, x0:x1], geometry.low_percentile, geometry.high_percentile)
+    canvas = pad_to_canvas(crop, geometry.canvas)
+    if geometry.input_size != geometry.canvas:
+        canvas = np.asarray(Image.fromarray(canvas, mode="F").resize(
+            (geometry.input_size, geometry.input_size), Image.BILINEAR))
+    return np.clip(np.round(canvas * 255), 0, 255).astype(np.uint8)
+
+
+def add_peritumoural_boxes(rois: pd.DataFrame, margin_mm: float) -> pd.DataFrame:
+    """Add px0, py0, px1, py1: each ROI grown by ``margin_mm`` (needs rows, cols and spacings)."""
+    boxes = [peritumoural_box((r.x0, r.y0, r.x1, r.y1), r.spacing_row_mm, r.spacing_col_mm, r.rows, r.cols,
+                              margin_mm) for r in rois.itertuples()]
+    out = rois.copy()
+    out[["px0", "py0", "px1", "py1"]] = np.array(boxes, dtype=int).reshape(-1, 4)
+    return out
+
+
+def mark_max_tumour(rois: pd.DataFrame, n: int = MAX_TUMOUR_SLICES) -> pd.Series:
+    """True for the primary-tumour ROIs on each patient's ``n`` slices with the largest NPC area.
+
+    A slice's area is its largest NPC rectangle; ties go to the more cranial slice.
+    """
+    npc = rois[rois["region"] == "npc"]
+    area = (npc["x1"] - npc["x0"]) * (npc["y1"] - npc["y0"])
+    per_slice = (npc.assign(area=area).groupby(["patient_id", "slice_index"])["area"].max().reset_index()
+                 .sort_values(["patient_id", "area", "slice_index"], ascending=[True, False, True]))
+    top = per_slice.groupby("patient_id").head(n)
+    keys = set(zip(top["patient_id"], top["slice_index"]))
+    return pd.Series([r.region == "npc" and (r.patient_id, r.slice_index) in keys for r in rois.itertuples()],
+                     index=rois.index)
+
+
+def dataset_mask(index: pd.DataFrame, dataset: str) -> np.ndarray:
+    """Boolean selection of the image index that makes up ``dataset`` (a view, not a copy)."""
+    if dataset not in DATASETS:
+        raise KeyError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
+    mask = index["region"].isin(DATASETS[dataset]).to_numpy()
+    if dataset == "Max tumour":
+        mask &= index["is_max_tumour"].to_numpy()
+    return mask
