@@ -124,23 +124,28 @@ def build_image_store(cohort: Cohort, geometry: Geometry, cache_dir: str | Path,
     try:
         index = _index(cohort, geometry)
         n, s = len(index), geometry.input_size
-        maps = {v: np.memmap(tmp / f"{v}.u8", dtype=np.uint8, mode="w+", shape=(max(n, 1), s, s))
-                for v in STORE_VARIANTS}
-        for pid, rows in progress_bar(index.groupby("patient_id", sort=False), desc="ROI images",
-                                      unit="patient", enabled=progress, total=index["patient_id"].nunique()):
-            pixels = cohort.load_series(pid).pixels
-            for r in rows.itertuples():
-                maps["intra"][r.Index] = roi_image(pixels[r.slice_index], (r.x0, r.y0, r.x1, r.y1), geometry)
-                maps["peri"][r.Index] = roi_image(pixels[r.slice_index], (r.px0, r.py0, r.px1, r.py1), geometry)
-        for m in maps.values():
-            m.flush()
-        del maps
+        files = {v: open(tmp / f"{v}.u8", "wb") for v in STORE_VARIANTS}
+        written = 0
+        try:  # sequential writes, one patient's block at a time: memory stays flat
+            for pid, rows in progress_bar(index.groupby("patient_id", sort=False), desc="ROI images",
+                                          unit="patient", enabled=progress, total=index["patient_id"].nunique()):
+                if rows.index[0] != written or rows.index[-1] != written + len(rows) - 1:
+                    raise RuntimeError(f"ROI index of patient {pid} is not contiguous")
+                pixels = cohort.load_series(pid).pixels
+                for v, cols in (("intra", ("x0", "y0", "x1", "y1")), ("peri", ("px0", "py0", "px1", "py1"))):
+                    block = np.stack([roi_image(pixels[r.slice_index], tuple(getattr(r, c) for c in cols), geometry)
+                                      for r in rows.itertuples()])
+                    files[v].write(block.tobytes())
+                written += len(rows)
+        finally:
+            for f in files.values():
+                f.close()
         index.to_parquet(tmp / "index.parquet", index=False)
-        files = {f"{v}.u8": sha256_file(tmp / f"{v}.u8") for v in STORE_VARIANTS}
-        files["index.parquet"] = sha256_file(tmp / "index.parquet")
+        digests = {f"{v}.u8": sha256_file(tmp / f"{v}.u8") for v in STORE_VARIANTS}
+        digests["index.parquet"] = sha256_file(tmp / "index.parquet")
         write_json(tmp / "manifest.json", {
             "format": STORE_FORMAT, "fingerprint": fp, "count": n, "size": s, "geometry": asdict(geometry),
-            "files": files, "npc_lib": __version__,
+            "files": digests, "npc_lib": __version__,
             "regions": {k: int(v) for k, v in index["region"].value_counts().items()},
         })
         if root.exists():

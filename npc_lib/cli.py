@@ -1,4 +1,4 @@
-"""``npc-study`` command line: synth, validate, table1, tnm (more commands join as they land)."""
+"""``npc-study`` command line: synth, validate, table1, tnm, datasets, train."""
 from __future__ import annotations
 
 import argparse
@@ -16,6 +16,10 @@ EXAMPLES = {
                 "  npc-study validate runs/cohort --exclude-invalid --json",
     "table1": "npc-study table1 runs/cohort/clinical.csv --out runs/table1.csv",
     "tnm": "npc-study tnm runs/cohort/clinical.csv --json",
+    "datasets": "npc-study datasets runs/demo/cohort --profile demo",
+    "train": "npc-study train runs/demo/cohort --profile demo                      # the whole 32-model grid\n"
+             "  npc-study train runs/demo/cohort --profile demo --dataset CMLN --variant intra-peritumour "
+             "--backbone xception",
 }
 
 
@@ -55,7 +59,58 @@ def _parser() -> argparse.ArgumentParser:
     n.add_argument("clinical_csv", type=Path)
     n.add_argument("--json", action="store_true")
     n.add_argument("--seed", type=int, default=42)
+    d = cmd("datasets", "build (or reuse) the ROI image stores of the eight datasets for a profile")
+    d.add_argument("cohort", type=Path)
+    d.add_argument("--profile", default="demo", help="smoke, demo, paper or a .yaml path")
+    d.add_argument("--runs", type=Path, help="run folder (default runs/<profile>)")
+
+    r = cmd("train", "train one model or the whole dataset × variant × backbone grid of a profile")
+    r.add_argument("cohort", type=Path)
+    r.add_argument("--profile", default="demo", help="smoke, demo, paper or a .yaml path")
+    r.add_argument("--runs", type=Path, help="run folder (default runs/<profile>)")
+    r.add_argument("--dataset", action="append", help="restrict to this dataset (repeatable)")
+    r.add_argument("--variant", action="append", choices=["intratumour", "intra-peritumour"])
+    r.add_argument("--backbone", action="append", help="restrict to this backbone (repeatable)")
+    r.add_argument("--weights", help="override the profile's weights: imagenet, none or a file path")
     return p
+
+
+def _prepare(a):
+    from .config import load_profile
+    from .study import prepare, runs_dir_for
+    overrides = {"weights": a.weights} if getattr(a, "weights", None) else None
+    profile = load_profile(a.profile, overrides)
+    runs = a.runs or runs_dir_for(profile)
+    runs.mkdir(parents=True, exist_ok=True)
+    return profile, prepare(profile, a.cohort, runs)
+
+
+def _datasets(a) -> int:
+    from .study import dataset_counts
+    t0 = time.perf_counter()
+    profile, prep = _prepare(a)
+    counts = dataset_counts(prep.store, prep.split)
+    print(counts.to_string(index=False))
+    n = prep.store.manifest["count"]
+    print(f"image store {prep.store.root}: {n} ROIs x 2 variants at {prep.store.manifest['size']} px "
+          f"({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+def _train(a) -> int:
+    from .study import grid, train_grid
+    profile, prep = _prepare(a)
+    for d in a.dataset or []:
+        if d not in profile["datasets"]:
+            raise NpcError(f"unknown dataset {d!r}; this profile has {', '.join(profile['datasets'])}")
+    for b in a.backbone or []:
+        if b not in profile["backbones"]:
+            raise NpcError(f"unknown backbone {b!r}; this profile has {', '.join(profile['backbones'])}")
+    runs = grid(profile, a.dataset, a.variant, a.backbone)
+    summary = train_grid(profile, prep, runs)
+    print(summary.to_string(index=False))
+    print(f"models in {prep.runs_dir / 'models'}")
+    return 0
 
 
 def _synth(a) -> int:
@@ -125,7 +180,8 @@ def _tnm(a) -> int:
     return 0
 
 
-COMMANDS = {"synth": _synth, "validate": _validate, "table1": _table1, "tnm": _tnm}
+COMMANDS = {"synth": _synth, "validate": _validate, "table1": _table1, "tnm": _tnm, "datasets": _datasets,
+            "train": _train}
 
 
 def main(argv: list[str] | None = None) -> int:

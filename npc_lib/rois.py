@@ -116,7 +116,7 @@ def dataset_mask(index: pd.DataFrame, dataset: str) -> np.ndarray:
     """Boolean selection of the image index that makes up ``dataset`` (a view, not a copy)."""
     if dataset not in DATASETS:
         raise KeyError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
-    mask = index["region"].isin(DATASETS[dataset]).to_numpy()
+    mask = index["region"].isin(DATASETS[dataset]).to_numpy().copy()
     if dataset == "Max tumour":
         mask &= index["is_max_tumour"].to_numpy()
     return mask

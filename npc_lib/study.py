@@ -1,0 +1,106 @@
+"""Orchestration of one profile on one cohort: split → image store → features → 32 runs."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .cache import ImageStore, build_image_store
+from .cohort import Cohort, load_cohort
+from .config import config_hash
+from .errors import NpcError
+from .progress import progress_bar
+from .rois import DATASETS, VARIANTS, Geometry, dataset_mask
+from .split import patient_split
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prepared:
+    cohort: Cohort
+    split: pd.Series
+    store: ImageStore
+    runs_dir: Path
+
+
+def runs_dir_for(profile: dict, runs_root: str | Path = "runs") -> Path:
+    return Path(runs_root) / profile["name"]
+
+
+def prepare(profile: dict, cohort_dir: str | Path, runs_dir: str | Path, progress: bool = True) -> Prepared:
+    """Validate the cohort, fix the patient split and build (or reuse) the image store."""
+    runs_dir = Path(runs_dir)
+    cohort = load_cohort(cohort_dir, progress=progress)
+    split = patient_split(cohort.clinical, seed=int(profile["split"]["seed"]),
+                          test_fraction=float(profile["split"]["test_fraction"]))
+    store = build_image_store(cohort, Geometry.from_profile(profile), runs_dir / "cache", progress=progress)
+    split.rename_axis("patient_id").reset_index().to_csv(runs_dir / "split.csv", index=False)
+    return Prepared(cohort, split, store, runs_dir)
+
+
+def dataset_counts(store: ImageStore, split: pd.Series) -> pd.DataFrame:
+    """Images and patients per dataset and split (the same for both variants)."""
+    rows = []
+    for name in DATASETS:
+        view = store.index.loc[dataset_mask(store.index, name)].assign(split=lambda d: d.patient_id.map(split))
+        for part in ("train", "test"):
+            v = view[view.split == part]
+            rows.append({"dataset": name, "split": part, "images": len(v), "patients": v.patient_id.nunique(),
+                         "dm_patients": int(v.groupby("patient_id")["label"].first().sum()) if len(v) else 0})
+    return pd.DataFrame(rows)
+
+
+def grid(profile: dict, datasets=None, variants=None, backbones=None) -> list[tuple[str, str, str]]:
+    """(dataset, variant, backbone) triples of a profile, optionally filtered."""
+    out = []
+    for b in backbones or profile["backbones"]:
+        for v in variants or profile["variants"]:
+            for d in datasets or profile["datasets"]:
+                out.append((d, v, b))
+    return out
+
+
+def train_grid(profile: dict, prep: Prepared, runs: list[tuple[str, str, str]], progress: bool = True) -> pd.DataFrame:
+    """Train every run (skipping finished ones with the same config hash); returns a summary."""
+    from .train import extract_features, is_finished, run_config, slug, train_finetune, train_head
+    models_dir = prep.runs_dir / "models"
+    rows = []
+    by_backbone: dict[str, list] = {}
+    for d, v, b in runs:
+        by_backbone.setdefault(b, []).append((d, v))
+    bar = progress_bar(total=len(runs), desc="models", unit="model", enabled=progress)
+    for b, items in by_backbone.items():
+        pending = [(d, v) for d, v in items if not is_finished(
+            models_dir / slug(d, v, b), config_hash(run_config(profile, d, v, b)), prep.store.fingerprint)]
+        bar.update(len(items) - len(pending))
+        rows += [{"dataset": d, "variant": v, "backbone": b, "status": "reused"}
+                 for d, v in items if (d, v) not in pending]
+        if not pending:
+            continue
+        feats = None
+        if profile["train"]["mode"] == "head":
+            t0 = time.perf_counter()
+            feats = extract_features(prep.store, b, profile, prep.runs_dir / "cache", progress=False)
+            log.info("%s features in %.1f s", b, time.perf_counter() - t0)
+        for d, v in pending:
+            out = models_dir / slug(d, v, b)
+            if feats is not None:
+                meta = train_head(prep.store, feats[VARIANTS[v]], d, v, profile, prep.split, out)
+            else:
+                meta = train_finetune(prep.store, d, v, b, profile, prep.split, out, progress=progress)
+            rows.append({"dataset": d, "variant": v, "backbone": b, "status": "trained", "wall_s": meta["wall_s"]})
+            bar.update(1)
+    bar.close()
+    return pd.DataFrame(rows)
+
+
+def check_runs(profile: dict, runs) -> None:
+    for d, v, b in runs:
+        if d not in DATASETS or v not in VARIANTS:
+            raise NpcError(f"unknown dataset/variant {d!r}/{v!r}")
+        if b not in profile["backbones"] and b is None:
+            raise NpcError(f"unknown backbone {b!r}")
