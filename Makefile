@@ -15,13 +15,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## main job: synthetic 441-patient cohort -> validation -> Table 1 -> TNM baseline
+## main job: synthetic 441-patient cohort -> validation -> Table 1 -> TNM -> 8 datasets -> 32 models
 demo: $(STAMP)
-	$(BIN)/npc-study synth $(RUNS)/cohort --patients 441 --matrix 256 --slices 16 --seed 42 --overwrite
+	test -f $(RUNS)/cohort/generation_report.json || \
+	  $(BIN)/npc-study synth $(RUNS)/cohort --patients 441 --matrix 256 --slices 16 --seed 42 --overwrite
 	$(BIN)/npc-study validate $(RUNS)/cohort
 	$(BIN)/npc-study table1 $(RUNS)/cohort/clinical.csv --out $(RUNS)/table1.csv
 	$(BIN)/npc-study tnm $(RUNS)/cohort/clinical.csv --json > $(RUNS)/tnm.json
-	@echo "results in $(RUNS)/: table1.csv, tnm.json, cohort/generation_report.json"
+	$(BIN)/npc-study datasets $(RUNS)/cohort --profile demo --runs $(RUNS)
+	$(BIN)/npc-study train $(RUNS)/cohort --profile demo --runs $(RUNS)
+	@echo "results in $(RUNS)/: table1.csv, tnm.json, cohort/generation_report.json, models/*/"
 
 ## the test suite (CI runs exactly this)
 test: $(STAMP)

@@ -75,8 +75,9 @@ class ImageStore:
         return self.manifest["fingerprint"]
 
 
-def open_image_store(root: Path, verify: bool = True) -> ImageStore:
+def open_image_store(root: str | Path, verify: bool = True) -> ImageStore:
     """Open a store folder; raise :class:`CacheError` if anything is missing or altered."""
+    root = Path(root)
     manifest_path = root / "manifest.json"
     if not manifest_path.is_file():
         raise CacheError(f"{root}: no manifest (partial or interrupted build)")

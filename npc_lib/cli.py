@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -108,7 +110,11 @@ def _train(a) -> int:
             raise NpcError(f"unknown backbone {b!r}; this profile has {', '.join(profile['backbones'])}")
     runs = grid(profile, a.dataset, a.variant, a.backbone)
     summary = train_grid(profile, prep, runs)
-    print(summary.to_string(index=False))
+    from .study import summarise_runs
+    done = summarise_runs(prep.runs_dir / "models")
+    keys = ["dataset", "variant", "backbone"]
+    table = summary[keys + ["status"]].merge(done, on=keys, how="left")
+    print(table.round(3).to_string(index=False))
     print(f"models in {prep.runs_dir / 'models'}")
     return 0
 
@@ -185,7 +191,9 @@ COMMANDS = {"synth": _synth, "validate": _validate, "table1": _table1, "tnm": _t
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter
     args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(message)s")
     try:
         return COMMANDS[args.command](args)
     except NpcError as exc:

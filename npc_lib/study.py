@@ -104,3 +104,31 @@ def check_runs(profile: dict, runs) -> None:
             raise NpcError(f"unknown dataset/variant {d!r}/{v!r}")
         if b not in profile["backbones"] and b is None:
             raise NpcError(f"unknown backbone {b!r}")
+
+
+def summarise_runs(models_dir: str | Path) -> pd.DataFrame:
+    """Test AUC and accuracy (threshold 0.5) per finished run, at image and patient level.
+
+    Patient level: the mean of a patient's image probabilities. The full evaluation (CIs,
+    DeLong, calibration) lives in the evaluation module; this is the quick look after training.
+    """
+    import json
+
+    from sklearn.metrics import accuracy_score, roc_auc_score
+    rows = []
+    for d in sorted(Path(models_dir).iterdir()):
+        if not (d / "run.json").is_file():
+            continue
+        meta = json.loads((d / "run.json").read_text())
+        pred = pd.read_parquet(d / "predictions.parquet")
+        test = pred[pred["split"] == "test"]
+        pat = test.groupby("patient_id").agg(label=("label", "first"), probability=("probability", "mean"))
+        row = {"dataset": meta["config"]["dataset"], "variant": meta["config"]["variant"],
+               "backbone": meta["config"]["backbone"], "test_images": len(test), "test_patients": len(pat)}
+        ok = test["label"].nunique() == 2
+        row["auc_image"] = roc_auc_score(test["label"], test["probability"]) if ok else float("nan")
+        row["acc_image"] = accuracy_score(test["label"], test["probability"] >= 0.5)
+        row["auc_patient"] = roc_auc_score(pat["label"], pat["probability"]) if pat["label"].nunique() == 2 \
+            else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -26,6 +26,7 @@ from .atomic import atomic_path, write_json
 from .cache import ImageStore, sha256_file
 from .config import config_hash
 from .errors import NpcError
+from .headfit import fit_head
 from .models import backbone, build_classifier, build_feature_extractor, build_head, input_size_for, resolve_weights
 from .rois import VARIANTS, dataset_mask
 from .split import assert_disjoint
@@ -146,7 +147,7 @@ def _history_frame(history) -> pd.DataFrame:
     h = h.rename(columns={"loss": "train_loss", "accuracy": "train_accuracy",
                           "val_loss": "test_loss", "val_accuracy": "test_accuracy"})
     h.insert(0, "epoch", np.arange(1, len(h) + 1))
-    return h
+    return h[["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy"]]
 
 
 def _write_outputs(out: Path, view: pd.DataFrame, probs: np.ndarray, history: pd.DataFrame, meta: dict) -> None:
@@ -195,10 +196,10 @@ def train_head(store: ImageStore, features: Features, dataset: str, variant: str
     Xs = (X - mean) / np.where(sd > 1e-6, sd, 1.0)  # fitted on training images only
     seed_everything(int(tr["seed"]))
     head = build_head(X.shape[1], tr["dropout"], tr["l2"])
-    head.compile(optimizer=keras.optimizers.Adam(tr["learning_rate"]), loss="binary_crossentropy",
-                 metrics=["accuracy"], steps_per_execution=16)
-    hist = head.fit(Xs[is_train], y[is_train], batch_size=tr["batch_size"], epochs=tr["epochs"],
-                    validation_data=(Xs[~is_train], y[~is_train]), shuffle=True, verbose=2 if progress else 0)
+    optimizer = keras.optimizers.Adam(tr["learning_rate"])
+    history = fit_head(head, optimizer, Xs[is_train], y[is_train], Xs[~is_train], y[~is_train],
+                       epochs=int(tr["epochs"]), batch_size=int(tr["batch_size"]), seed=int(tr["seed"]))
+    head.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"])
     probs = head.predict(Xs, batch_size=1024, verbose=0).ravel()
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "head.keras", suffix=".keras") as tmp:
@@ -206,7 +207,7 @@ def train_head(store: ImageStore, features: Features, dataset: str, variant: str
     np.savez(out / "standardiser.npz", mean=mean, sd=sd)
     meta = _meta(profile, cfg, store, features.provenance, view, t0, mode="head",
                  extra={"features": str(features.path.parent.name), "input_size": features.input_size})
-    _write_outputs(out, view, probs, _history_frame(hist), meta)
+    _write_outputs(out, view, probs, history, meta)
     return meta
 
 

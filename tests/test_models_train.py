@@ -1,0 +1,155 @@
+"""Backbones, weights provenance, and training on the smoke profile (all four backbones)."""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from npc_lib import models  # noqa: E402
+from npc_lib.cli import main  # noqa: E402
+from npc_lib.config import load_profile  # noqa: E402
+from npc_lib.errors import NpcError  # noqa: E402
+from npc_lib.models import BACKBONES, build_classifier, resolve_weights  # noqa: E402
+from npc_lib.study import grid, prepare, train_grid  # noqa: E402
+from npc_lib.train import extract_features, train_head  # noqa: E402
+
+
+@pytest.mark.parametrize("name", list(BACKBONES))
+def test_backbone_builds_flat_at_its_minimum_size(name):
+    spec = BACKBONES[name]
+    model = build_classifier(name, spec.min_size, None)
+    assert model.output_shape == (None, 1)
+    assert not any(isinstance(layer, keras.Model) for layer in model.layers), "nested sub-model"
+    conv = model.get_layer(spec.last_conv)
+    assert len(conv.output.shape) == 4
+    assert model.get_layer("gap").output.shape[-1] == spec.feature_dim
+    keras.backend.clear_session()
+
+
+def test_offline_imagenet_fails_fast_or_falls_back(monkeypatch):
+    monkeypatch.setattr(models, "_keras_cached", lambda spec: False)
+    monkeypatch.setattr(models, "_reachable", lambda host, timeout=10: (False, f"{host} unreachable"))
+    with pytest.raises(NpcError) as err:
+        resolve_weights("resnet50", "imagenet", fallback=None)
+    assert "weights file" in err.value.hint and "none" in err.value.hint
+    weights, prov = resolve_weights("resnet50", "imagenet", fallback="none")
+    assert weights is None and prov["used"] == "random" and "randomly initialised" in prov["note"]
+
+
+def test_unreachable_host_is_detected_quickly():
+    t0 = time.perf_counter()
+    ok, why = models._reachable("weights.example.invalid", timeout=5)
+    assert not ok and why and time.perf_counter() - t0 < 30
+
+
+def test_local_weights_file_is_loaded_and_hashed(tmp_path):
+    keras.utils.set_random_seed(1)
+    m = models.build_feature_extractor("efficientnet-b0", 32, None)
+    path = tmp_path / "effnet.weights.h5"
+    m.save_weights(path)
+    weights, prov = resolve_weights("efficientnet-b0", str(path))
+    assert prov["used"] == "file" and len(prov["sha256"]) == 64
+    keras.utils.set_random_seed(2)
+    m2 = models.build_feature_extractor("efficientnet-b0", 32, weights)
+    for a, b in zip(m.weights, m2.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    with pytest.raises(NpcError, match="not found"):
+        resolve_weights("efficientnet-b0", str(tmp_path / "missing.h5"))
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(small_cohort, tmp_path_factory):
+    """The whole smoke grid (8 datasets x 4 backbones) through the CLI."""
+    runs = tmp_path_factory.mktemp("runs") / "smoke"
+    code = main(["train", str(small_cohort), "--profile", "smoke", "--runs", str(runs), "--weights", "none"])
+    assert code == 0
+    return runs
+
+
+def test_smoke_grid_writes_every_run(smoke_runs):
+    dirs = sorted(p for p in (smoke_runs / "models").iterdir() if p.is_dir())
+    assert len(dirs) == 32
+    for d in dirs:
+        meta = json.loads((d / "run.json").read_text())
+        assert meta["mode"] == "head" and len(meta["config_hash"]) == 16
+        assert meta["weights"]["used"] == "random" and meta["versions"]["tensorflow"]
+        assert meta["seeds"]["train"] == 42 and meta["peak_rss_mb"] > 0
+        hist = pd.read_csv(d / "history.csv")
+        assert list(hist.columns) == ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy"]
+        assert len(hist) == 2 and hist[["train_loss", "test_loss"]].notna().all().all()
+        pred = pd.read_parquet(d / "predictions.parquet")
+        assert pred["probability"].between(0, 1).all()
+        assert set(pred["split"]) == {"train", "test"}
+        assert (d / "head.keras").is_file()
+
+
+def test_no_patient_in_both_splits_and_one_split_for_all(smoke_runs):
+    split = pd.read_csv(smoke_runs / "split.csv").set_index("patient_id")["split"]
+    for d in (smoke_runs / "models").iterdir():
+        pred = pd.read_parquet(d / "predictions.parquet")
+        per_patient = pred.groupby("patient_id")["split"].nunique()
+        assert (per_patient == 1).all()
+        assert (pred["split"] == pred["patient_id"].map(split)).all()
+
+
+def test_finished_runs_are_not_redone(smoke_runs, small_cohort, capsys):
+    before = {d.name: (d / "run.json").stat().st_mtime_ns for d in (smoke_runs / "models").iterdir()}
+    assert main(["train", str(small_cohort), "--profile", "smoke", "--runs", str(smoke_runs),
+                 "--weights", "none", "--backbone", "resnet50"]) == 0
+    assert "reused" in capsys.readouterr().out
+    after = {d.name: (d / "run.json").stat().st_mtime_ns for d in (smoke_runs / "models").iterdir()}
+    assert before == after
+
+
+def test_head_mode_is_deterministic(smoke_runs, small_cohort, tmp_path):
+    profile = load_profile("smoke", {"weights": "none"})
+    prep = prepare(profile, small_cohort, smoke_runs, progress=False)
+    feats = extract_features(prep.store, "efficientnet-b0", profile, smoke_runs / "cache", progress=False)
+    a = train_head(prep.store, feats["peri"], "CMLN", "intra-peritumour", profile, prep.split, tmp_path / "a")
+    b = train_head(prep.store, feats["peri"], "CMLN", "intra-peritumour", profile, prep.split, tmp_path / "b")
+    pa = pd.read_parquet(tmp_path / "a" / "predictions.parquet")
+    pb = pd.read_parquet(tmp_path / "b" / "predictions.parquet")
+    np.testing.assert_array_equal(pa["probability"], pb["probability"])
+    assert a["config_hash"] == b["config_hash"]
+    grid_pred = pd.read_parquet(smoke_runs / "models" / "cmln__intra-peritumour__efficientnet-b0" /
+                                "predictions.parquet")
+    np.testing.assert_array_equal(grid_pred["probability"], pa["probability"])
+
+
+def test_finetune_runs_on_cpu_at_tiny_size(small_cohort, tmp_path):
+    profile = load_profile("smoke", {"weights": "none", "train.mode": "finetune", "train.epochs": 1})
+    prep = prepare(profile, small_cohort, tmp_path, progress=False)
+    summary = train_grid(profile, prep, grid(profile, ["Max tumour"], ["intratumour"], ["efficientnet-b0"]),
+                         progress=False)
+    assert list(summary["status"]) == ["trained"]
+    out = tmp_path / "models" / "max-tumour__intratumour__efficientnet-b0"
+    model = keras.models.load_model(out / "model.keras")
+    pred = pd.read_parquet(out / "predictions.parquet")
+    assert len(pred) == prep.store.index["is_max_tumour"].sum() and model.output_shape == (None, 1)
+    assert json.loads((out / "run.json").read_text())["mode"] == "finetune"
+
+
+def test_fast_head_fit_learns_and_is_deterministic():
+    from npc_lib.headfit import fit_head
+    from npc_lib.models import build_head
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 16)).astype(np.float32)
+    y = (X[:, 0] + 0.3 * rng.normal(size=300) > 0).astype(np.float32)
+    runs = []
+    for _ in range(2):
+        keras.utils.set_random_seed(3)
+        head = build_head(16, dropout=0.5, l2=1e-4)
+        hist = fit_head(head, keras.optimizers.Adam(1e-2), X[:240], y[:240], X[240:], y[240:],
+                        epochs=15, batch_size=32, seed=3)
+        runs.append((hist, head.predict(X, verbose=0).ravel()))
+    hist = runs[0][0]
+    assert list(hist.columns) == ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy"]
+    assert hist["train_loss"].iloc[-1] < hist["train_loss"].iloc[0]
+    assert hist["test_accuracy"].iloc[-1] > 0.85
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+    pd.testing.assert_frame_equal(runs[0][0], runs[1][0])
