@@ -39,3 +39,20 @@ def write_json(path: str | os.PathLike, obj) -> None:
 def write_csv(path: str | os.PathLike, frame: pd.DataFrame, **kwargs) -> None:
     with atomic_path(path, suffix=".csv") as tmp:
         frame.to_csv(tmp, index=False, lineterminator="\n", **kwargs)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temp folder next to ``path``; it replaces ``path`` only if the block succeeds."""
+    import shutil
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        tmp.rename(path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .atomic import write_json
+from .atomic import atomic_dir, write_json
 from .cohort import Cohort
 from .progress import progress_bar
 from .rois import Geometry, add_peritumoural_boxes, mark_max_tumour, roi_image
@@ -120,9 +119,7 @@ def build_image_store(cohort: Cohort, geometry: Geometry, cache_dir: str | Path,
         except CacheError as exc:
             log.warning("rebuilding image store: %s", exc)
             shutil.rmtree(root)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".images-partial-", dir=cache_dir))
-    try:
+    with atomic_dir(root) as tmp:
         index = _index(cohort, geometry)
         n, s = len(index), geometry.input_size
         files = {v: open(tmp / f"{v}.u8", "wb") for v in STORE_VARIANTS}
@@ -149,12 +146,6 @@ def build_image_store(cohort: Cohort, geometry: Geometry, cache_dir: str | Path,
             "files": digests, "npc_lib": __version__,
             "regions": {k: int(v) for k, v in index["region"].value_counts().items()},
         })
-        if root.exists():
-            shutil.rmtree(root)
-        tmp.rename(root)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return open_image_store(root, verify=False)
 
 

@@ -10,8 +10,6 @@ import datetime as dt
 import json
 import multiprocessing as mp
 import platform
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,7 +18,7 @@ import pandas as pd
 import pydicom
 
 from .. import PAPER_DOI, __version__
-from ..atomic import write_csv, write_json
+from ..atomic import atomic_dir, write_csv, write_json
 from ..errors import NpcError
 from ..npz import save_npz
 from ..progress import progress_bar
@@ -102,9 +100,7 @@ def generate_cohort(out: str | Path, config: SynthConfig = SynthConfig(), jobs: 
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise NpcError(f"{out} already exists and is not empty", hint="pass --overwrite to replace it")
     draw = draw_cohort(config.patients, config.seed, config.scenario)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         (tmp / "dicom").mkdir()
         (tmp / "masks").mkdir()
         merged = draw.clinical.merge(draw.truth[["patient_id", *FEATURES]], on="patient_id")
@@ -121,12 +117,6 @@ def generate_cohort(out: str | Path, config: SynthConfig = SynthConfig(), jobs: 
         write_csv(tmp / "truth.csv", draw.truth, float_format="%.6g")
         report = _report(config, draw, rois)
         write_json(tmp / "generation_report.json", report)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return report
 
 
