@@ -22,13 +22,13 @@ class MetricError(ValueError):
     """A metric is undefined for this input (one class, NaN scores, no images...)."""
 
 
-def _check(y, *scores) -> tuple[np.ndarray, list[np.ndarray]]:
+def _check(y, *scores, both_classes: bool = True) -> tuple[np.ndarray, list[np.ndarray]]:
     y = np.asarray(y)
     if y.ndim != 1 or len(y) == 0:
         raise MetricError("no observations")
     if not np.isin(y, (0, 1)).all():
         raise MetricError(f"labels must be 0/1, got {sorted(set(np.unique(y).tolist()))[:5]}")
-    if len(np.unique(y)) < 2:
+    if both_classes and len(np.unique(y)) < 2:
         raise MetricError(f"only one class present ({int(y[0])}): AUC is undefined")
     out = []
     for s in scores:
@@ -154,7 +154,7 @@ def youden_threshold(y, score) -> float:
 
 def threshold_metrics(y, score, threshold: float) -> dict:
     """Accuracy, sensitivity, specificity, F1 (and counts) of ``score >= threshold``."""
-    y, (s,) = _check(y, score)
+    y, (s,) = _check(y, score, both_classes=False)
     return {"threshold": float(threshold), **binary_metrics(y, (s >= threshold).astype(int))}
 
 
