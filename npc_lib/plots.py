@@ -1,0 +1,150 @@
+"""The paper's figures as functions that return matplotlib figures (saved by ``save``).
+
+Fig 3: ROC curves per dataset, four backbones (one panel per dataset × variant), with the
+synthetic cohort's oracle AUC as the ceiling when known. Fig 4: ROC of the TNM baseline.
+Figs 5 and 8: accuracy and loss per epoch on train and test. Plus calibration and decision curves.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from sklearn.metrics import roc_auc_score, roc_curve  # noqa: E402
+
+from .atomic import atomic_path  # noqa: E402
+
+BACKBONE_COLOURS = {"efficientnet-b0": "#1b9e77", "inception-resnet-v2": "#d95f02", "resnet50": "#7570b3",
+                    "xception": "#e7298a"}
+DATASET_ORDER = ["NPC-CMLN", "NPC", "CMLN", "Max tumour"]
+VARIANT_ORDER = ["intratumour", "intra-peritumour"]
+
+
+def save(fig, path_without_suffix: str | Path) -> list[Path]:
+    """Write PNG and SVG next to each other (atomically); returns the paths."""
+    base = Path(path_without_suffix)
+    out = []
+    for suffix in (".png", ".svg"):
+        target = base.with_suffix(suffix)
+        with atomic_path(target, suffix=suffix) as tmp:
+            fig.savefig(tmp, dpi=150, bbox_inches="tight", format=suffix[1:])
+        out.append(target)
+    plt.close(fig)
+    return out
+
+
+def _roc(ax, y, p, label, colour=None, lw=1.6):
+    fpr, tpr, _ = roc_curve(y, p)
+    ax.plot(fpr, tpr, color=colour, lw=lw, label=f"{label} (AUC {roc_auc_score(y, p):.2f})")
+
+
+def _frame(ax, title):
+    ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1)
+    ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="1 − specificity", ylabel="sensitivity", title=title)
+    ax.set_aspect("equal")
+    ax.legend(loc="lower right", fontsize=7, frameon=False)
+
+
+def fig3_roc(runs: dict, level: str = "image", oracle: dict | None = None):
+    """ROC per dataset × variant; ``runs`` maps (dataset, variant, backbone) → predictions."""
+    from .metrics import patient_scores
+    fig, axes = plt.subplots(2, 4, figsize=(16, 8.4))
+    for r, variant in enumerate(VARIANT_ORDER):
+        for c, dataset in enumerate(DATASET_ORDER):
+            ax = axes[r, c]
+            for (d, v, b), pred in sorted(runs.items()):
+                if (d, v) != (dataset, variant):
+                    continue
+                test = pred[pred["split"] == "test"]
+                if level == "patient":
+                    test = patient_scores(test)
+                if test["label"].nunique() == 2:
+                    _roc(ax, test["label"], test["probability"], b, BACKBONE_COLOURS.get(b))
+            if oracle:
+                key = "image_with_peritumoural" if variant == "intra-peritumour" else "image_intratumoural_only"
+                if key in oracle:
+                    ax.text(0.98, 0.30, f"oracle ceiling (cohort): {oracle[key]:.2f}", ha="right", fontsize=7,
+                            transform=ax.transAxes, color="black",
+                            bbox=dict(boxstyle="round", fc="#fff3c4", ec="#c9a400"))
+            _frame(ax, f"{dataset} — {variant}")
+    fig.suptitle(f"Test ROC curves by dataset and backbone ({level} level)")
+    fig.tight_layout()
+    return fig
+
+
+def fig4_tnm_roc(y, stage_iv, ordinal_stage=None):
+    """ROC of the TNM baseline: stage IV vs I–III (a single operating point) and ordinal stage."""
+    fig, ax = plt.subplots(figsize=(4.8, 4.8))
+    _roc(ax, y, stage_iv, "stage IV vs I–III", "#444444", lw=2)
+    if ordinal_stage is not None:
+        _roc(ax, y, ordinal_stage, "ordinal stage I–IV", "#999999")
+    _frame(ax, "TNM stage on the test patients")
+    fig.tight_layout()
+    return fig
+
+
+def fig_curves(histories: dict, metric: str = "accuracy"):
+    """Figs 5 (accuracy) and 8 (loss): train and test per epoch, one panel per dataset × variant."""
+    fig, axes = plt.subplots(2, 4, figsize=(16, 7), sharex=True)
+    for r, variant in enumerate(VARIANT_ORDER):
+        for c, dataset in enumerate(DATASET_ORDER):
+            ax = axes[r, c]
+            for (d, v, b), h in sorted(histories.items()):
+                if (d, v) != (dataset, variant):
+                    continue
+                col = BACKBONE_COLOURS.get(b)
+                ax.plot(h["epoch"], h[f"train_{metric}"], color=col, lw=1.2, label=f"{b} train")
+                ax.plot(h["epoch"], h[f"test_{metric}"], color=col, lw=1.2, ls="--", label=f"{b} test")
+            ax.set(title=f"{dataset} — {variant}", xlabel="epoch", ylabel=metric)
+            if r == 0 and c == 0:
+                ax.legend(fontsize=6, frameon=False, ncol=2)
+    fig.suptitle(f"{metric.capitalize()} per epoch (solid: train, dashed: test)")
+    fig.tight_layout()
+    return fig
+
+
+def fig_calibration(curves: dict):
+    """Reliability diagram; ``curves`` maps label → DataFrame(mean_predicted, observed_fraction)."""
+    fig, ax = plt.subplots(figsize=(4.8, 4.8))
+    ax.plot([0, 1], [0, 1], ls=":", c="grey")
+    for label, cur in curves.items():
+        ax.plot(cur["mean_predicted"], cur["observed_fraction"], marker="o", ms=3, label=label)
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean predicted probability", ylabel="observed DM fraction",
+           title="Calibration (test patients)")
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def fig_decision_curve(curves: dict):
+    """Net benefit vs threshold; ``curves`` maps label → net_benefit() frame."""
+    fig, ax = plt.subplots(figsize=(5.6, 4.2))
+    any_curve = None
+    for label, nb in curves.items():
+        ax.plot(nb["threshold"], nb["model"], label=label)
+        any_curve = nb
+    if any_curve is not None:
+        ax.plot(any_curve["threshold"], any_curve["treat_all"], c="grey", ls="--", label="treat all")
+        ax.axhline(0, c="black", lw=0.8, label="treat none")
+        top = max(0.05, float(np.nanmax([nb["model"].max() for nb in curves.values()] +
+                                        [any_curve["treat_all"].max()])))
+        ax.set_ylim(-0.05, top * 1.1)
+    ax.set(xlabel="threshold probability", ylabel="net benefit", title="Decision curves (test patients)")
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def history_frames(models_dir: str | Path) -> dict:
+    """(dataset, variant, backbone) → history DataFrame for every finished run."""
+    import json
+    out = {}
+    for d in sorted(Path(models_dir).iterdir()):
+        if (d / "run.json").is_file():
+            cfg = json.loads((d / "run.json").read_text())["config"]
+            out[(cfg["dataset"], cfg["variant"], cfg["backbone"])] = pd.read_csv(d / "history.csv")
+    return out
