@@ -1,4 +1,4 @@
-"""``npc-study`` command line: synth, validate, table1, tnm, datasets, train."""
+"""``npc-study`` command line: synth, validate, table1, tnm, datasets, train, evaluate."""
 from __future__ import annotations
 
 import argparse
@@ -19,6 +19,7 @@ EXAMPLES = {
     "table1": "npc-study table1 runs/cohort/clinical.csv --out runs/table1.csv",
     "tnm": "npc-study tnm runs/cohort/clinical.csv --json",
     "datasets": "npc-study datasets runs/demo/cohort --profile demo",
+    "evaluate": "npc-study evaluate runs/demo",
     "train": "npc-study train runs/demo/cohort --profile demo                      # the whole 32-model grid\n"
              "  npc-study train runs/demo/cohort --profile demo --dataset CMLN --variant intra-peritumour "
              "--backbone xception",
@@ -74,7 +75,24 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--variant", action="append", choices=["intratumour", "intra-peritumour"])
     r.add_argument("--backbone", action="append", help="restrict to this backbone (repeatable)")
     r.add_argument("--weights", help="override the profile's weights: imagenet, none or a file path")
+    e = cmd("evaluate", "Table 2, TNM comparisons, DeLong matrix and figures for a run folder")
+    e.add_argument("runs_dir", type=Path)
+    e.add_argument("--cohort", type=Path, help="cohort directory (default: the one recorded in the run folder)")
+    e.add_argument("--bootstrap", type=int, default=2000, help="patient bootstrap resamples for AUC CIs")
     return p
+
+
+def _evaluate(a) -> int:
+    from .evaluation import evaluate_study
+    t0 = time.perf_counter()
+    summary = evaluate_study(a.runs_dir, a.cohort, n_boot=a.bootstrap)
+    for b in summary["best"]:
+        print(f"best {b['dataset']:10s} {b['variant']:16s}: {b['backbone']:20s} patient AUC {b['patient_auc']:.3f} "
+              f"(image AUC {b['auc']:.3f})")
+    s = summary["tnm"]["stage_iv_vs_i_iii"]
+    print(f"TNM stage IV vs I–III: AUC {s['auc']:.3f}, accuracy {100 * s['accuracy']:.2f} %")
+    print(f"wrote {a.runs_dir / 'evaluation'} in {time.perf_counter() - t0:.1f} s")
+    return 0
 
 
 def _prepare(a):
@@ -187,7 +205,7 @@ def _tnm(a) -> int:
 
 
 COMMANDS = {"synth": _synth, "validate": _validate, "table1": _table1, "tnm": _tnm, "datasets": _datasets,
-            "train": _train}
+            "train": _train, "evaluate": _evaluate}
 
 
 def main(argv: list[str] | None = None) -> int:

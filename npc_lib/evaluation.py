@@ -104,3 +104,120 @@ def table2(metrics: pd.DataFrame) -> pd.DataFrame:
     out["_o"] = out["dataset"].map(order).fillna(99)
     out["_b"] = (out["backbone"] == "average").astype(int)
     return out.sort_values(["_o", "_b", "backbone"]).drop(columns=["_o", "_b"]).reset_index(drop=True)
+
+
+def tnm_scores(clinical: pd.DataFrame, split: pd.Series) -> pd.DataFrame:
+    """Test patients' TNM scores: stage IV indicator and ordinal stage (1–4)."""
+    from .staging import STAGE_LEVELS, ordinal
+    c = clinical[clinical["patient_id"].map(split) == "test"]
+    return pd.DataFrame({"patient_id": c["patient_id"].to_numpy(), "label": c["dm"].to_numpy(int),
+                         "stage_iv": (c["overall_stage"] == "IV").to_numpy(int),
+                         "ordinal_stage": c["overall_stage"].map(lambda s: ordinal(s, STAGE_LEVELS)).to_numpy()})
+
+
+def compare_with_tnm(runs: dict, tnm: pd.DataFrame) -> pd.DataFrame:
+    """Paired DeLong (patient level) of each run against stage IV vs I–III on the same patients."""
+    from .metrics import delong_test
+    rows = []
+    for (d, v, b), pred in runs.items():
+        pts = patient_scores(pred[pred["split"] == "test"]).merge(tnm, on=["patient_id", "label"])
+        row = {"dataset": d, "variant": v, "backbone": b, "patients": len(pts)}
+        try:
+            t = delong_test(pts["label"], pts["probability"], pts["stage_iv"])
+            row.update(model_auc=t.auc1, tnm_auc=t.auc2, z=t.z, p=t.p, note="")
+        except MetricError as exc:
+            row.update(model_auc=np.nan, tnm_auc=np.nan, z=np.nan, p=np.nan, note=str(exc))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def delong_matrix(runs: dict) -> pd.DataFrame:
+    """Patient-level paired DeLong p-values between every two runs (on their common test patients)."""
+    from .metrics import delong_test
+    keys = sorted(runs)
+    scores = {k: patient_scores(runs[k][runs[k]["split"] == "test"]).set_index("patient_id") for k in keys}
+    names = [" / ".join(k) for k in keys]
+    mat = pd.DataFrame(np.nan, index=names, columns=names)
+    for i, a in enumerate(keys):
+        mat.iloc[i, i] = 1.0
+        for j in range(i + 1, len(keys)):
+            b = keys[j]
+            common = scores[a].index.intersection(scores[b].index)
+            try:
+                t = delong_test(scores[a].loc[common, "label"], scores[a].loc[common, "probability"],
+                                scores[b].loc[common, "probability"])
+                mat.iloc[i, j] = mat.iloc[j, i] = t.p
+            except MetricError:
+                pass
+    return mat
+
+
+def evaluate_study(runs_dir: str | Path, cohort_dir: str | Path | None = None, n_boot: int = 2000,
+                   seed: int = 0) -> dict:
+    """Write metrics, Table 2 (CSV + HTML), TNM baselines and comparisons, the DeLong matrix
+    and the figures under ``<runs_dir>/evaluation``; returns a summary."""
+    from . import plots
+    from .atomic import write_csv, write_json, write_text
+    from .baselines import tnm_baseline
+    from .cohort import load_clinical
+    from .metrics import auc_ci_delong, calibration, net_benefit
+    runs_dir = Path(runs_dir)
+    out = runs_dir / "evaluation"
+    fig_dir = out / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    if cohort_dir is None:
+        ref = runs_dir / "cohort.json"
+        if not ref.is_file():
+            raise FileNotFoundError(f"{ref} missing: pass the cohort directory")
+        cohort_dir = json.loads(ref.read_text())["cohort"]
+    cohort_dir = Path(cohort_dir)
+    loaded = load_runs(runs_dir / "models")
+    if not loaded:
+        raise FileNotFoundError(f"no finished runs under {runs_dir / 'models'}")
+    runs = {(m["config"]["dataset"], m["config"]["variant"], m["config"]["backbone"]): p for m, p in loaded}
+    metrics = evaluate_runs(runs_dir / "models", n_boot=n_boot, seed=seed)
+    write_csv(out / "metrics.csv", metrics, float_format="%.6g")
+    t2 = table2(metrics)
+    write_csv(out / "table2.csv", t2, float_format="%.4g")
+    write_text(out / "table2.html", t2.round(3).to_html(index=False, na_rep=""))
+    split = pd.read_csv(runs_dir / "split.csv").set_index("patient_id")["split"]
+    clinical = load_clinical(cohort_dir / "clinical.csv")
+    clinical = clinical[clinical["patient_id"].isin(split.index)]
+    tnm = tnm_scores(clinical, split)
+    base = tnm_baseline(clinical, split)
+    for key, col in (("stage_iv_vs_i_iii", "stage_iv"), ("ordinal_stage", "ordinal_stage")):
+        try:
+            ci = auc_ci_delong(tnm["label"], tnm[col])
+            base[key].update(auc_low=ci.low, auc_high=ci.high)
+        except MetricError as exc:
+            base[key]["note"] = str(exc)
+    write_json(out / "tnm.json", base)
+    cmp = compare_with_tnm(runs, tnm)
+    write_csv(out / "tnm_comparison.csv", cmp, float_format="%.6g")
+    write_csv(out / "delong_matrix.csv", delong_matrix(runs).reset_index(names="run"), float_format="%.4g")
+    report = cohort_dir / "generation_report.json"
+    oracle = json.loads(report.read_text())["oracle_auc"] if report.is_file() else None
+    plots.save(plots.fig3_roc(runs, "image", oracle), fig_dir / "fig3_roc_image")
+    plots.save(plots.fig3_roc(runs, "patient", oracle), fig_dir / "fig3_roc_patient")
+    plots.save(plots.fig4_tnm_roc(tnm["label"], tnm["stage_iv"], tnm["ordinal_stage"]), fig_dir / "fig4_tnm_roc")
+    hist = plots.history_frames(runs_dir / "models")
+    plots.save(plots.fig_curves(hist, "accuracy"), fig_dir / "fig5_accuracy")
+    plots.save(plots.fig_curves(hist, "loss"), fig_dir / "fig8_loss")
+    best = (metrics.dropna(subset=["patient_auc"]).sort_values("patient_auc", ascending=False)
+            .groupby(["dataset", "variant"]).head(1))
+    cal, dca = {}, {}
+    for r in best.itertuples():
+        pts = patient_scores(runs[(r.dataset, r.variant, r.backbone)].query("split == 'test'"))
+        label = f"{r.dataset} {r.variant} ({r.backbone})"
+        try:
+            cal[label] = calibration(pts["label"], pts["probability"], bins=5)["curve"]
+            dca[label] = net_benefit(pts["label"], pts["probability"])
+        except MetricError:
+            continue
+    plots.save(plots.fig_calibration(cal), fig_dir / "calibration")
+    plots.save(plots.fig_decision_curve(dca), fig_dir / "decision_curves")
+    summary = {"runs": len(runs), "best": best[["dataset", "variant", "backbone", "patient_auc", "auc"]]
+               .to_dict("records"), "tnm": base, "oracle_auc": oracle,
+               "weights": sorted(metrics["weights"].unique().tolist())}
+    write_json(out / "summary.json", summary)
+    return summary

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .atomic import write_json
 from .cache import ImageStore, build_image_store
 from .cohort import Cohort, load_cohort
 from .config import config_hash
@@ -39,6 +40,8 @@ def prepare(profile: dict, cohort_dir: str | Path, runs_dir: str | Path, progres
                           test_fraction=float(profile["split"]["test_fraction"]))
     store = build_image_store(cohort, Geometry.from_profile(profile), runs_dir / "cache", progress=progress)
     split.rename_axis("patient_id").reset_index().to_csv(runs_dir / "split.csv", index=False)
+    write_json(runs_dir / "cohort.json", {"cohort": str(Path(cohort_dir).resolve()), "store": store.fingerprint,
+                                         "profile": profile["name"], "config_hash": config_hash(profile)})
     return Prepared(cohort, split, store, runs_dir)
 
 

@@ -17,7 +17,7 @@ def _pred(seed=0, signal=1.0, n_pat=80, per=3):
 
 
 def test_evaluate_predictions_levels_and_thresholds():
-    m = evaluate_predictions(_pred(), n_boot=200)
+    m = evaluate_predictions(_pred(signal=0.4), n_boot=200)
     assert 0.6 < m["auc"] <= 1 and m["auc_low"] < m["auc"] < m["auc_high"]
     assert 0.6 < m["patient_auc"] <= 1 and m["patient_auc_boot_low"] < m["patient_auc"]
     assert m["test_patients"] == 16 and m["test_images"] == 48
