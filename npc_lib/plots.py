@@ -22,6 +22,8 @@ BACKBONE_COLOURS = {"efficientnet-b0": "#1b9e77", "inception-resnet-v2": "#d95f0
                     "xception": "#e7298a"}
 DATASET_ORDER = ["NPC-CMLN", "NPC", "CMLN", "Max tumour"]
 VARIANT_ORDER = ["intratumour", "intra-peritumour"]
+# which planted-risk oracle (synthetic cohorts' generation report) bounds each dataset
+ORACLE_KEY = {"NPC": "npc_features", "Max tumour": "npc_features", "CMLN": "cmln_features"}
 
 
 def save(fig, path_without_suffix: str | Path) -> list[Path]:
@@ -65,9 +67,10 @@ def fig3_roc(runs: dict, level: str = "image", oracle: dict | None = None):
                 if test["label"].nunique() == 2:
                     _roc(ax, test["label"], test["probability"], b, BACKBONE_COLOURS.get(b))
             if oracle:
-                key = "image_with_peritumoural" if variant == "intra-peritumour" else "image_intratumoural_only"
+                key = ORACLE_KEY[dataset] if dataset != "NPC-CMLN" else (
+                    "image_with_peritumoural" if variant == "intra-peritumour" else "image_intratumoural_only")
                 if key in oracle:
-                    ax.text(0.98, 0.30, f"oracle ceiling (cohort): {oracle[key]:.2f}", ha="right", fontsize=7,
+                    ax.text(0.98, 0.30, f"oracle ceiling ({key}): {oracle[key]:.2f}", ha="right", fontsize=7,
                             transform=ax.transAxes, color="black",
                             bbox=dict(boxstyle="round", fc="#fff3c4", ec="#c9a400"))
             _frame(ax, f"{dataset} — {variant}")
