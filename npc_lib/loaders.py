@@ -39,3 +39,19 @@ def tf_images(images: np.memmap, rows: np.ndarray, spec, input_size: int, batch_
         return x, y
 
     return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def preprocessed_chunks(images: np.ndarray, spec, input_size: int, chunk: int = 256):
+    """Yield preprocessed float32 arrays [k, size, size, 3] of ``chunk`` consecutive images.
+
+    Reads the memmap sequentially, one chunk in RAM at a time; used for feature extraction,
+    where handing ``model.predict`` plain arrays avoids tf.data threads competing with the
+    model's own threads on small CPUs.
+    """
+    import tensorflow as tf
+
+    for start in range(0, images.shape[0], chunk):
+        x = np.repeat(np.asarray(images[start:start + chunk], dtype=np.float32)[..., None], 3, axis=-1)
+        if input_size != images.shape[1]:
+            x = tf.image.resize(x, (input_size, input_size), method="bilinear").numpy()
+        yield np.asarray(spec.preprocess(x), dtype=np.float32)

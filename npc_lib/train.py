@@ -107,15 +107,16 @@ def extract_features(store: ImageStore, name: str, profile: dict, cache_dir: Pat
         with atomic_path(fdir / "backbone.weights.h5", suffix=".weights.h5") as tmp:
             model.save_weights(tmp)
         prov = {**prov, "backbone_weights": "backbone.weights.h5"}
-    from .loaders import tf_images
+    from .loaders import preprocessed_chunks
     files, out = {}, {}
     for v in variants:
         images = store.images(v)
         rows = np.arange(images.shape[0])
-        ds = tf_images(images, rows, spec, size, FEATURE_BATCH)
         t0 = time.perf_counter()
-        feats = model.predict(ds, verbose=1 if progress else 0)
-        rate = len(rows) / (time.perf_counter() - t0)
+        feats = np.concatenate([model.predict(x, batch_size=FEATURE_BATCH, verbose=0)
+                                for x in preprocessed_chunks(images, spec, size)]) if len(rows) else \
+            np.zeros((0, spec.feature_dim), np.float32)
+        rate = len(rows) / max(time.perf_counter() - t0, 1e-9)
         if not np.isfinite(feats).all():
             raise NpcError(f"{name}: non-finite features for {v} images")
         with atomic_path(fdir / f"{v}.npy", suffix=".npy") as tmp:
