@@ -24,6 +24,12 @@ def _edit_csv(path: Path, fn):
     (df if changed is None else changed).to_csv(path, index=False)
 
 
+def _set_cell(path: Path, row: int, column, value):
+    def f(d):
+        d.loc[row, column] = value
+    _edit_csv(path, f)
+
+
 def truncated_dicom(c):
     f = _files(c, "P0002")[2]
     f.write_bytes(f.read_bytes()[:400])
@@ -56,9 +62,7 @@ def uneven_spacing(c):
 
 
 def roi_outside_image(c):
-    def f(d):
-        d.loc[0, "x1"] = "500"
-    _edit_csv(c / "rois.csv", f)
+    _set_cell(c / "rois.csv", 0, "x1", "500")
     return "extends outside the 48x48 image"
 
 
@@ -70,16 +74,12 @@ def roi_empty(c):
 
 
 def roi_unknown_sop(c):
-    def f(d):
-        d.loc[2, "sop_instance_uid"] = "1.2.3.4.5"
-    _edit_csv(c / "rois.csv", f)
+    _set_cell(c / "rois.csv", 2, "sop_instance_uid", "1.2.3.4.5")
     return "SOPInstanceUID 1.2.3.4.5 is not in the patient's series"
 
 
 def roi_unknown_patient(c):
-    def f(d):
-        d.loc[3, "patient_id"] = "P9999"
-    _edit_csv(c / "rois.csv", f)
+    _set_cell(c / "rois.csv", 3, "patient_id", "P9999")
     return "unknown patient 'P9999'"
 
 
@@ -96,23 +96,17 @@ def duplicate_patient(c):
 
 
 def inconsistent_stage(c):
-    def f(d):
-        d.loc[0, ["t_stage", "n_stage", "overall_stage"]] = ["T4", "N1", "II"]
-    _edit_csv(c / "clinical.csv", f)
+    _set_cell(c / "clinical.csv", 0, ["t_stage", "n_stage", "overall_stage"], ["T4", "N1", "II"])
     return "overall_stage II is inconsistent with T4N1 (AJCC 7th gives IV)"
 
 
 def dm_not_binary(c):
-    def f(d):
-        d.loc[1, "dm"] = "yes"
-    _edit_csv(c / "clinical.csv", f)
+    _set_cell(c / "clinical.csv", 1, "dm", "yes")
     return "dm 'yes' must be 0 or 1"
 
 
 def unknown_sex(c):
-    def f(d):
-        d.loc[2, "sex"] = "X"
-    _edit_csv(c / "clinical.csv", f)
+    _set_cell(c / "clinical.csv", 2, "sex", "X")
     return "unknown sex 'X'"
 
 
@@ -138,9 +132,7 @@ def non_utf8_csv(c):
 
 
 def bad_age(c):
-    def f(d):
-        d.loc[3, "age"] = "fifty"
-    _edit_csv(c / "clinical.csv", f)
+    _set_cell(c / "clinical.csv", 3, "age", "fifty")
     return "age 'fifty' is not a number"
 
 
