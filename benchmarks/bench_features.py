@@ -62,7 +62,6 @@ def main() -> None:
             ceiling, ours = a.images / np.median(ceil_t), a.images / np.median(ours_t)
             print(f"  {name:20s} at {size:3d} px: in-memory predict {ceiling:7.1f} img/s, streamed {ours:7.1f} img/s, "
                   f"ratio {ours / ceiling:4.2f} (median of {a.repeats})")
-            del model
             import keras
             keras.backend.clear_session()
 

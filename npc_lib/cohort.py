@@ -213,7 +213,7 @@ def load_cohort(root: str | Path, exclude_invalid: bool = False, progress: bool 
 def _check_rois_against_series(rois: pd.DataFrame, series: dict[str, Series]) -> list[Problem]:
     problems = []
     index = {pid: s.slice_index() for pid, s in series.items()}
-    slice_idx, bad = [], []
+    slice_idx = []
     for i, row in rois.iterrows():
         pid = row["patient_id"]
         where = f"rois.csv line {row['roi_line']}"

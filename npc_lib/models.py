@@ -30,6 +30,7 @@ class BackboneSpec:
     min_size: int             # smallest input side keras accepts with include_top=False
     last_conv: str            # layer for Grad-CAM
     feature_dim: int
+    weights_file: str         # Keras' cache name of the ImageNet no-top weights
 
     def build(self, **kwargs):
         import keras
@@ -41,11 +42,15 @@ class BackboneSpec:
 
 
 BACKBONES = {
-    "efficientnet-b0": BackboneSpec("efficientnet-b0", "EfficientNetB0", "efficientnet", 32, "top_activation", 1280),
+    "efficientnet-b0": BackboneSpec("efficientnet-b0", "EfficientNetB0", "efficientnet", 32, "top_activation", 1280,
+                                    "efficientnetb0_notop.h5"),
     "inception-resnet-v2": BackboneSpec("inception-resnet-v2", "InceptionResNetV2", "inception_resnet_v2", 75,
-                                        "conv_7b_ac", 1536),
-    "resnet50": BackboneSpec("resnet50", "ResNet50", "resnet", 32, "conv5_block3_out", 2048),
-    "xception": BackboneSpec("xception", "Xception", "xception", 71, "block14_sepconv2_act", 2048),
+                                        "conv_7b_ac", 1536,
+                                        "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    "resnet50": BackboneSpec("resnet50", "ResNet50", "resnet", 32, "conv5_block3_out", 2048,
+                             "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    "xception": BackboneSpec("xception", "Xception", "xception", 71, "block14_sepconv2_act", 2048,
+                             "xception_weights_tf_dim_ordering_tf_kernels_notop.h5"),
 }
 
 
@@ -61,9 +66,10 @@ def input_size_for(name: str, requested: int) -> int:
 
 
 def _keras_cached(spec: BackboneSpec) -> bool:
-    cache = Path.home() / ".keras" / "models"
-    key = spec.constructor.lower().replace("inceptionresnetv2", "inception_resnet_v2")
-    return cache.is_dir() and any(key[:6] in p.name.lower() and "notop" in p.name.lower() for p in cache.iterdir())
+    """Is this backbone's ImageNet file already in Keras' cache (KERAS_HOME or ~/.keras)?"""
+    import os
+    home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+    return (home / "models" / spec.weights_file).is_file()
 
 
 def _weights_host(spec: BackboneSpec) -> str:
@@ -126,7 +132,10 @@ def build_feature_extractor(name: str, input_size: int, weights):
     import keras
     spec = backbone(name)
     inputs = keras.Input((input_size, input_size, 3), name="image")
-    base = spec.build(include_top=False, weights=weights, input_tensor=inputs)
+    try:
+        base = spec.build(include_top=False, weights=weights, input_tensor=inputs)
+    except (OSError, ValueError) as exc:  # failed download, unreadable or mismatched weights file
+        raise NpcError(f"cannot load {weights!r} weights for {name}: {exc}", hint=WEIGHTS_HINT) from None
     feats = keras.layers.GlobalAveragePooling2D(name="gap")(base.output)
     return keras.Model(inputs, feats, name=f"{spec.constructor}_features")
 

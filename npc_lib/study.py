@@ -12,7 +12,6 @@ from .atomic import write_json
 from .cache import ImageStore, build_image_store
 from .cohort import Cohort, load_cohort
 from .config import config_hash
-from .errors import NpcError
 from .progress import progress_bar
 from .rois import DATASETS, VARIANTS, Geometry, dataset_mask
 from .split import patient_split
@@ -99,14 +98,6 @@ def train_grid(profile: dict, prep: Prepared, runs: list[tuple[str, str, str]], 
             bar.update(1)
     bar.close()
     return pd.DataFrame(rows)
-
-
-def check_runs(profile: dict, runs) -> None:
-    for d, v, b in runs:
-        if d not in DATASETS or v not in VARIANTS:
-            raise NpcError(f"unknown dataset/variant {d!r}/{v!r}")
-        if b not in profile["backbones"] and b is None:
-            raise NpcError(f"unknown backbone {b!r}")
 
 
 def summarise_runs(models_dir: str | Path) -> pd.DataFrame:

@@ -1,7 +1,6 @@
 """Cohort ingest: a good cohort validates; each malformed input gives a specific error."""
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
