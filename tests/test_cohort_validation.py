@@ -24,8 +24,9 @@ def _edit_csv(path: Path, fn):
 
 
 def _set_cell(path: Path, row: int, column, value):
+    """Set one cell; ``value`` may be a function of the table (to copy another cell)."""
     def f(d):
-        d.loc[row, column] = value
+        d.loc[row, column] = value(d) if callable(value) else value
     _edit_csv(path, f)
 
 
@@ -66,9 +67,7 @@ def roi_outside_image(c):
 
 
 def roi_empty(c):
-    def f(d):
-        d.loc[1, "x1"] = d.loc[1, "x0"]
-    _edit_csv(c / "rois.csv", f)
+    _set_cell(c / "rois.csv", 1, "x1", lambda d: d.loc[1, "x0"])
     return "rois.csv line 3"
 
 
@@ -88,9 +87,7 @@ def patient_without_series(c):
 
 
 def duplicate_patient(c):
-    def f(d):
-        d.loc[5, "patient_id"] = d.loc[4, "patient_id"]
-    _edit_csv(c / "clinical.csv", f)
+    _set_cell(c / "clinical.csv", 5, "patient_id", lambda d: d.loc[4, "patient_id"])
     return "duplicate patient_id 'P0005' on lines [6, 7]"
 
 
