@@ -79,13 +79,18 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("runs_dir", type=Path)
     e.add_argument("--cohort", type=Path, help="cohort directory (default: the one recorded in the run folder)")
     e.add_argument("--bootstrap", type=int, default=2000, help="patient bootstrap resamples for AUC CIs")
+    e.add_argument("--hybrid-folds", type=int, default=5,
+                   help="folds for the hybrid model's out-of-fold image scores (0: skip the hybrid model)")
+    e.add_argument("--hybrid-dataset", default="NPC-CMLN", help="dataset whose image score enters the hybrid")
+    e.add_argument("--hybrid-variant", default="intra-peritumour", choices=["intratumour", "intra-peritumour"])
     return p
 
 
 def _evaluate(a) -> int:
     from .evaluation import evaluate_study
     t0 = time.perf_counter()
-    summary = evaluate_study(a.runs_dir, a.cohort, n_boot=a.bootstrap)
+    summary = evaluate_study(a.runs_dir, a.cohort, n_boot=a.bootstrap, hybrid_dataset=a.hybrid_dataset,
+                             hybrid_variant=a.hybrid_variant, hybrid_folds=a.hybrid_folds)
     for b in summary["best"]:
         print(f"best {b['dataset']:10s} {b['variant']:16s}: {b['backbone']:20s} patient AUC {b['patient_auc']:.3f} "
               f"(image AUC {b['auc']:.3f})")

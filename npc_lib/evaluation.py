@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .errors import NpcError
 from .metrics import MetricError, auc_ci_delong, bootstrap_auc_ci, patient_scores, threshold_metrics, youden_threshold
 from .published import published_table2
 
@@ -152,8 +153,41 @@ def delong_matrix(runs: dict) -> pd.DataFrame:
     return mat
 
 
+def hybrid_models(runs_dir: Path, clinical: pd.DataFrame, runs_meta: list[dict], dataset: str, variant: str,
+                  folds: int = 5) -> dict:
+    """Hybrid (clinical + out-of-fold image score) vs clinical-only vs image-only, one row set per
+    backbone of ``dataset``/``variant``. The figure's backbone is the one with the best
+    *training* out-of-fold image AUC (never chosen on test)."""
+    from .hybrid import fit_hybrid, oof_patient_scores
+    from .train import slug
+    tables, comps, tests, notes = [], [], {}, []
+    best, best_auc = None, -np.inf
+    for meta in runs_meta:
+        cfg = meta["config"]
+        if (cfg["dataset"], cfg["variant"]) != (dataset, variant):
+            continue
+        b = cfg["backbone"]
+        try:
+            scores = oof_patient_scores(runs_dir, runs_dir / "models" / slug(dataset, variant, b), folds=folds)
+            res = fit_hybrid(clinical, scores)
+        except (NpcError, MetricError) as exc:
+            notes.append(f"{b}: {exc}")
+            continue
+        tables.append(res["table"].assign(backbone=b, train_oof_image_auc=res["train_oof_image_auc"],
+                                          coefficients=json.dumps(res["coefficients"])))
+        comps.append(res["comparisons"].assign(backbone=b))
+        tests[b] = res["test"]
+        if np.nan_to_num(res["train_oof_image_auc"], nan=-1) > best_auc:
+            best, best_auc = b, res["train_oof_image_auc"]
+    return {"dataset": dataset, "variant": variant, "folds": folds,
+            "table": pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(),
+            "comparisons": pd.concat(comps, ignore_index=True) if comps else pd.DataFrame(),
+            "test": tests, "figure_backbone": best, "notes": notes}
+
+
 def evaluate_study(runs_dir: str | Path, cohort_dir: str | Path | None = None, n_boot: int = 2000,
-                   seed: int = 0) -> dict:
+                   seed: int = 0, hybrid_dataset: str = "NPC-CMLN", hybrid_variant: str = "intra-peritumour",
+                   hybrid_folds: int = 5) -> dict:
     """Write metrics, Table 2 (CSV + HTML), TNM baselines and comparisons, the DeLong matrix
     and the figures under ``<runs_dir>/evaluation``; returns a summary."""
     from . import plots
@@ -216,8 +250,22 @@ def evaluate_study(runs_dir: str | Path, cohort_dir: str | Path | None = None, n
             continue
     plots.save(plots.fig_calibration(cal), fig_dir / "calibration")
     plots.save(plots.fig_decision_curve(dca), fig_dir / "decision_curves")
+    hybrid = {"notes": ["hybrid model not requested"]}
+    if hybrid_folds:
+        present = {(m["config"]["dataset"], m["config"]["variant"]) for m, _ in loaded}
+        if (hybrid_dataset, hybrid_variant) not in present:
+            hybrid_dataset, hybrid_variant = sorted(present)[0]
+        hybrid = hybrid_models(runs_dir, clinical, [m for m, _ in loaded], hybrid_dataset, hybrid_variant,
+                               hybrid_folds)
+        write_csv(out / "hybrid.csv", hybrid["table"], float_format="%.6g")
+        write_csv(out / "hybrid_comparisons.csv", hybrid["comparisons"], float_format="%.6g")
+        if hybrid["figure_backbone"]:
+            t = hybrid["test"][hybrid["figure_backbone"]]
+            plots.save(plots.fig_hybrid_roc(t, f"{hybrid_dataset} {hybrid_variant} "
+                                               f"({hybrid['figure_backbone']})"), fig_dir / "hybrid_roc")
     summary = {"runs": len(runs), "best": best[["dataset", "variant", "backbone", "patient_auc", "auc"]]
                .to_dict("records"), "tnm": base, "oracle_auc": oracle,
-               "weights": sorted(metrics["weights"].unique().tolist())}
+               "weights": sorted(metrics["weights"].unique().tolist()),
+               "hybrid": {k: hybrid.get(k) for k in ("dataset", "variant", "folds", "figure_backbone", "notes")}}
     write_json(out / "summary.json", summary)
     return summary

@@ -48,10 +48,15 @@ def preprocessed_chunks(images: np.ndarray, spec, input_size: int, chunk: int = 
     where handing ``model.predict`` plain arrays avoids tf.data threads competing with the
     model's own threads on small CPUs.
     """
+    for start in range(0, images.shape[0], chunk):
+        yield preprocess_images(images[start:start + chunk], spec, input_size)
+
+
+def preprocess_images(images: np.ndarray, spec, input_size: int) -> np.ndarray:
+    """Stored uint8 images [k, s, s] → backbone-ready float32 [k, size, size, 3]."""
     import tensorflow as tf
 
-    for start in range(0, images.shape[0], chunk):
-        x = np.repeat(np.asarray(images[start:start + chunk], dtype=np.float32)[..., None], 3, axis=-1)
-        if input_size != images.shape[1]:
-            x = tf.image.resize(x, (input_size, input_size), method="bilinear").numpy()
-        yield np.asarray(spec.preprocess(x), dtype=np.float32)
+    x = np.repeat(np.asarray(images, dtype=np.float32)[..., None], 3, axis=-1)
+    if input_size != x.shape[1]:
+        x = tf.image.resize(x, (input_size, input_size), method="bilinear").numpy()
+    return np.asarray(spec.preprocess(x), dtype=np.float32)

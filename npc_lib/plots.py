@@ -90,6 +90,16 @@ def fig4_tnm_roc(y, stage_iv, ordinal_stage=None):
     return fig
 
 
+def fig_hybrid_roc(test: pd.DataFrame, title: str):
+    """ROC of clinical-only, image-only and hybrid scores on the test patients."""
+    fig, ax = plt.subplots(figsize=(4.8, 4.8))
+    for col, colour in (("clinical", "#999999"), ("image", "#1f78b4"), ("hybrid", "#e31a1c")):
+        _roc(ax, test["label"], test[col], col, colour, lw=2 if col == "hybrid" else 1.6)
+    _frame(ax, f"Hybrid model, {title}")
+    fig.tight_layout()
+    return fig
+
+
 def fig_curves(histories: dict, metric: str = "accuracy"):
     """Figs 5 (accuracy) and 8 (loss): train and test per epoch, one panel per dataset × variant."""
     fig, axes = plt.subplots(2, 4, figsize=(16, 7), sharex=True)
@@ -151,3 +161,34 @@ def history_frames(models_dir: str | Path) -> dict:
             cfg = json.loads((d / "run.json").read_text())["config"]
             out[(cfg["dataset"], cfg["variant"], cfg["backbone"])] = pd.read_csv(d / "history.csv")
     return out
+
+
+def fig_gradcam_grid(example: dict, title: str, columns: int = 6, alpha: float = 0.45):
+    """Figs 6/7: ROI images (lesion outlined) and each backbone's Grad-CAM overlay (viridis)."""
+    from .gradcam import overlay
+    images, masks, cams = example["images"], example["masks"], example["cams"]
+    order = np.argsort(-example["labels"], kind="stable")[:columns]  # DM images first
+    names = list(cams)
+    fig, axes = plt.subplots(1 + len(names), len(order), figsize=(1.9 * len(order), 1.95 * (1 + len(names))),
+                             squeeze=False)
+    for c, i in enumerate(order):
+        axes[0, c].imshow(images[i], cmap="gray", vmin=0, vmax=255)
+        if masks[i].any():
+            axes[0, c].contour(masks[i], levels=[0.5], colors="#ff4040", linewidths=0.8)
+        axes[0, c].set_title(f"{example['regions'][i].upper()}, {'DM' if example['labels'][i] else 'no DM'}",
+                             fontsize=8)
+        for r, name in enumerate(names, start=1):
+            if np.isfinite(cams[name][i]).all():
+                axes[r, c].imshow(overlay(images[i], cams[name][i], alpha))
+            else:
+                axes[r, c].imshow(images[i], cmap="gray", vmin=0, vmax=255, alpha=0.35)
+                axes[r, c].text(0.5, 0.5, "1×1 conv map:\nno CAM", ha="center", va="center", fontsize=7,
+                                transform=axes[r, c].transAxes)
+    for r, name in enumerate(["ROI image"] + names):
+        axes[r, 0].set_ylabel(name, fontsize=8)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -77,15 +77,26 @@ def pad_to_canvas(img: np.ndarray, canvas: int) -> np.ndarray:
     return out
 
 
-def roi_image(slice_pixels: np.ndarray, box, geometry: Geometry) -> np.ndarray:
-    """One stored image (uint8, input_size²) from a slice and a half-open box."""
-    x0, y0, x1, y1 = box
-    crop = normalise(slice_pixels[y0:y1, x0:x1], geometry.low_percentile, geometry.high_percentile)
+def place(crop: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """A float crop on the canvas (padded, scaled down if needed) resized to the model input."""
     canvas = pad_to_canvas(crop, geometry.canvas)
     if geometry.input_size != geometry.canvas:
         canvas = np.asarray(Image.fromarray(canvas, mode="F").resize(
             (geometry.input_size, geometry.input_size), Image.BILINEAR))
-    return np.clip(np.round(canvas * 255), 0, 255).astype(np.uint8)
+    return canvas
+
+
+def roi_image(slice_pixels: np.ndarray, box, geometry: Geometry) -> np.ndarray:
+    """One stored image (uint8, input_size²) from a slice and a half-open box."""
+    x0, y0, x1, y1 = box
+    crop = normalise(slice_pixels[y0:y1, x0:x1], geometry.low_percentile, geometry.high_percentile)
+    return np.clip(np.round(place(crop, geometry) * 255), 0, 255).astype(np.uint8)
+
+
+def roi_mask(slice_mask: np.ndarray, box, geometry: Geometry) -> np.ndarray:
+    """A binary slice mask mapped exactly as :func:`roi_image` maps the pixels (bool, input_size²)."""
+    x0, y0, x1, y1 = box
+    return place(slice_mask[y0:y1, x0:x1].astype(np.float32), geometry) >= 0.5
 
 
 def add_peritumoural_boxes(rois: pd.DataFrame, margin_mm: float) -> pd.DataFrame:

@@ -34,3 +34,13 @@ def cohort_copy(tiny_cohort, tmp_path) -> Path:
     dst = tmp_path / "cohort"
     shutil.copytree(tiny_cohort, dst)
     return dst
+
+
+@pytest.fixture(scope="session")
+def smoke_runs(small_cohort, tmp_path_factory) -> Path:
+    """The whole smoke grid (8 datasets x 4 backbones, random init) trained through the CLI."""
+    from npc_lib.cli import main
+    runs = tmp_path_factory.mktemp("runs") / "smoke"
+    code = main(["train", str(small_cohort), "--profile", "smoke", "--runs", str(runs), "--weights", "none"])
+    assert code == 0
+    return runs

@@ -62,15 +62,6 @@ def test_local_weights_file_is_loaded_and_hashed(tmp_path):
         resolve_weights("efficientnet-b0", str(tmp_path / "missing.h5"))
 
 
-@pytest.fixture(scope="module")
-def smoke_runs(small_cohort, tmp_path_factory):
-    """The whole smoke grid (8 datasets x 4 backbones) through the CLI."""
-    runs = tmp_path_factory.mktemp("runs") / "smoke"
-    code = main(["train", str(small_cohort), "--profile", "smoke", "--runs", str(runs), "--weights", "none"])
-    assert code == 0
-    return runs
-
-
 def test_smoke_grid_writes_every_run(smoke_runs):
     dirs = sorted(p for p in (smoke_runs / "models").iterdir() if p.is_dir())
     assert len(dirs) == 32

@@ -1,0 +1,210 @@
+"""Grad-CAM on the flat classifier graph, viridis overlays, CAM-in-ROI and a randomisation check.
+
+A head-mode run is rebuilt as one flat model (image → backbone layers → GAP → Dropout → Dense):
+the backbone gets the run's weights (ImageNet, a file, or the saved random initialisation) and
+the training-set standardisation is folded into the Dense layer (w/sd, b − Σ w·mean/sd), so the
+rebuilt model reproduces the run's probabilities exactly. Runs of one backbone share a graph;
+only the Dense weights change. Grad-CAM (Selvaraju et al. 2017) weights the last conv layer's
+maps by the spatial mean of the gradient of the DM logit. CAM-in-ROI is the share of CAM mass
+inside the true lesion (synthetic masks) or the drawn rectangle (real cohorts), next to the
+share of the image that region covers. The sanity check (Adebayo et al. 2018) compares CAMs
+with those of a weight-randomised copy of the model by Spearman rank correlation.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import NpcError
+from .models import add_head, backbone, build_feature_extractor, resolve_weights
+
+LESION_LABELS = {"npc": (1, 2), "cmln": (3, 4, 5)}  # synthetic mask label values per ROI region
+
+
+@dataclass
+class CamModel:
+    """A flat classifier and its Grad-CAM view (conv maps, probability)."""
+
+    model: object
+    grad_model: object
+    backbone: str
+    input_size: int
+    _step: object = None
+
+
+def cam_model(model, layer_name: str, backbone_name: str = "", input_size: int | None = None) -> CamModel:
+    """Wrap a flat functional classifier: outputs (``layer_name`` activations, probability)."""
+    import keras
+    try:
+        layer = model.get_layer(layer_name)
+    except ValueError:
+        raise NpcError(f"layer {layer_name!r} not in model {model.name}") from None
+    grad_model = keras.Model(model.inputs, [layer.output, model.output])
+    return CamModel(model, grad_model, backbone_name, input_size or int(model.input_shape[1]))
+
+
+def backbone_weights(runs_dir: Path, meta: dict):
+    """The weights argument that rebuilds a head-mode run's backbone exactly."""
+    prov = meta["weights"]
+    if prov["used"] == "random":
+        path = Path(runs_dir) / "cache" / f"features-{meta['store_fingerprint']}" / meta["features"] / \
+            prov.get("backbone_weights", "backbone.weights.h5")
+        if not path.is_file():
+            raise NpcError(f"{path}: saved random backbone weights missing (delete the feature cache and retrain)")
+        return "saved", path
+    weights, _ = resolve_weights(meta["config"]["backbone"], meta["config"].get("weights"))
+    return "keras", weights
+
+
+def build_backbone_model(runs_dir: str | Path, meta: dict) -> CamModel:
+    """The flat classifier of a head-mode run's backbone (head weights set by :func:`set_head`)."""
+    import keras
+    cfg = meta["config"]
+    spec = backbone(cfg["backbone"])
+    size = int(meta["input_size"])
+    kind, weights = backbone_weights(Path(runs_dir), meta)
+    extractor = build_feature_extractor(spec.name, size, weights if kind == "keras" else None)
+    if kind == "saved":
+        extractor.load_weights(weights)
+    model = keras.Model(extractor.input, add_head(extractor.output, cfg["train"]["dropout"], cfg["train"]["l2"]),
+                        name=f"{spec.name}_dm")
+    return cam_model(model, spec.last_conv, spec.name, size)
+
+
+def set_head(cm: CamModel, run_dir: str | Path) -> None:
+    """Load a run's head into the flat model, folding the feature standardisation into Dense."""
+    import keras
+    run_dir = Path(run_dir)
+    head = keras.models.load_model(run_dir / "head.keras", compile=False)
+    kernel, bias = head.get_layer("dm_probability").get_weights()
+    st = np.load(run_dir / "standardiser.npz")
+    sd = np.where(st["sd"] > 1e-6, st["sd"], 1.0)
+    w = kernel[:, 0] / sd
+    b = bias - np.sum(w * st["mean"])
+    cm.model.get_layer("dm_probability").set_weights([w[:, None].astype(np.float32), b.astype(np.float32)])
+
+
+def load_run_model(runs_dir: str | Path, run_dir: str | Path) -> CamModel:
+    """Any finished run as a flat CamModel (head mode rebuilt; finetune loaded as saved)."""
+    import keras
+    run_dir = Path(run_dir)
+    meta = json.loads((run_dir / "run.json").read_text())
+    spec = backbone(meta["config"]["backbone"])
+    if meta["mode"] == "finetune":
+        return cam_model(keras.models.load_model(run_dir / "model.keras", compile=False), spec.last_conv,
+                         spec.name, int(meta["input_size"]))
+    cm = build_backbone_model(runs_dir, meta)
+    set_head(cm, run_dir)
+    return cm
+
+
+def _cam_step(cm: CamModel):
+    """A compiled Grad-CAM step for ``cm`` (built once, reused for every batch)."""
+    import tensorflow as tf
+    if getattr(cm, "_step", None) is None:
+        @tf.function(reduce_retracing=True)
+        def step(xb):
+            with tf.GradientTape() as tape:
+                maps, p = cm.grad_model(xb, training=False)
+                p = tf.clip_by_value(tf.cast(p[:, 0], tf.float32), 1e-7, 1 - 1e-7)
+                logit = tf.math.log(p) - tf.math.log1p(-p)
+            grads = tape.gradient(logit, maps)  # images are independent in inference mode
+            weights = tf.reduce_mean(tf.cast(grads, tf.float32), axis=(1, 2))
+            cam = tf.nn.relu(tf.einsum("bhwk,bk->bhw", tf.cast(maps, tf.float32), weights))
+            cam = tf.image.resize(cam[..., None], tf.shape(xb)[1:3], method="bilinear")[..., 0]
+            peak = tf.reduce_max(cam, axis=(1, 2), keepdims=True)
+            return tf.where(peak > 0, cam / tf.maximum(peak, 1e-12), 0.0)
+        cm._step = step
+    return cm._step
+
+
+def cam_resolution(cm: CamModel) -> tuple[int, int]:
+    """Spatial size of the Grad-CAM layer's maps at this model's input size."""
+    shape = cm.grad_model.outputs[0].shape
+    return int(shape[1]), int(shape[2])
+
+
+def gradcam(cm: CamModel, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """Grad-CAM maps [n, size, size] in [0, 1] (each scaled by its maximum; all-zero if none).
+
+    A 1 × 1 conv map (a small input for a deep backbone) carries no spatial information: the
+    maps are then NaN, which every summary reports as undefined.
+    """
+    import tensorflow as tf
+    if cam_resolution(cm) == (1, 1):
+        return np.full(x.shape[:3], np.nan, np.float32)
+    step = _cam_step(cm)
+    out = [step(tf.constant(x[s:s + batch_size])).numpy() for s in range(0, len(x), batch_size)]
+    return np.concatenate(out) if out else np.zeros((0,) + x.shape[1:3], np.float32)
+
+
+def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """RGB float image: the grey ROI image under the CAM in viridis (purple low → yellow high)."""
+    from matplotlib import colormaps
+    grey = np.asarray(image, np.float32)
+    grey = grey / 255.0 if grey.max() > 1 else grey
+    heat = colormaps["viridis"](np.clip(cam, 0, 1))[..., :3]
+    return np.clip((1 - alpha) * grey[..., None] + alpha * heat, 0, 1)
+
+
+def cam_in_roi(cam: np.ndarray, mask: np.ndarray) -> dict:
+    """Share of positive CAM mass inside ``mask``, the mask's share of the image, and their ratio."""
+    cam, mask = np.asarray(cam, float), np.asarray(mask, bool)
+    area = float(mask.mean())
+    if not np.isfinite(cam).all():
+        return {"fraction": float("nan"), "area_share": area, "enrichment": float("nan")}
+    cam = np.clip(cam, 0, None)
+    total = cam.sum()
+    fraction = float(cam[mask].sum() / total) if total > 0 else float("nan")
+    return {"fraction": fraction, "area_share": float(area),
+            "enrichment": fraction / area if area > 0 and np.isfinite(fraction) else float("nan")}
+
+
+def randomised_copy(model, seed: int = 0):
+    """A copy of ``model`` with every weight re-initialised (cascading randomisation, all layers)."""
+    import keras
+    keras.utils.set_random_seed(seed)
+    return keras.models.clone_model(model)
+
+
+def rank_correlations(cams_a: np.ndarray, cams_b: np.ndarray) -> np.ndarray:
+    """Spearman rank correlation between paired CAMs (NaN where one is constant)."""
+    from scipy.stats import spearmanr
+    out = []
+    for a, b in zip(cams_a, cams_b):
+        a, b = a.ravel(), b.ravel()
+        ok = np.isfinite(a).all() and np.isfinite(b).all() and a.std() > 0 and b.std() > 0
+        out.append(spearmanr(a, b).statistic if ok else np.nan)
+    return np.asarray(out, float)
+
+
+def roi_masks(cohort_dir: str | Path, rows: pd.DataFrame, geometry, variant: str) -> tuple[np.ndarray, str]:
+    """Masks of the true region for stored images ``rows`` (store index rows), mapped like the image.
+
+    Uses the exact lesion masks (``masks/<patient>.npz``) when the cohort has them, else the drawn
+    (intratumour) rectangle. Returns (bool [n, size, size], "lesion mask" | "rectangle").
+    """
+    from .rois import roi_mask
+    cohort_dir = Path(cohort_dir)
+    box_cols = ("x0", "y0", "x1", "y1") if variant == "intratumour" else ("px0", "py0", "px1", "py1")
+    have_masks = all((cohort_dir / "masks" / f"{p}.npz").is_file() for p in rows["patient_id"].unique())
+    out, cache = [], {}
+    for r in rows.itertuples():
+        if have_masks:
+            if r.patient_id not in cache:
+                z = np.load(cohort_dir / "masks" / f"{r.patient_id}.npz")
+                cache = {r.patient_id: (z["labels"], {u: i for i, u in enumerate(z["sop_instance_uids"].tolist())})}
+            labels, where = cache[r.patient_id]
+            if r.sop_instance_uid not in where:
+                raise NpcError(f"masks/{r.patient_id}.npz has no slice for SOP {r.sop_instance_uid}")
+            full = np.isin(labels[where[r.sop_instance_uid]], LESION_LABELS[r.region])
+        else:
+            full = np.zeros((r.rows, r.cols), bool)
+            full[r.y0:r.y1, r.x0:r.x1] = True
+        out.append(roi_mask(full, tuple(getattr(r, c) for c in box_cols), geometry))
+    size = geometry.input_size
+    return (np.stack(out) if out else np.zeros((0, size, size), bool)), ("lesion mask" if have_masks else "rectangle")

@@ -1,0 +1,140 @@
+"""Hybrid clinical + image model (the paper's stated future work).
+
+A logistic regression on T, N, overall stage, age and the patient-level image score. The image
+score of a *training* patient is out-of-fold: the run's head is refitted on k patient folds of
+the training split and scores only the held-out fold, so the regression never sees an
+in-sample image score. Test patients get the score of the run's final model (fitted on all
+training patients). Scaling and the regression are fitted on the training split only.
+Needs ``head`` mode (cached features); a finetune run would need k backbone retrainings.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from .errors import NpcError
+from .metrics import MetricError, auc_ci_delong, delong_test, patient_scores
+from .staging import STAGE_LEVELS, ordinal
+
+CLINICAL_FEATURES = ["t", "n", "stage", "age"]
+
+
+def _run_profile(meta: dict) -> dict:
+    cfg = meta["config"]
+    return {"name": meta["profile"], "variants": [cfg["variant"]], **cfg}
+
+
+def oof_patient_scores(runs_dir: str | Path, run_dir: str | Path, folds: int = 5) -> pd.DataFrame:
+    """Patient image scores: out-of-fold for training patients, the final model's for test."""
+    from .cache import open_image_store
+    from .headfit import fit_head
+    from .models import build_head
+    from .rois import VARIANTS
+    from .train import _view, extract_features, seed_everything
+    import keras
+
+    runs_dir, run_dir = Path(runs_dir), Path(run_dir)
+    meta = json.loads((run_dir / "run.json").read_text())
+    if meta.get("mode") != "head":
+        raise NpcError(f"{run_dir.name}: out-of-fold image scores need head mode (cached features); "
+                       f"this run is {meta.get('mode')}")
+    cfg, tr = meta["config"], meta["config"]["train"]
+    store = open_image_store(runs_dir / "cache" / f"images-{meta['store_fingerprint']}", verify=False)
+    profile = _run_profile(meta)
+    feats = extract_features(store, cfg["backbone"], profile, runs_dir / "cache", progress=False)
+    values = feats[VARIANTS[cfg["variant"]]].values
+    split = pd.read_csv(runs_dir / "split.csv").set_index("patient_id")["split"]
+    view = _view(store, cfg["dataset"], split)
+    train = view[view["split"] == "train"]
+    patients = train.groupby("patient_id")["label"].first()
+    if patients.value_counts().min() < folds:
+        raise NpcError(f"{run_dir.name}: fewer than {folds} training patients in a class; lower the folds")
+    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=int(tr["seed"]))
+    oof = pd.Series(np.nan, index=train.index)
+    for k, (fit_idx, held_idx) in enumerate(skf.split(patients.index, patients.to_numpy())):
+        held = train["patient_id"].isin(patients.index[held_idx]).to_numpy()
+        X = np.asarray(values[train["image_id"].to_numpy()], np.float32)
+        mean, sd = X[~held].mean(axis=0), X[~held].std(axis=0)
+        Xs = (X - mean) / np.where(sd > 1e-6, sd, 1.0)
+        y = train["label"].to_numpy(np.float32)
+        seed_everything(int(tr["seed"]) + k)
+        head = build_head(X.shape[1], tr["dropout"], tr["l2"])
+        fit_head(head, keras.optimizers.Adam(tr["learning_rate"]), Xs[~held], y[~held], Xs[:0], y[:0],
+                 epochs=int(tr["epochs"]), batch_size=int(tr["batch_size"]), seed=int(tr["seed"]) + k)
+        oof[train.index[held]] = head.predict(Xs[held], batch_size=1024, verbose=0).ravel()
+    keras.backend.clear_session()
+    train_scores = patient_scores(train.assign(probability=oof.to_numpy())).assign(split="train")
+    pred = pd.read_parquet(run_dir / "predictions.parquet")
+    test_scores = patient_scores(pred[pred["split"] == "test"]).assign(split="test")
+    return pd.concat([train_scores, test_scores], ignore_index=True).rename(columns={"probability": "image_score"})
+
+
+def clinical_features(clinical: pd.DataFrame) -> pd.DataFrame:
+    """T (1–4), N (0–3), overall stage (1–4) and age as numbers, indexed by patient."""
+    c = clinical.set_index("patient_id")
+    return pd.DataFrame({"t": c["t_stage"].str[1].astype(int), "n": c["n_stage"].str[1].astype(int),
+                         "stage": c["overall_stage"].map(lambda s: ordinal(s, STAGE_LEVELS)),
+                         "age": c["age"].astype(float)}, index=c.index)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, float), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def fit_hybrid(clinical: pd.DataFrame, scores: pd.DataFrame, seed: int = 0) -> dict:
+    """Fit clinical-only and hybrid logistic regressions on train, score test; compare by DeLong.
+
+    ``scores``: ``patient_id, split, label, image_score`` (from :func:`oof_patient_scores`).
+    Returns ``{"table": metrics per model, "comparisons": DeLong rows, "test": test scores,
+    "coefficients": hybrid coefficients on the standardised scale}``.
+    """
+    data = scores.merge(clinical_features(clinical), left_on="patient_id", right_index=True, how="left")
+    if data[CLINICAL_FEATURES].isna().any().any():
+        pid = data.loc[data[CLINICAL_FEATURES].isna().any(axis=1), "patient_id"].iloc[0]
+        raise NpcError(f"hybrid model: patient {pid} has no clinical row")
+    data["image_logit"] = _logit(data["image_score"])
+    train, test = data[data["split"] == "train"], data[data["split"] == "test"]
+    if train["label"].nunique() < 2:
+        raise NpcError("hybrid model: the training patients hold only one class")
+    test = test.copy()
+    models = {}
+    for name, cols in (("clinical", CLINICAL_FEATURES), ("hybrid", CLINICAL_FEATURES + ["image_logit"])):
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000, random_state=seed))
+        model.fit(train[cols], train["label"])
+        test[name] = model.predict_proba(test[cols])[:, 1]
+        models[name] = (model, cols)
+    test["image"] = test["image_score"]
+    rows = []
+    for name in ("clinical", "image", "hybrid"):
+        row = {"model": name, "patients": len(test), "dm": int(test["label"].sum())}
+        try:
+            ci = auc_ci_delong(test["label"], test[name])
+            row.update(auc=ci.auc, auc_low=ci.low, auc_high=ci.high, note="")
+        except MetricError as exc:
+            row.update(auc=np.nan, auc_low=np.nan, auc_high=np.nan, note=str(exc))
+        rows.append(row)
+    comparisons = []
+    for other in ("clinical", "image"):
+        row = {"comparison": f"hybrid vs {other}"}
+        try:
+            t = delong_test(test["label"], test["hybrid"], test[other])
+            row.update(delta_auc=t.auc1 - t.auc2, z=t.z, p=t.p, note="")
+        except MetricError as exc:
+            row.update(delta_auc=np.nan, z=np.nan, p=np.nan, note=str(exc))
+        comparisons.append(row)
+    model, cols = models["hybrid"]
+    coef = dict(zip(cols, model[-1].coef_.ravel().round(4).tolist()))
+    train_oof_auc = np.nan
+    if train["label"].nunique() == 2:
+        train_oof_auc = auc_ci_delong(train["label"], train["image_score"]).auc
+    return {"table": pd.DataFrame(rows), "comparisons": pd.DataFrame(comparisons),
+            "test": test[["patient_id", "label", "clinical", "image", "hybrid"]].reset_index(drop=True),
+            "coefficients": coef, "train_oof_image_auc": train_oof_auc}
