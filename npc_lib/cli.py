@@ -20,6 +20,8 @@ EXAMPLES = {
     "tnm": "npc-study tnm runs/cohort/clinical.csv --json",
     "datasets": "npc-study datasets runs/demo/cohort --profile demo",
     "evaluate": "npc-study evaluate runs/demo",
+    "run": "npc-study run --profile demo                 # synthetic cohort -> 32 models -> book in _build/html\n"
+           "  npc-study run --profile demo --cohort /data/my_cohort --runs runs/mine --jobs 2",
     "train": "npc-study train runs/demo/cohort --profile demo                      # the whole 32-model grid\n"
              "  npc-study train runs/demo/cohort --profile demo --dataset CMLN --variant intra-peritumour "
              "--backbone xception",
@@ -83,7 +85,36 @@ def _parser() -> argparse.ArgumentParser:
                    help="folds for the hybrid model's out-of-fold image scores (0: skip the hybrid model)")
     e.add_argument("--hybrid-dataset", default="NPC-CMLN", help="dataset whose image score enters the hybrid")
     e.add_argument("--hybrid-variant", default="intra-peritumour", choices=["intratumour", "intra-peritumour"])
+    u = cmd("run", "the main job: cohort → datasets → all notebooks over the grid (papermill) → the book")
+    u.add_argument("--profile", default="demo", help="smoke, demo, paper or a .yaml path")
+    u.add_argument("--cohort", type=Path, help="your own cohort folder (default: the profile's synthetic cohort)")
+    u.add_argument("--runs", type=Path, help="run folder (default runs/<profile>)")
+    u.add_argument("--jobs", type=int, default=1, help="notebooks executed in parallel")
+    u.add_argument("--weights", help="override the profile's weights: imagenet, none or a file path")
+    u.add_argument("--cell-timeout", type=int, default=3600, help="seconds a notebook cell may run")
+    u.add_argument("--book-root", type=Path, default=Path("."), help="project folder with _config.yml")
+    u.add_argument("--no-book", action="store_true", help="execute the notebooks but do not build the book")
     return p
+
+
+def _run(a) -> int:
+    from .config import load_profile
+    from .runner import run_profile
+    from .study import runs_dir_for
+    overrides = {"weights": a.weights} if a.weights else {}
+    profile = load_profile(a.profile, overrides or None)
+    profile["_overrides"] = overrides
+    runs = a.runs or runs_dir_for(profile)
+    s = run_profile(profile, runs, a.cohort, n_jobs=a.jobs, book_root=a.book_root, timeout=a.cell_timeout,
+                    build=not a.no_book)
+    t = s["seconds"]
+    print(f"{s['executed']} notebooks executed, {s['skipped']} reused, {len(s['failed'])} failed "
+          f"(prepare {t['prepare']:.0f} s, notebooks {t['notebooks']:.0f} s, total {t['total']:.0f} s)")
+    for f in s["failed"]:
+        print(f"  FAILED {f['name']}: {f['error']}")
+    if s["book"]:
+        print(f"book: {s['book']}/index.html")
+    return 1 if s["failed"] else 0
 
 
 def _evaluate(a) -> int:
@@ -210,7 +241,7 @@ def _tnm(a) -> int:
 
 
 COMMANDS = {"synth": _synth, "validate": _validate, "table1": _table1, "tnm": _tnm, "datasets": _datasets,
-            "train": _train, "evaluate": _evaluate}
+            "train": _train, "evaluate": _evaluate, "run": _run}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -192,3 +192,43 @@ def fig_gradcam_grid(example: dict, title: str, columns: int = 6, alpha: float =
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def fig_roi_examples(intra: np.ndarray, peri: np.ndarray, titles: list[str]):
+    """Stored images side by side: intratumour (top row) vs intra-peritumour (bottom row)."""
+    n = len(intra)
+    fig, axes = plt.subplots(2, n, figsize=(1.9 * n, 4.1), squeeze=False)
+    for i in range(n):
+        for r, (img, name) in enumerate(((intra[i], "intratumour"), (peri[i], "intra-peritumour"))):
+            axes[r, i].imshow(img, cmap="gray", vmin=0, vmax=255)
+            axes[r, i].set_xticks([])
+            axes[r, i].set_yticks([])
+            if i == 0:
+                axes[r, i].set_ylabel(name, fontsize=8)
+        axes[0, i].set_title(titles[i], fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def fig_history(history: pd.DataFrame, title: str):
+    """Loss and accuracy per epoch on train and test for one run."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.3))
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        ax.plot(history["epoch"], history[f"train_{metric}"], label="train", c="#1f78b4")
+        ax.plot(history["epoch"], history[f"test_{metric}"], label="test", c="#e31a1c", ls="--")
+        ax.set(xlabel="epoch", ylabel=metric, title=f"{title}: {metric}")
+        ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def fig_delong_matrix(matrix: pd.DataFrame):
+    """Heat map of the patient-level paired DeLong p-values between runs."""
+    fig, ax = plt.subplots(figsize=(11, 10))
+    im = ax.imshow(matrix.to_numpy(float), cmap="viridis_r", vmin=0, vmax=1)
+    ax.set_xticks(range(len(matrix)), matrix.columns, rotation=90, fontsize=5)
+    ax.set_yticks(range(len(matrix)), matrix.index, fontsize=5)
+    fig.colorbar(im, ax=ax, shrink=0.6, label="DeLong p")
+    ax.set_title("Paired DeLong p-values (patient level, common test patients)")
+    fig.tight_layout()
+    return fig

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Prepared:
-    cohort: Cohort
+    cohort: Cohort | None
     split: pd.Series
     store: ImageStore
     runs_dir: Path
@@ -41,7 +41,7 @@ def prepare(profile: dict, cohort_dir: str | Path, runs_dir: str | Path, progres
     split.rename_axis("patient_id").reset_index().to_csv(runs_dir / "split.csv", index=False)
     write_json(runs_dir / "cohort.json", {"cohort": str(Path(cohort_dir).resolve()), "store": store.fingerprint,
                                          "profile": profile["name"], "config_hash": config_hash(profile)})
-    return Prepared(cohort, split, store, runs_dir)
+    return Prepared(None, split, store, runs_dir)
 
 
 def dataset_counts(store: ImageStore, split: pd.Series) -> pd.DataFrame:
@@ -126,3 +126,52 @@ def summarise_runs(models_dir: str | Path) -> pd.DataFrame:
             else float("nan")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def ensure_cohort(profile: dict, cohort_dir: str | Path | None, runs_dir: str | Path,
+                  progress: bool = True, jobs: int = 2) -> Path:
+    """The cohort to use: ``cohort_dir`` if given (a user's own cohort), else the profile's
+    synthetic cohort under ``runs_dir/cohort`` (generated once, reused while its report matches)."""
+    import json
+    if cohort_dir:
+        path = Path(cohort_dir)
+        if not path.is_dir():
+            from .errors import CohortError
+            raise CohortError(f"cohort folder {path} does not exist")
+        return path
+    from .synth import SynthConfig, generate_cohort
+    path = Path(runs_dir) / "cohort"
+    c = profile["cohort"]
+    cfg = SynthConfig(patients=c["patients"], matrix=c["matrix"], slices=c["slices"],
+                      scenario=c.get("scenario", "paper"), seed=c["seed"])
+    report = path / "generation_report.json"
+    if report.is_file():
+        r = json.loads(report.read_text())
+        if all(r.get("config", {}).get(k) == v for k, v in
+               {"patients": cfg.patients, "matrix": cfg.matrix, "slices": cfg.slices, "scenario": cfg.scenario,
+                "seed": cfg.seed}.items()):
+            return path
+    generate_cohort(path, cfg, jobs=jobs, overwrite=True, progress=progress)
+    return path
+
+
+def open_prepared(profile: dict, runs_dir: str | Path) -> Prepared:
+    """Reopen what :func:`prepare` wrote (split, image store) without rebuilding or re-reading
+    the DICOM headers (``cohort`` is left ``None``)."""
+    import json
+
+    from .cache import open_image_store
+    runs_dir = Path(runs_dir)
+    ref = json.loads((runs_dir / "cohort.json").read_text())
+    split = pd.read_csv(runs_dir / "split.csv").set_index("patient_id")["split"]
+    store = open_image_store(runs_dir / "cache" / f"images-{ref['store']}", verify=False)
+    return Prepared(None, split, store, runs_dir)
+
+
+def train_one(profile: dict, runs_dir: str | Path, dataset: str, variant: str, backbone_name: str) -> dict:
+    """Train (or reuse) one run of a prepared study; returns its run.json."""
+    import json
+    prep = open_prepared(profile, runs_dir)
+    from .train import slug
+    train_grid(profile, prep, [(dataset, variant, backbone_name)], progress=False)
+    return json.loads((prep.runs_dir / "models" / slug(dataset, variant, backbone_name) / "run.json").read_text())

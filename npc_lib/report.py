@@ -1,0 +1,86 @@
+"""Small helpers the notebooks share: data-provenance banners, figure display, run provenance."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+BANNER_STYLE = ("border-left:6px solid #d9822b;background:#fff4e5;padding:0.6em 1em;margin:0.5em 0;"
+                "color:#5a3a00;font-size:0.95em")
+
+
+def data_flags(runs_dir: str | Path, cohort_dir: str | Path | None = None) -> dict:
+    """Is the cohort synthetic (a generation report exists)? Were any backbones randomly initialised?"""
+    runs_dir = Path(runs_dir)
+    if cohort_dir is None and (runs_dir / "cohort.json").is_file():
+        cohort_dir = json.loads((runs_dir / "cohort.json").read_text())["cohort"]
+    report = Path(cohort_dir) / "generation_report.json" if cohort_dir else None
+    random = set()
+    for m in (runs_dir / "cache").glob("features-*/*/manifest.json"):
+        prov = json.loads(m.read_text())
+        if prov.get("provenance", {}).get("used") == "random":
+            random.add(prov["backbone"])
+    for m in (runs_dir / "models").glob("*/run.json"):
+        meta = json.loads(m.read_text())
+        if meta["weights"]["used"] == "random":
+            random.add(meta["config"]["backbone"])
+    scenario = None
+    if report is not None and report.is_file():
+        scenario = json.loads(report.read_text()).get("config", {}).get("scenario")
+    return {"synthetic": bool(report is not None and report.is_file()), "scenario": scenario,
+            "random_backbones": sorted(random)}
+
+
+def banner_html(flags: dict) -> str:
+    """HTML of the warnings every results page carries (empty when neither applies)."""
+    parts = []
+    if flags["synthetic"]:
+        parts.append(f"<b>Synthetic data.</b> These results come from a simulated cohort (scenario "
+                     f"<code>{flags['scenario']}</code>) with planted ground truth, not from patients; the numbers "
+                     "check the pipeline and are not clinical evidence.")
+    if flags["random_backbones"]:
+        parts.append("<b>Randomly initialised backbones.</b> ImageNet weights were not available, so "
+                     f"{', '.join(flags['random_backbones'])} ran with random weights; their accuracy is not "
+                     "comparable with the paper's pretrained networks.")
+    return "".join(f'<div class="npc-banner" style="{BANNER_STYLE}">{p}</div>' for p in parts)
+
+
+def banner(runs_dir: str | Path, cohort_dir: str | Path | None = None) -> dict:
+    """Display the banners in a notebook; returns the flags."""
+    from IPython.display import HTML, display
+    flags = data_flags(runs_dir, cohort_dir)
+    html = banner_html(flags)
+    if html:
+        display(HTML(html))
+    return flags
+
+
+def show(fig, path: str | Path | None = None):
+    """Save (PNG + SVG, when ``path`` is given) and display a matplotlib figure."""
+    from IPython.display import Image, display
+
+    from .plots import save
+    if path is None:
+        import matplotlib.pyplot as plt
+        display(fig)
+        plt.close(fig)
+        return None
+    png = save(fig, path)[0]
+    display(Image(filename=str(png)))
+    return png
+
+
+def provenance(runs_dir: str | Path) -> pd.DataFrame:
+    """Per run: weights used, seeds, config hash, store fingerprint, versions, wall time."""
+    rows = []
+    for m in sorted(Path(runs_dir).glob("models/*/run.json")):
+        meta = json.loads(m.read_text())
+        c = meta["config"]
+        rows.append({"dataset": c["dataset"], "variant": c["variant"], "backbone": c["backbone"],
+                     "mode": meta["mode"], "weights": meta["weights"]["used"], "config_hash": meta["config_hash"],
+                     "store": meta["store_fingerprint"], "seed_train": meta["seeds"]["train"],
+                     "seed_split": meta["seeds"]["split"], "seed_cohort": meta["seeds"]["cohort"],
+                     "tensorflow": meta["versions"]["tensorflow"], "keras": meta["versions"]["keras"],
+                     "npc_lib": meta["versions"]["npc_lib"], "wall_s": meta["wall_s"]})
+    return pd.DataFrame(rows)

@@ -1,0 +1,235 @@
+"""Papermill batch runner: the profile's notebooks over its grid, resumable, then the book.
+
+Stages: cohort (the synthetic one is generated if no ``--cohort`` is given) → validated split
+and image store → backbone features (head mode) → notebooks with papermill → Jupyter Book.
+Every notebook execution is a :class:`Job`; its manifest hash covers the notebook's bytes, its
+parameters, the package version and the input fingerprint. A job whose state file holds the
+same hash and ``ok`` is skipped, so a killed runner restarts where it stopped. A failing job is
+recorded (its executed notebook keeps the error) and the others go on; the command exits
+non-zero at the end with a summary.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+from . import __version__
+from .atomic import write_json, write_text
+from .errors import NpcError
+
+log = logging.getLogger(__name__)
+NOTEBOOKS = ["01_cohort", "02_roi_datasets", "03_train", "04_evaluate", "05_gradcam", "06_explore"]
+BOOK_NOTEBOOKS = "book/executed"
+
+
+@dataclass
+class Job:
+    name: str
+    notebook: str
+    output: str
+    parameters: dict
+    phase: int = 0  # phase-1 jobs start after every phase-0 job has ended
+
+    def digest(self, fingerprint: str) -> str:
+        h = hashlib.sha256(Path(self.notebook).read_bytes())
+        h.update(json.dumps(self.parameters, sort_keys=True).encode())
+        h.update(f"{__version__}|{fingerprint}".encode())
+        return h.hexdigest()[:20]
+
+
+@dataclass
+class Outcome:
+    name: str
+    status: str  # ok | failed | skipped
+    seconds: float = 0.0
+    error: str = ""
+    output: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def _rel(path: Path) -> str:
+    """Paths handed to notebooks: relative to the working directory when inside it."""
+    try:
+        return os.path.relpath(Path(path).resolve(), Path.cwd())
+    except ValueError:
+        return str(path)
+
+
+def plan(profile: dict, runs_dir: Path, cohort_dir: Path, notebooks_dir: Path, grid=None) -> list[Job]:
+    """One job per notebook, and one ``03_train`` job per (dataset, variant, backbone)."""
+    from .study import grid as profile_grid
+    from .train import slug
+    out = Path(runs_dir) / "executed"
+    base = {"profile": profile["name"], "runs_dir": _rel(runs_dir), "cohort_dir": _rel(cohort_dir),
+            "overrides": profile.get("_overrides", {})}
+    jobs = []
+    for nb in NOTEBOOKS:
+        src = Path(notebooks_dir) / f"{nb}.ipynb"
+        if nb == "03_train":
+            for d, v, b in grid or profile_grid(profile):
+                jobs.append(Job(f"03_train__{slug(d, v, b)}", str(src), str(out / "train" / f"{slug(d, v, b)}.ipynb"),
+                                {**base, "dataset": d, "variant": v, "backbone": b}))
+        else:
+            jobs.append(Job(nb, str(src), str(out / f"{nb}.ipynb"), dict(base), phase=int(nb >= "04")))
+    return jobs
+
+
+def execute_job(job: Job, timeout: int, kernel: str | None = None) -> Outcome:
+    """Run one notebook with papermill (output written to a temp file, then renamed)."""
+    import papermill as pm
+    out = Path(job.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.partial.ipynb")
+    t0 = time.perf_counter()
+    error = ""
+    try:
+        pm.execute_notebook(job.notebook, str(tmp), parameters=job.parameters, kernel_name=kernel,
+                            execution_timeout=timeout, progress_bar=False, log_output=False, cwd=os.getcwd())
+    except Exception as exc:  # papermill raises PapermillExecutionError with the cell's traceback
+        lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
+        error = (lines[-1] if lines else type(exc).__name__)[:500]
+    if tmp.exists():
+        os.replace(tmp, out)
+    elif error:  # the kernel never ran: leave a notebook that says so, for the book
+        _error_notebook(out, job, error)
+    return Outcome(job.name, "failed" if error else "ok", round(time.perf_counter() - t0, 2), error, str(out))
+
+
+def _error_notebook(path: Path, job: Job, error: str) -> None:
+    import nbformat
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# {job.name}: failed\n\nThe notebook did not run: `{error}`")]
+    write_text(path, nbformat.writes(nb))
+
+
+def run_jobs(jobs: list[Job], fingerprint: str, state_dir: Path, n_jobs: int = 1, timeout: int = 3600,
+             progress: bool = True, kernel: str | None = None) -> list[Outcome]:
+    """Execute the jobs not already finished with the same hash; phase by phase."""
+    from .progress import progress_bar
+    state_dir = Path(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    outcomes = []
+    bar = progress_bar(total=len(jobs), desc="notebooks", unit="nb", enabled=progress)
+    for phase in sorted({j.phase for j in jobs}):
+        todo = []
+        for j in (j for j in jobs if j.phase == phase):
+            digest = j.digest(fingerprint)
+            state = state_dir / f"{j.name}.json"
+            if state.is_file() and Path(j.output).is_file():
+                s = json.loads(state.read_text())
+                if s.get("hash") == digest and s.get("status") == "ok":
+                    outcomes.append(Outcome(j.name, "skipped", s.get("seconds", 0.0), output=j.output))
+                    bar.update(1)
+                    continue
+            todo.append((j, digest))
+
+        def record(job, digest, o):
+            write_json(state_dir / f"{job.name}.json", {**asdict(o), "hash": digest, "job": asdict(job)})
+            outcomes.append(o)
+            bar.update(1)
+            if o.status == "failed":
+                log.error("%s failed: %s", job.name, o.error)
+
+        if n_jobs <= 1:
+            for j, digest in todo:
+                record(j, digest, execute_job(j, timeout, kernel))
+        else:
+            with ProcessPoolExecutor(n_jobs, mp_context=get_context("spawn")) as pool:
+                futures = {pool.submit(execute_job, j, timeout, kernel): (j, d) for j, d in todo}
+                for f in as_completed(futures):
+                    record(*futures[f], f.result())
+    bar.close()
+    order = {j.name: i for i, j in enumerate(jobs)}
+    return sorted(outcomes, key=lambda o: order[o.name])
+
+
+def prepare_study(profile: dict, runs_dir: Path, cohort_dir: str | Path | None, progress: bool = True):
+    """Cohort → split and image store → cached features of every backbone (head mode)."""
+    from .study import ensure_cohort, prepare
+    cohort = ensure_cohort(profile, cohort_dir, runs_dir, progress=progress)
+    prep = prepare(profile, cohort, runs_dir, progress=progress)
+    if profile["train"]["mode"] == "head":
+        from .train import extract_features
+        for b in profile["backbones"]:
+            t0 = time.perf_counter()
+            extract_features(prep.store, b, profile, Path(runs_dir) / "cache", progress=progress)
+            log.info("features %s ready in %.1f s", b, time.perf_counter() - t0)
+    return cohort, prep
+
+
+def write_status_page(path: Path, outcomes: list[Outcome], profile: str) -> None:
+    """The book's run-status page (generated, not committed)."""
+    ok = sum(o.status in ("ok", "skipped") for o in outcomes)
+    lines = [f"# Run status ({profile} profile)", "",
+             f"{ok} of {len(outcomes)} notebook executions finished; "
+             f"{len(outcomes) - ok} failed.", "",
+             "| notebook | status | seconds | error |", "|---|---|---|---|"]
+    for o in outcomes:
+        err = o.error.replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| {o.name} | {'**failed**' if o.status == 'failed' else o.status} | {o.seconds:.1f} | {err} |")
+    write_text(path, "\n".join(lines) + "\n")
+
+
+def build_book(book_root: Path, runs_dir: Path, outcomes: list[Outcome], profile: str) -> Path:
+    """Copy the executed notebooks into the book tree and build it (execution off) to _build/html."""
+    book_root = Path(book_root)
+    target = book_root / BOOK_NOTEBOOKS
+    if target.exists():
+        shutil.rmtree(target)
+    (target / "train").mkdir(parents=True)
+    executed = Path(runs_dir) / "executed"
+    for nb in executed.rglob("*.ipynb"):
+        if not nb.name.startswith("."):
+            dest = target / nb.relative_to(executed)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(nb, dest)
+    write_status_page(target / "status.md", outcomes, profile)
+    exe = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(book_root), "--quiet"]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    log_path = Path(runs_dir) / "book_build.log"
+    write_text(log_path, res.stdout + "\n" + res.stderr)
+    if res.returncode != 0:
+        raise NpcError(f"the book build failed (exit {res.returncode}); see {log_path}")
+    return book_root / "_build" / "html"
+
+
+def run_profile(profile: dict, runs_dir: Path, cohort_dir: str | Path | None = None, n_jobs: int = 1,
+                book_root: Path = Path("."), timeout: int = 3600, build: bool = True,
+                progress: bool = True) -> dict:
+    """The main job: prepare, execute every notebook of the grid, build the book."""
+    t0 = time.perf_counter()
+    book_root = Path(book_root)
+    notebooks = book_root / "notebooks"
+    if not (book_root / "_config.yml").is_file() or not notebooks.is_dir():
+        raise NpcError(f"{book_root.resolve()} is not the project folder (no _config.yml or notebooks/)",
+                       hint="run from the repository root or pass --book-root")
+    runs_dir = Path(runs_dir)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    # papermill's kernel must be this interpreter (its "python3" kernel runs `python` from PATH)
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    cohort, prep = prepare_study(profile, runs_dir, cohort_dir, progress)
+    t_prep = time.perf_counter() - t0
+    jobs = plan(profile, runs_dir, cohort, notebooks)
+    outcomes = run_jobs(jobs, prep.store.fingerprint, runs_dir / "executed" / ".state", n_jobs, timeout, progress)
+    t_nb = time.perf_counter() - t0 - t_prep
+    html = build_book(book_root, runs_dir, outcomes, profile["name"]) if build else None
+    summary = {"profile": profile["name"], "runs_dir": str(runs_dir), "book": str(html) if html else None,
+               "executed": sum(o.status == "ok" for o in outcomes),
+               "skipped": sum(o.status == "skipped" for o in outcomes),
+               "failed": [{"name": o.name, "error": o.error} for o in outcomes if o.status == "failed"],
+               "seconds": {"prepare": round(t_prep, 1), "notebooks": round(t_nb, 1),
+                           "total": round(time.perf_counter() - t0, 1)}}
+    write_json(runs_dir / "run_summary.json", summary)
+    return summary

@@ -1,0 +1,200 @@
+"""ipywidgets explorers for JupyterLab; each also draws a static default figure for the book.
+
+Every explorer keeps its controls in ``controls``, draws with the pure method ``figure()``
+from the current values, and redraws on any change (``last_figure`` holds the latest figure,
+so callbacks are testable without a kernel).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+class Explorer:
+    """Base: controls → figure(); ``widget()`` for JupyterLab, ``static()`` for the book."""
+
+    controls: dict
+
+    def figure(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _connect(self):
+        import ipywidgets as w
+        self.output = w.Output()
+        self.last_figure = None
+        for c in self.controls.values():
+            c.observe(lambda _change: self.refresh(), names="value")
+
+    def refresh(self):
+        if self.last_figure is not None:
+            plt.close(self.last_figure)
+        self.last_figure = self.figure()
+        try:
+            from IPython import get_ipython
+            live = get_ipython() is not None
+        except ImportError:  # pragma: no cover
+            live = False
+        if live:
+            from IPython.display import clear_output, display
+            with self.output:
+                clear_output(wait=True)
+                display(self.last_figure)
+        return self.last_figure
+
+    def widget(self):
+        import ipywidgets as w
+        self.refresh()
+        return w.VBox([w.HBox(list(self.controls.values())), self.output])
+
+    def static(self):
+        """The default view as a plain figure (what the book shows above the widget)."""
+        return self.figure()
+
+
+class SliceExplorer(Explorer):
+    """A patient's slices with ROI rectangles: intratumour (solid) and intra-peritumour (dashed)."""
+
+    def __init__(self, cohort_dir: str | Path, index: pd.DataFrame):
+        import ipywidgets as w
+        self.cohort_dir, self.index = Path(cohort_dir), index
+        patients = sorted(index["patient_id"].unique())
+        first = index[index["patient_id"] == patients[0]]
+        self._series = {}
+        self.controls = {
+            "patient": w.Dropdown(options=patients, value=patients[0], description="patient"),
+            "slice": w.IntSlider(value=int(first["slice_index"].mode().iloc[0]), min=0, max=64, description="slice"),
+            "boxes": w.ToggleButtons(options=["both", "intratumour", "intra-peritumour"], value="both"),
+        }
+        self._connect()
+        self.controls["patient"].observe(lambda ch: self._jump(ch["new"]), names="value")
+
+    def _pixels(self, pid: str) -> np.ndarray:
+        from .dicom import read_series
+        if pid not in self._series:
+            self._series = {pid: read_series(self.cohort_dir / "dicom" / pid).pixels}  # one patient in RAM
+        return self._series[pid]
+
+    def _jump(self, pid: str):
+        rows = self.index[self.index["patient_id"] == pid]
+        self.controls["slice"].max = self._pixels(pid).shape[0] - 1
+        if len(rows):
+            self.controls["slice"].value = int(rows["slice_index"].mode().iloc[0])
+
+    def figure(self):
+        from matplotlib.patches import Rectangle
+        pid, k, mode = (self.controls[c].value for c in ("patient", "slice", "boxes"))
+        px = self._pixels(pid)
+        k = min(k, px.shape[0] - 1)
+        fig, ax = plt.subplots(figsize=(5, 5))
+        ax.imshow(px[k], cmap="gray", vmin=np.percentile(px[k], 1), vmax=np.percentile(px[k], 99.5))
+        rows = self.index[(self.index["patient_id"] == pid) & (self.index["slice_index"] == k)]
+        for r in rows.itertuples():
+            colour = "#ff5a36" if r.region == "npc" else "#36c5ff"
+            if mode in ("both", "intratumour"):
+                ax.add_patch(Rectangle((r.x0 - 0.5, r.y0 - 0.5), r.x1 - r.x0, r.y1 - r.y0, fill=False, ec=colour, lw=1.4))
+            if mode in ("both", "intra-peritumour"):
+                ax.add_patch(Rectangle((r.px0 - 0.5, r.py0 - 0.5), r.px1 - r.px0, r.py1 - r.py0, fill=False,
+                                       ec=colour, lw=1.0, ls="--"))
+        ax.set_title(f"{pid}, slice {k}: {len(rows)} ROI(s) (red NPC, blue CMLN; dashed +3 mm)", fontsize=9)
+        ax.axis("off")
+        fig.tight_layout()
+        return fig
+
+
+class RocExplorer(Explorer):
+    """ROC curves of the chosen dataset × variant for the chosen backbones, image or patient level."""
+
+    def __init__(self, runs: dict):
+        import ipywidgets as w
+        self.runs = runs
+        datasets = sorted({k[0] for k in runs})
+        variants = sorted({k[1] for k in runs})
+        backbones = sorted({k[2] for k in runs})
+        self.controls = {
+            "dataset": w.Dropdown(options=datasets, value=datasets[0], description="dataset"),
+            "variant": w.ToggleButtons(options=variants, value=variants[-1]),
+            "level": w.ToggleButtons(options=["image", "patient"], value="patient"),
+            "backbones": w.SelectMultiple(options=backbones, value=tuple(backbones), description="backbones"),
+        }
+        self._connect()
+
+    def figure(self):
+        from .metrics import patient_scores
+        from .plots import BACKBONE_COLOURS, _frame, _roc
+        d, v, level, chosen = (self.controls[c].value for c in ("dataset", "variant", "level", "backbones"))
+        fig, ax = plt.subplots(figsize=(4.8, 4.8))
+        for b in chosen:
+            pred = self.runs.get((d, v, b))
+            if pred is None:
+                continue
+            test = pred[pred["split"] == "test"]
+            if level == "patient":
+                test = patient_scores(test)
+            if test["label"].nunique() == 2:
+                _roc(ax, test["label"], test["probability"], b, BACKBONE_COLOURS.get(b))
+        _frame(ax, f"{d}, {v} ({level} level)")
+        fig.tight_layout()
+        return fig
+
+
+class CamViewer(Explorer):
+    """Grad-CAM overlays saved by the Grad-CAM notebook: model, image and overlay opacity."""
+
+    def __init__(self, cams_npz: str | Path):
+        import ipywidgets as w
+        z = np.load(cams_npz, allow_pickle=False)
+        self.data = {k: z[k] for k in z.files}
+        keys = sorted({k.split("|")[0] for k in self.data if k.endswith("|images")})
+        first = keys[0]
+        backbones = sorted({k.split("|")[2] for k in self.data if k.startswith(first + "|cam|")})
+        self.controls = {
+            "run": w.Dropdown(options=keys, value=first, description="dataset"),
+            "backbone": w.Dropdown(options=backbones, value=backbones[0], description="backbone"),
+            "image": w.IntSlider(value=0, min=0, max=len(self.data[f"{first}|images"]) - 1, description="image"),
+            "alpha": w.FloatSlider(value=0.45, min=0.0, max=1.0, step=0.05, description="overlay"),
+        }
+        self._connect()
+
+    def figure(self):
+        from .gradcam import overlay
+        key, b, i, alpha = (self.controls[c].value for c in ("run", "backbone", "image", "alpha"))
+        images, masks = self.data[f"{key}|images"], self.data[f"{key}|masks"]
+        i = min(i, len(images) - 1)
+        cam = self.data.get(f"{key}|cam|{b}")
+        fig, ax = plt.subplots(figsize=(4.2, 4.2))
+        if cam is not None and np.isfinite(cam[i]).all():
+            ax.imshow(overlay(images[i], cam[i], alpha))
+        else:
+            ax.imshow(images[i], cmap="gray", vmin=0, vmax=255)
+            ax.text(0.5, 0.05, "no CAM (1×1 conv map)", transform=ax.transAxes, ha="center", color="w", fontsize=8)
+        if masks[i].any():
+            ax.contour(masks[i], levels=[0.5], colors="#ff4040", linewidths=0.8)
+        label = "DM" if self.data[f"{key}|labels"][i] else "no DM"
+        ax.set_title(f"{key.replace('~', ' ')}: {b}, image {i} ({label})", fontsize=8)
+        ax.axis("off")
+        fig.tight_layout()
+        return fig
+
+
+def save_cam_examples(examples: dict, path: str | Path) -> Path:
+    """Store the Grad-CAM study's example images, masks and CAMs for :class:`CamViewer`."""
+    from .atomic import atomic_path
+    arrays = {}
+    for (dataset, variant), ex in examples.items():
+        key = f"{dataset}~{variant}"
+        arrays[f"{key}|images"] = ex["images"]
+        arrays[f"{key}|masks"] = ex["masks"]
+        arrays[f"{key}|labels"] = ex["labels"]
+        for b, cam in ex["cams"].items():
+            arrays[f"{key}|cam|{b}"] = cam.astype(np.float16)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez_compressed(tmp, **arrays)
+    return path
