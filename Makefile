@@ -3,9 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
-RUNS   ?= runs/demo
 
-.PHONY: demo test install bench clean
+.PHONY: demo smoke test install bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,16 +14,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## main job: synthetic 441-patient cohort -> validation -> Table 1 -> TNM -> 8 datasets -> 32 models
+## main job: synthetic 441-patient cohort -> 8 ROI datasets -> 32 models -> notebooks -> book in _build/html
 demo: $(STAMP)
-	test -f $(RUNS)/cohort/generation_report.json || \
-	  $(BIN)/npc-study synth $(RUNS)/cohort --patients 441 --matrix 256 --slices 16 --seed 42 --overwrite
-	$(BIN)/npc-study validate $(RUNS)/cohort
-	$(BIN)/npc-study table1 $(RUNS)/cohort/clinical.csv --out $(RUNS)/table1.csv
-	$(BIN)/npc-study tnm $(RUNS)/cohort/clinical.csv --json > $(RUNS)/tnm.json
-	$(BIN)/npc-study datasets $(RUNS)/cohort --profile demo --runs $(RUNS)
-	$(BIN)/npc-study train $(RUNS)/cohort --profile demo --runs $(RUNS)
-	@echo "results in $(RUNS)/: table1.csv, tnm.json, cohort/generation_report.json, models/*/"
+	$(BIN)/npc-study run --profile demo
+
+## the same on the CI profile (a few minutes)
+smoke: $(STAMP)
+	$(BIN)/npc-study run --profile smoke
 
 ## the test suite (CI runs exactly this)
 test: $(STAMP)
@@ -34,4 +30,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_synth.py
 
 clean:
-	rm -rf runs _build
+	rm -rf runs _build book/executed

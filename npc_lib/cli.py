@@ -89,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--profile", default="demo", help="smoke, demo, paper or a .yaml path")
     u.add_argument("--cohort", type=Path, help="your own cohort folder (default: the profile's synthetic cohort)")
     u.add_argument("--runs", type=Path, help="run folder (default runs/<profile>)")
-    u.add_argument("--jobs", type=int, default=1, help="notebooks executed in parallel")
+    u.add_argument("--jobs", type=int, default=2, help="notebooks executed in parallel (default 2)")
     u.add_argument("--weights", help="override the profile's weights: imagenet, none or a file path")
     u.add_argument("--cell-timeout", type=int, default=3600, help="seconds a notebook cell may run")
     u.add_argument("--book-root", type=Path, default=Path("."), help="project folder with _config.yml")

@@ -1,7 +1,8 @@
 """Papermill batch runner: the profile's notebooks over its grid, resumable, then the book.
 
 Stages: cohort (the synthetic one is generated if no ``--cohort`` is given) → validated split
-and image store → backbone features (head mode) → notebooks with papermill → Jupyter Book.
+and image store → (head mode) backbone features and head fits → notebooks with papermill →
+Jupyter Book.
 Every notebook execution is a :class:`Job`; its manifest hash covers the notebook's bytes, its
 parameters, the package version and the input fingerprint. A job whose state file holds the
 same hash and ``ok`` is skipped, so a killed runner restarts where it stopped. A failing job is
@@ -87,6 +88,7 @@ def plan(profile: dict, runs_dir: Path, cohort_dir: Path, notebooks_dir: Path, g
 def execute_job(job: Job, timeout: int, kernel: str | None = None) -> Outcome:
     """Run one notebook with papermill (output written to a temp file, then renamed)."""
     import papermill as pm
+    logging.getLogger("papermill").setLevel(logging.WARNING)
     out = Path(job.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.partial.ipynb")
@@ -154,16 +156,19 @@ def run_jobs(jobs: list[Job], fingerprint: str, state_dir: Path, n_jobs: int = 1
 
 
 def prepare_study(profile: dict, runs_dir: Path, cohort_dir: str | Path | None, progress: bool = True):
-    """Cohort → split and image store → cached features of every backbone (head mode)."""
+    """Cohort → split and image store → (head mode) cached features and the head grid.
+
+    In head mode the 32 heads are fitted here, in one process sharing each backbone's features
+    (minutes); each training notebook then presents its finished run instead of paying a kernel's
+    TensorFlow start-up to fit it. In finetune mode the training notebooks train."""
     from .study import ensure_cohort, prepare
     cohort = ensure_cohort(profile, cohort_dir, runs_dir, progress=progress)
     prep = prepare(profile, cohort, runs_dir, progress=progress)
-    if profile["train"]["mode"] == "head":
-        from .train import extract_features
-        for b in profile["backbones"]:
-            t0 = time.perf_counter()
-            extract_features(prep.store, b, profile, Path(runs_dir) / "cache", progress=progress)
-            log.info("features %s ready in %.1f s", b, time.perf_counter() - t0)
+    if profile["train"]["mode"] == "head":  # cheap in-process: the training notebooks then reuse the runs
+        from .study import grid, train_grid
+        t0 = time.perf_counter()
+        train_grid(profile, prep, grid(profile), progress=progress)
+        log.info("32-model head grid ready in %.1f s", time.perf_counter() - t0)
     return cohort, prep
 
 

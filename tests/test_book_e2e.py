@@ -1,0 +1,149 @@
+"""The main job on the smoke profile, end to end: cohort → notebooks (papermill) → Jupyter Book;
+then the built book in headless Chromium, and a PHI scan of everything written."""
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import re
+import shutil
+import threading
+from pathlib import Path
+
+import pydicom
+import pytest
+
+pytest.importorskip("papermill")
+pytest.importorskip("jupyter_book")
+
+from npc_lib.cli import main  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+TEXT_SUFFIXES = {".html", ".js", ".css", ".json", ".csv", ".ipynb", ".md", ".txt", ".log", ".svg", ".yml",
+                 ".yaml", ".xml", ".glue"}
+
+
+@pytest.fixture(scope="module")
+def smoke_book(tmp_path_factory):
+    """A copy of the project skeleton, the smoke study run in it, and the built book."""
+    root = tmp_path_factory.mktemp("project")
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / name, root / name)
+    shutil.copytree(ROOT / "book", root / "book", ignore=shutil.ignore_patterns("executed"))
+    shutil.copytree(ROOT / "notebooks", root / "notebooks")
+    runs = root / "runs" / "smoke"
+    code = main(["run", "--profile", "smoke", "--weights", "none", "--runs", str(runs), "--book-root", str(root)])
+    return root, runs, code
+
+
+def test_smoke_run_succeeds_and_builds_every_page(smoke_book):
+    root, runs, code = smoke_book
+    summary = json.loads((runs / "run_summary.json").read_text())
+    assert code == 0 and summary["failed"] == [], summary["failed"]
+    assert summary["executed"] == 5 + 32
+    html = root / "_build" / "html"
+    for page in ("index", "book/methods", "book/results", "book/beyond", "book/discussion", "book/reproducibility",
+                 "book/checklist", "book/executed/01_cohort", "book/executed/04_evaluate", "book/executed/05_gradcam",
+                 "book/executed/06_explore", "book/executed/status"):
+        assert (html / f"{page}.html").is_file(), page
+    assert len(list((html / "book" / "executed" / "train").glob("*.html"))) == 32
+
+
+def test_glued_numbers_reach_the_chapters(smoke_book):
+    root, runs, _ = smoke_book
+    results = (root / "_build" / "html" / "book" / "results.html").read_text()
+    patients = json.loads((runs / "cohort" / "generation_report.json").read_text())["patients"]
+    assert f"holds {patients} patients" in re.sub(r"<[^>]+>", "", results).replace("\n", " ")
+    log = (runs / "book_build.log").read_text()
+    assert "glue_ref" not in log and "not found in doc" not in log, "a glued value is missing"
+    assert "Synthetic data." in (root / "_build" / "html" / "book" / "executed" / "04_evaluate.html").read_text()
+    assert "Randomly initialised backbones." in (root / "_build" / "html" / "book" / "executed" /
+                                                 "05_gradcam.html").read_text()
+
+
+def test_rerun_skips_every_finished_notebook(smoke_book, capsys):
+    root, runs, _ = smoke_book
+    assert main(["run", "--profile", "smoke", "--weights", "none", "--runs", str(runs), "--book-root", str(root),
+                 "--no-book"]) == 0
+    assert "0 notebooks executed, 37 reused, 0 failed" in capsys.readouterr().out
+
+
+def _planted_identifiers(cohort: Path) -> set[str]:
+    found = set()
+    for folder in (cohort / "dicom").iterdir():
+        ds = pydicom.dcmread(next(folder.iterdir()), stop_before_pixels=True)
+        found |= {str(ds.PatientName), str(ds.PatientID), str(ds.PatientBirthDate), str(ds.AccessionNumber),
+                  str(ds.OtherPatientIDs)}
+    return found
+
+
+def test_no_dicom_identifier_in_the_book_or_the_runs(smoke_book):
+    root, runs, _ = smoke_book
+    secrets = _planted_identifiers(runs / "cohort")
+    assert len(secrets) >= 5 * 40
+    patterns = [re.compile(rf"(?<![\w.]){re.escape(s)}(?![\w])") for s in secrets]
+    scanned = 0
+    for base in (root / "_build", runs):
+        for f in base.rglob("*"):
+            if not f.is_file() or (runs / "cohort" / "dicom") in f.parents or f.suffix not in TEXT_SUFFIXES:
+                continue
+            text = f.read_text(errors="ignore")
+            scanned += 1
+            for p in patterns:
+                assert not p.search(text), f"identifier {p.pattern} leaked into {f.relative_to(root)}"
+    assert scanned > 100
+
+
+def _chromium():
+    for exe in ("/usr/bin/chromium", "/usr/bin/chromium-browser"):
+        if Path(exe).exists() and shutil.which("chromedriver"):
+            return exe
+    return None
+
+
+@pytest.mark.skipif(_chromium() is None, reason="Debian chromium + chromium-driver not installed (CI installs them)")
+def test_book_in_headless_chromium(smoke_book, tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    root, runs, _ = smoke_book
+    html = root / "_build" / "html"
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(html))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = _chromium()
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,1600"):
+        opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
+    shots = runs / "screenshots"
+    shots.mkdir(exist_ok=True)
+    try:
+        for page in ("index.html", "book/results.html", "book/executed/01_cohort.html",
+                     "book/executed/04_evaluate.html", "book/executed/05_gradcam.html"):
+            driver.get(f"{base}/{page}")
+            images = driver.execute_script(
+                "return Array.from(document.images).map(i => [i.currentSrc, i.complete && i.naturalWidth > 0])")
+            broken = [src for src, ok in images if not ok]
+            assert not broken, f"{page}: images that did not load: {broken}"
+            driver.save_screenshot(str(shots / (page.replace("/", "_") + ".png")))
+            errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+            assert not errors, f"{page}: console errors {errors}"
+            if page == "book/results.html":
+                assert len(images) >= 6
+                tables = driver.execute_script("return document.querySelectorAll('table').length")
+                text = driver.execute_script("return document.body.innerText")
+                assert tables >= 3 and "p_train" in text and "auc_intra_peritumour_published" in text
+        urls = []
+        for entry in driver.get_log("performance"):
+            msg = json.loads(entry["message"])["message"]
+            if msg["method"] == "Network.requestWillBeSent":
+                urls.append(msg["params"]["request"]["url"])
+        outside = [u for u in urls if not u.startswith((base, "data:", "blob:", "about:"))]
+        assert urls and not outside, f"requests left localhost: {outside[:5]}"
+    finally:
+        driver.quit()
+        server.shutdown()

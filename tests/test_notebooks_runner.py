@@ -1,0 +1,122 @@
+"""Notebook structure, and the papermill runner's resume and failure isolation (tiny notebooks)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def test_all_six_notebooks_exist():
+    assert [p.stem for p in NOTEBOOKS] == ["01_cohort", "02_roi_datasets", "03_train", "04_evaluate",
+                                           "05_gradcam", "06_explore"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_structure(path):
+    nb = nbformat.read(path, as_version=4)
+    cells = nb.cells
+    code = [c for c in cells if c.cell_type == "code"]
+    assert cells[0].cell_type == "markdown" and cells[0].source.startswith("# "), "title + overview first"
+    assert len(cells[0].source.split("\n\n")) >= 2, "the title cell needs an overview paragraph"
+    params = [i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1 and cells[params[0]].cell_type == "code"
+    assert code[0].source.lstrip().startswith(("import", "from")), "imports come first"
+    assert cells[params[0] - 1] is code[0] and cells[params[0] + 1].cell_type == "code", \
+        "imports → parameters → derived settings"
+    headings = [c.source.splitlines()[0] for c in cells if c.cell_type == "markdown" and c.source.startswith("## ")]
+    assert len(headings) >= 3 and headings[-1] == "## Summary"
+    assert len(code) <= 15
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), "commit without outputs"
+    src = "\n".join(c.source for c in code)
+    assert "def " not in src.replace("def show(", ""), "logic belongs in npc_lib"
+    for default in ('profile = "smoke"', 'runs_dir = "runs/smoke"'):
+        assert default in cells[params[0]].source
+
+
+def _trivial_notebook(path: Path, fail: bool = False) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    p = nbformat.v4.new_code_cell('log = ""\nname = ""')
+    p.metadata["tags"] = ["parameters"]
+    body = ("import time\nwith open(log, 'a') as f:\n    f.write(name + '\\n')\ntime.sleep(0.5)\n"
+            + ("raise ValueError('planted failure in ' + name)\n" if fail else ""))
+    nb.cells = [nbformat.v4.new_markdown_cell("# t"), p, nbformat.v4.new_code_cell(body)]
+    nbformat.write(nb, path)
+
+
+DRIVER = """
+import sys, json
+from pathlib import Path
+from npc_lib.runner import Job, run_jobs
+root = Path(sys.argv[1])
+jobs = [Job(f"job{i}", str(root / ("bad.ipynb" if i == 2 else "ok.ipynb")), str(root / "out" / f"job{i}.ipynb"),
+            {"log": str(root / "log.txt"), "name": f"job{i}"}) for i in range(int(sys.argv[2]))]
+out = run_jobs(jobs, "fp1", root / "state", n_jobs=1, timeout=120, progress=False)
+print(json.dumps({o.name: o.status for o in out}))
+"""
+
+
+def _driver(tmp_path, n):
+    return subprocess.Popen([sys.executable, "-c", DRIVER, str(tmp_path), str(n)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"})
+
+
+def test_runner_resumes_after_a_kill_and_isolates_failures(tmp_path):
+    _trivial_notebook(tmp_path / "ok.ipynb")
+    _trivial_notebook(tmp_path / "bad.ipynb", fail=True)
+    log = tmp_path / "log.txt"
+    proc = _driver(tmp_path, 6)
+    deadline = time.time() + 180
+    while time.time() < deadline:  # kill once 3 jobs have a state file
+        if len(list((tmp_path / "state").glob("*.json"))) >= 3 if (tmp_path / "state").exists() else False:
+            break
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = {p.stem for p in (tmp_path / "state").glob("*.json")}
+    assert len(finished) >= 3
+    before = log.read_text().split()
+    proc = _driver(tmp_path, 6)
+    out, err = proc.communicate(timeout=300)
+    status = json.loads(out.strip().splitlines()[-1])
+    assert status["job2"] == "failed" and all(status[f"job{i}"] in ("ok", "skipped") for i in (0, 1, 3, 4, 5))
+    after = log.read_text().split()[len(before):]
+    ok_done = {n for n in finished if json.loads((tmp_path / "state" / f"{n}.json").read_text())
+               if n != "job2"}
+    # no finished job ran again; every unfinished one ran exactly once
+    assert not (set(after) & (ok_done - {"job2"}))
+    assert sorted(after) == sorted(set(f"job{i}" for i in range(6)) - (ok_done - {"job2"}))
+    assert [s for s in status.values()].count("skipped") == len(ok_done - {"job2"})
+    failed = json.loads((tmp_path / "state" / "job2.json").read_text())
+    assert "planted failure in job2" in failed["error"]
+    assert (tmp_path / "out" / "job2.ipynb").is_file(), "the failed notebook is kept for the book"
+    # a third run skips everything except the failure, which runs again
+    proc = _driver(tmp_path, 6)
+    out, _ = proc.communicate(timeout=300)
+    status = json.loads(out.strip().splitlines()[-1])
+    assert [k for k, v in status.items() if v != "skipped"] == ["job2"]
+
+
+def test_changed_parameters_rerun(tmp_path):
+    from npc_lib.runner import Job, run_jobs
+    _trivial_notebook(tmp_path / "ok.ipynb")
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    job = Job("a", str(tmp_path / "ok.ipynb"), str(tmp_path / "out" / "a.ipynb"),
+              {"log": str(tmp_path / "log.txt"), "name": "a"})
+    assert run_jobs([job], "fp", tmp_path / "s", progress=False)[0].status == "ok"
+    assert run_jobs([job], "fp", tmp_path / "s", progress=False)[0].status == "skipped"
+    assert run_jobs([job], "fp-changed-input", tmp_path / "s", progress=False)[0].status == "ok"
+    job.parameters["name"] = "b"
+    assert run_jobs([job], "fp-changed-input", tmp_path / "s", progress=False)[0].status == "ok"
+    assert (tmp_path / "log.txt").read_text().split() == ["a", "a", "b"]
