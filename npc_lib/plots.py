@@ -44,6 +44,16 @@ def _roc(ax, y, p, label, colour=None, lw=1.6):
     ax.plot(fpr, tpr, color=colour, lw=lw, label=f"{label} (AUC {roc_auc_score(y, p):.2f})")
 
 
+def roc_of_run(ax, pred: pd.DataFrame, level: str, label: str) -> None:
+    """Draw one run's test ROC at image or patient level (skipped when the test split has one class)."""
+    from .metrics import patient_scores
+    test = pred[pred["split"] == "test"]
+    if level == "patient":
+        test = patient_scores(test)
+    if test["label"].nunique() == 2:
+        _roc(ax, test["label"], test["probability"], label, BACKBONE_COLOURS.get(label))
+
+
 def _frame(ax, title):
     ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1)
     ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="1 − specificity", ylabel="sensitivity", title=title)
@@ -53,19 +63,13 @@ def _frame(ax, title):
 
 def fig3_roc(runs: dict, level: str = "image", oracle: dict | None = None):
     """ROC per dataset × variant; ``runs`` maps (dataset, variant, backbone) → predictions."""
-    from .metrics import patient_scores
     fig, axes = plt.subplots(2, 4, figsize=(16, 8.4))
     for r, variant in enumerate(VARIANT_ORDER):
         for c, dataset in enumerate(DATASET_ORDER):
             ax = axes[r, c]
             for (d, v, b), pred in sorted(runs.items()):
-                if (d, v) != (dataset, variant):
-                    continue
-                test = pred[pred["split"] == "test"]
-                if level == "patient":
-                    test = patient_scores(test)
-                if test["label"].nunique() == 2:
-                    _roc(ax, test["label"], test["probability"], b, BACKBONE_COLOURS.get(b))
+                if (d, v) == (dataset, variant):
+                    roc_of_run(ax, pred, level, b)
             if oracle:
                 key = ORACLE_KEY[dataset] if dataset != "NPC-CMLN" else (
                     "image_with_peritumoural" if variant == "intra-peritumour" else "image_intratumoural_only")

@@ -125,19 +125,12 @@ class RocExplorer(Explorer):
         self._connect()
 
     def figure(self):
-        from .metrics import patient_scores
-        from .plots import BACKBONE_COLOURS, _frame, _roc
+        from .plots import _frame, roc_of_run
         d, v, level, chosen = (self.controls[c].value for c in ("dataset", "variant", "level", "backbones"))
         fig, ax = plt.subplots(figsize=(4.8, 4.8))
         for b in chosen:
-            pred = self.runs.get((d, v, b))
-            if pred is None:
-                continue
-            test = pred[pred["split"] == "test"]
-            if level == "patient":
-                test = patient_scores(test)
-            if test["label"].nunique() == 2:
-                _roc(ax, test["label"], test["probability"], b, BACKBONE_COLOURS.get(b))
+            if (d, v, b) in self.runs:
+                roc_of_run(ax, self.runs[(d, v, b)], level, b)
         _frame(ax, f"{d}, {v} ({level} level)")
         fig.tight_layout()
         return fig
