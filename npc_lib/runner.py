@@ -30,6 +30,10 @@ from .errors import NpcError
 
 log = logging.getLogger(__name__)
 NOTEBOOKS = ["01_cohort", "02_roi_datasets", "03_train", "04_evaluate", "05_gradcam", "06_explore"]
+# A notebook starts only after every notebook of a lower phase has ended: 04/05 read the
+# trained runs, 06 reads the Grad-CAM maps that 05 writes.
+PHASES = {"01_cohort": 0, "02_roi_datasets": 0, "03_train": 0, "04_evaluate": 1, "05_gradcam": 1,
+          "06_explore": 2}
 BOOK_NOTEBOOKS = "book/executed"
 
 
@@ -39,12 +43,13 @@ class Job:
     notebook: str
     output: str
     parameters: dict
-    phase: int = 0  # phase-1 jobs start after every phase-0 job has ended
+    phase: int = 0  # see PHASES
+    title: str = ""  # replaces the executed notebook's first heading (one page per grid cell)
 
     def digest(self, fingerprint: str) -> str:
         h = hashlib.sha256(Path(self.notebook).read_bytes())
         h.update(json.dumps(self.parameters, sort_keys=True).encode())
-        h.update(f"{__version__}|{fingerprint}".encode())
+        h.update(f"{self.title}|{__version__}|{fingerprint}".encode())
         return h.hexdigest()[:20]
 
 
@@ -60,15 +65,17 @@ class Outcome:
 
 def _rel(path: Path) -> str:
     """Paths handed to notebooks: relative to the working directory when inside it."""
+    resolved = Path(path).resolve()
     try:
-        return os.path.relpath(Path(path).resolve(), Path.cwd())
+        return str(resolved.relative_to(Path.cwd().resolve()))
     except ValueError:
-        return str(path)
+        return str(resolved)
 
 
 def plan(profile: dict, runs_dir: Path, cohort_dir: Path, notebooks_dir: Path, grid=None) -> list[Job]:
     """One job per notebook, and one ``03_train`` job per (dataset, variant, backbone)."""
     from .study import grid as profile_grid
+    from .models import backbone
     from .train import slug
     out = Path(runs_dir) / "executed"
     base = {"profile": profile["name"], "runs_dir": _rel(runs_dir), "cohort_dir": _rel(cohort_dir),
@@ -79,9 +86,10 @@ def plan(profile: dict, runs_dir: Path, cohort_dir: Path, notebooks_dir: Path, g
         if nb == "03_train":
             for d, v, b in grid or profile_grid(profile):
                 jobs.append(Job(f"03_train__{slug(d, v, b)}", str(src), str(out / "train" / f"{slug(d, v, b)}.ipynb"),
-                                {**base, "dataset": d, "variant": v, "backbone": b}))
+                                {**base, "dataset": d, "variant": v, "backbone": b},
+                                title=f"Train {d}, {v}, {backbone(b).constructor}"))
         else:
-            jobs.append(Job(nb, str(src), str(out / f"{nb}.ipynb"), dict(base), phase=int(nb >= "04")))
+            jobs.append(Job(nb, str(src), str(out / f"{nb}.ipynb"), dict(base), phase=PHASES[nb]))
     return jobs
 
 
@@ -101,10 +109,24 @@ def execute_job(job: Job, timeout: int, kernel: str | None = None) -> Outcome:
         lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
         error = (lines[-1] if lines else type(exc).__name__)[:500]
     if tmp.exists():
+        if job.title:
+            _retitle(tmp, job.title)
         os.replace(tmp, out)
     elif error:  # the kernel never ran: leave a notebook that says so, for the book
         _error_notebook(out, job, error)
     return Outcome(job.name, "failed" if error else "ok", round(time.perf_counter() - t0, 2), error, str(out))
+
+
+def _retitle(path: Path, title: str) -> None:
+    """Set the first markdown heading, which becomes the page title in the book."""
+    import nbformat
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and cell.source.lstrip().startswith("# "):
+            first, _, rest = cell.source.lstrip().partition("\n")
+            cell.source = f"# {title}\n{rest}"
+            nbformat.write(nb, str(path))
+            return
 
 
 def _error_notebook(path: Path, job: Job, error: str) -> None:

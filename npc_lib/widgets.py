@@ -15,6 +15,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .errors import NpcError  # noqa: E402
+
 
 class Explorer:
     """Base: controls → figure(); ``widget()`` for JupyterLab, ``static()`` for the book."""
@@ -141,6 +143,9 @@ class CamViewer(Explorer):
 
     def __init__(self, cams_npz: str | Path):
         import ipywidgets as w
+        if not Path(cams_npz).is_file():
+            raise NpcError(f"no Grad-CAM maps at {cams_npz}: run the Grad-CAM notebook (05_gradcam) for this "
+                           "study first")
         z = np.load(cams_npz, allow_pickle=False)
         self.data = {k: z[k] for k in z.files}
         keys = sorted({k.split("|")[0] for k in self.data if k.endswith("|images")})

@@ -122,8 +122,11 @@ def test_book_in_headless_chromium(smoke_book, tmp_path):
     shots = runs / "screenshots"
     shots.mkdir(exist_ok=True)
     try:
+        train_page = sorted((html / "book" / "executed" / "train").glob("*resnet50.html"))[0]
         for page in ("index.html", "book/results.html", "book/executed/01_cohort.html",
-                     "book/executed/04_evaluate.html", "book/executed/05_gradcam.html"):
+                     "book/executed/04_evaluate.html", "book/executed/05_gradcam.html",
+                     "book/executed/06_explore.html", "book/executed/status.html",
+                     str(train_page.relative_to(html))):
             driver.get(f"{base}/{page}")
             images = driver.execute_script(
                 "return Array.from(document.images).map(i => [i.currentSrc, i.complete && i.naturalWidth > 0])")
@@ -137,6 +140,8 @@ def test_book_in_headless_chromium(smoke_book, tmp_path):
                 tables = driver.execute_script("return document.querySelectorAll('table').length")
                 text = driver.execute_script("return document.body.innerText")
                 assert tables >= 3 and "p_train" in text and "auc_intra_peritumour_published" in text
+            if "train/" in page:
+                assert "ResNet50" in driver.title, driver.title
         urls = []
         for entry in driver.get_log("performance"):
             msg = json.loads(entry["message"])["message"]

@@ -120,3 +120,32 @@ def test_changed_parameters_rerun(tmp_path):
     job.parameters["name"] = "b"
     assert run_jobs([job], "fp-changed-input", tmp_path / "s", progress=False)[0].status == "ok"
     assert (tmp_path / "log.txt").read_text().split() == ["a", "a", "b"]
+
+
+def test_plan_orders_readers_after_writers_and_titles_each_grid_page(tmp_path):
+    from npc_lib.config import load_profile
+    from npc_lib.runner import plan
+    jobs = plan(load_profile("smoke"), tmp_path / "runs", tmp_path / "cohort", ROOT / "notebooks")
+    phase = {j.name: j.phase for j in jobs}
+    train = [j for j in jobs if j.name.startswith("03_train__")]
+    assert len(train) == 32 and max(j.phase for j in train) < phase["04_evaluate"]
+    assert phase["04_evaluate"] == phase["05_gradcam"] < phase["06_explore"], "06 reads the maps 05 writes"
+    assert len({j.title for j in train}) == 32
+    titled = next(j for j in train if j.parameters["backbone"] == "resnet50")
+    assert "ResNet50" in titled.title and titled.parameters["dataset"] in titled.title
+    # paths outside the working directory stay absolute, never ../../..
+    assert not jobs[0].parameters["runs_dir"].startswith("..")
+
+
+def test_executed_grid_notebook_carries_its_own_title(tmp_path):
+    from npc_lib.runner import Job, run_jobs
+    _trivial_notebook(tmp_path / "ok.ipynb")
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    job = Job("a", str(tmp_path / "ok.ipynb"), str(tmp_path / "out" / "a.ipynb"),
+              {"log": str(tmp_path / "log.txt"), "name": "a"}, title="Train NPC, intratumour, Xception")
+    assert run_jobs([job], "fp", tmp_path / "s", progress=False)[0].status == "ok"
+    nb = nbformat.read(tmp_path / "out" / "a.ipynb", as_version=4)
+    assert nb.cells[0].source.splitlines()[0] == "# Train NPC, intratumour, Xception"
+    assert nbformat.read(tmp_path / "ok.ipynb", as_version=4).cells[0].source == "# t", "the source is untouched"
+    job.title = "another"
+    assert run_jobs([job], "fp", tmp_path / "s", progress=False)[0].status == "ok", "a new title reruns"
