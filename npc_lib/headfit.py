@@ -62,3 +62,9 @@ def fit_head(model, optimizer, X_train, y_train, X_test, y_test, epochs: int, ba
         rows.append({"epoch": epoch, "train_loss": float(tl), "train_accuracy": float(ta),
                      "test_loss": float(vl), "test_accuracy": float(va)})
     return pd.DataFrame(rows)
+
+
+def head_probabilities(model, X) -> np.ndarray:
+    """The head's probabilities for all rows in one eager call (no per-model ``predict`` graph)."""
+    import keras
+    return np.asarray(keras.ops.convert_to_numpy(model(np.asarray(X, np.float32), training=False))).ravel()

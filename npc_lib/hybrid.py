@@ -34,7 +34,7 @@ def _run_profile(meta: dict) -> dict:
 def oof_patient_scores(runs_dir: str | Path, run_dir: str | Path, folds: int = 5) -> pd.DataFrame:
     """Patient image scores: out-of-fold for training patients, the final model's for test."""
     from .cache import open_image_store
-    from .headfit import fit_head
+    from .headfit import fit_head, head_probabilities
     from .models import build_head
     from .rois import VARIANTS
     from .train import _view, extract_features, seed_everything
@@ -68,7 +68,7 @@ def oof_patient_scores(runs_dir: str | Path, run_dir: str | Path, folds: int = 5
         head = build_head(X.shape[1], tr["dropout"], tr["l2"])
         fit_head(head, keras.optimizers.Adam(tr["learning_rate"]), Xs[~held], y[~held], Xs[:0], y[:0],
                  epochs=int(tr["epochs"]), batch_size=int(tr["batch_size"]), seed=int(tr["seed"]) + k)
-        oof[train.index[held]] = head.predict(Xs[held], batch_size=1024, verbose=0).ravel()
+        oof[train.index[held]] = head_probabilities(head, Xs[held])
     keras.backend.clear_session()
     train_scores = patient_scores(train.assign(probability=oof.to_numpy())).assign(split="train")
     pred = pd.read_parquet(run_dir / "predictions.parquet")

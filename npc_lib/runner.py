@@ -222,7 +222,9 @@ def build_book(book_root: Path, runs_dir: Path, outcomes: list[Outcome], profile
             shutil.copy2(nb, dest)
     write_status_page(target / "status.md", outcomes, profile)
     exe = Path(sys.executable).with_name("jupyter-book")
-    cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(book_root), "--quiet"]
+    # --all: chapters glue numbers from the executed notebooks, a dependency Sphinx does not track,
+    # so an incremental build would keep the previous run's numbers in unchanged chapters
+    cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(book_root), "--all", "--quiet"]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     log_path = Path(runs_dir) / "book_build.log"

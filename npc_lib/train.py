@@ -26,7 +26,7 @@ from .atomic import atomic_path, write_json
 from .cache import ImageStore, sha256_file
 from .config import config_hash
 from .errors import NpcError
-from .headfit import fit_head
+from .headfit import fit_head, head_probabilities
 from .models import backbone, build_classifier, build_feature_extractor, build_head, input_size_for, resolve_weights
 from .rois import VARIANTS, dataset_mask
 from .split import assert_disjoint
@@ -201,7 +201,7 @@ def train_head(store: ImageStore, features: Features, dataset: str, variant: str
     history = fit_head(head, optimizer, Xs[is_train], y[is_train], Xs[~is_train], y[~is_train],
                        epochs=int(tr["epochs"]), batch_size=int(tr["batch_size"]), seed=int(tr["seed"]))
     head.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"])
-    probs = head.predict(Xs, batch_size=1024, verbose=0).ravel()
+    probs = head_probabilities(head, Xs)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "head.keras", suffix=".keras") as tmp:
         head.save(tmp)

@@ -153,3 +153,30 @@ def test_book_in_headless_chromium(smoke_book, tmp_path):
     finally:
         driver.quit()
         server.shutdown()
+
+
+def test_a_rebuild_shows_the_new_run_numbers_in_unchanged_chapters(smoke_book, tmp_path):
+    """Chapters glue numbers from executed notebooks; a second build must not keep the old ones."""
+    import nbformat
+
+    from npc_lib.runner import build_book
+    root, runs, _ = smoke_book
+    other = tmp_path / "runs"
+    shutil.copytree(runs / "executed", other / "executed")
+    path = other / "executed" / "01_cohort.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    patched = 0
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("metadata", {}).get("scrapbook", {}).get("name") == "patients":
+                out["data"] = {k: "4321" for k in out["data"]}
+                patched += 1
+    assert patched == 1
+    nbformat.write(nb, path)
+    results = root / "_build" / "html" / "book" / "results.html"
+    try:
+        build_book(root, other, [], "smoke")
+        assert "holds 4321 patients" in re.sub(r"<[^>]+>", "", results.read_text()).replace("\n", " ")
+    finally:
+        build_book(root, runs, [], "smoke")
+    assert "holds 4321" not in re.sub(r"<[^>]+>", "", results.read_text()).replace("\n", " ")

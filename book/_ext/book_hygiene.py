@@ -6,8 +6,19 @@
   JavaScript error.
 * The theme gets an explicit default colour mode, so its script does not log an error when the
   reader has no stored preference.
+* The site's ``index.html`` (a redirect to the root chapter) names the favicon and links the
+  chapter, instead of a bare refresh tag that makes the browser ask for a missing /favicon.ico.
 """
 from __future__ import annotations
+
+import html
+from pathlib import Path
+
+REDIRECT = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"/><title>{title}</title>
+{icon}<meta http-equiv="Refresh" content="0; url={target}"/></head>
+<body><p><a href="{target}">{title}</a></p></body></html>
+"""
 
 
 def _dedupe(assets: list) -> list:
@@ -29,6 +40,18 @@ def _page_context(app, pagename, templatename, context, doctree) -> None:
         context["default_mode"] = "light"
 
 
+def _index_redirect(app, exception) -> None:
+    """Write index.html before sphinx-external-toc would write its bare redirect."""
+    index = Path(app.outdir) / "index.html"
+    if exception is not None or app.builder.name != "html" or app.config.root_doc == "index":
+        return
+    favicon = app.config.html_favicon
+    icon = f'<link rel="icon" href="_static/{Path(favicon).name}"/>\n' if favicon and "://" not in favicon else ""
+    title = html.escape(app.config.html_title or app.config.project or "")
+    index.write_text(REDIRECT.format(title=title, icon=icon, target=f"{app.config.root_doc}.html"), encoding="utf8")
+
+
 def setup(app):
     app.connect("html-page-context", _page_context, priority=900)
+    app.connect("build-finished", _index_redirect, priority=400)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
