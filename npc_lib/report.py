@@ -84,3 +84,9 @@ def provenance(runs_dir: str | Path) -> pd.DataFrame:
                      "tensorflow": meta["versions"]["tensorflow"], "keras": meta["versions"]["keras"],
                      "npc_lib": meta["versions"]["npc_lib"], "wall_s": meta["wall_s"]})
     return pd.DataFrame(rows)
+
+
+def table(frame: pd.DataFrame, precision: int = 3):
+    """A data frame for the book: no row index, fixed decimals, blanks for missing values."""
+    return (frame.style.hide(axis="index").format(precision=precision, na_rep="")
+            .set_table_attributes('class="dataframe table"'))

@@ -93,11 +93,12 @@ def table1(clinical: pd.DataFrame, split: pd.Series) -> pd.DataFrame:
 
 
 def format_table1(table: pd.DataFrame) -> pd.DataFrame:
-    """Rounded copy for display: means/SD to 2 decimals, p to 2 decimals as the paper prints."""
+    """Rounded copy for display: means/SD to 2 decimals, p to 2 decimals as the paper prints
+    (below 0.005 shown as ``<0.01`` rather than the paper's ``0.00``)."""
     t = table.copy()
     for g in GROUPS:
         t[g] = [f"{v:.2f}" if var == "age" else (f"{int(v)}" if pd.notna(v) else "")
                 for var, v in zip(t["variable"], t[g])]
     for p in (*P_COLUMNS, "normality_p"):
-        t[p] = [f"{v:.2f}" if pd.notna(v) else "" for v in t[p]]
+        t[p] = [("<0.01" if v < 0.005 else f"{v:.2f}") if pd.notna(v) else "" for v in t[p]]
     return t.fillna("")

@@ -108,3 +108,15 @@ def test_tests_named_as_the_design_says(reproduced):
     assert named["age"] == "Student t-test"
     assert named["sex"].startswith("Pearson") and named["treatment"].startswith("Pearson")
     assert named["stage"] == named["t_stage"] == named["n_stage"] == "Mann-Whitney U"
+
+
+def test_display_table_keeps_small_p_values_honest(reproduced):
+    from npc_lib.report import table
+    from npc_lib.stats import format_table1
+    shown = format_table1(reproduced[2])
+    stage = shown[(shown.variable == "stage") & (shown.level == "I")].iloc[0]
+    assert stage["p_train_dm_vs_no"] == "<0.01", "the paper's 0.00 is a p-value below 0.005"
+    age = shown[(shown.variable == "age") & (shown.level == "mean")].iloc[0]
+    assert age["p_train_dm_vs_no"] == "0.92"
+    html = table(shown).to_html()
+    assert 'class="dataframe table"' in html and "row_heading" not in html, "index hidden"
