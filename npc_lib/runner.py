@@ -123,7 +123,7 @@ def _retitle(path: Path, title: str) -> None:
     nb = nbformat.read(str(path), as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "markdown" and cell.source.lstrip().startswith("# "):
-            first, _, rest = cell.source.lstrip().partition("\n")
+            rest = cell.source.lstrip().partition("\n")[2]
             cell.source = f"# {title}\n{rest}"
             nbformat.write(nb, str(path))
             return
