@@ -46,6 +46,14 @@ def banner_html(flags: dict) -> str:
     return "".join(f'<div class="npc-banner" style="{BANNER_STYLE}">{p}</div>' for p in parts)
 
 
+def chapter_banner_html(flags: dict) -> str:
+    """The banner for a book chapter: the warnings, or a plain line saying that neither applies."""
+    return banner_html(flags) or (
+        f'<div class="npc-banner" style="{BANNER_STYLE.replace("#d9822b", "#3c7d3c").replace("#fff4e5", "#eef6ee")}">'
+        "<b>Your cohort, pretrained backbones.</b> These results come from the cohort given to the runner, and "
+        "every backbone started from the pretrained weights recorded in its run.</div>")
+
+
 def banner(runs_dir: str | Path, cohort_dir: str | Path | None = None) -> dict:
     """Display the banners in a notebook; returns the flags."""
     from IPython.display import HTML, display

@@ -57,6 +57,9 @@ def test_glued_numbers_reach_the_chapters(smoke_book):
     log = (runs / "book_build.log").read_text()
     assert "glue_ref" not in log and "not found in doc" not in log, "a glued value is missing"
     assert "Synthetic data." in (root / "_build" / "html" / "book" / "executed" / "04_evaluate.html").read_text()
+    for chapter in ("results", "beyond"):  # the chapters carry the run's banners too
+        page = (root / "_build" / "html" / "book" / f"{chapter}.html").read_text()
+        assert "Synthetic data." in page and "Randomly initialised backbones." in page, chapter
     assert "Randomly initialised backbones." in (root / "_build" / "html" / "book" / "executed" /
                                                  "05_gradcam.html").read_text()
 
