@@ -6,8 +6,13 @@ from pathlib import Path
 
 import pandas as pd
 
-BANNER_STYLE = ("border-left:6px solid #d9822b;background:#fff4e5;padding:0.6em 1em;margin:0.5em 0;"
-                "color:#5a3a00;font-size:0.95em")
+def _box(border: str, background: str, text: str) -> str:
+    return (f"border-left:6px solid {border};background:{background};padding:0.6em 1em;margin:0.5em 0;"
+            f"color:{text};font-size:0.95em")
+
+
+BANNER_STYLE = _box("#d9822b", "#fff4e5", "#5a3a00")   # a warning
+NEUTRAL_STYLE = _box("#3c7d3c", "#eef6ee", "#1f3d1f")  # nothing to warn about
 
 
 def data_flags(runs_dir: str | Path, cohort_dir: str | Path | None = None) -> dict:
@@ -49,7 +54,7 @@ def banner_html(flags: dict) -> str:
 def chapter_banner_html(flags: dict) -> str:
     """The banner for a book chapter: the warnings, or a plain line saying that neither applies."""
     return banner_html(flags) or (
-        f'<div class="npc-banner" style="{BANNER_STYLE.replace("#d9822b", "#3c7d3c").replace("#fff4e5", "#eef6ee")}">'
+        f'<div class="npc-banner" style="{NEUTRAL_STYLE}">'
         "<b>Your cohort, pretrained backbones.</b> These results come from the cohort given to the runner, and "
         "every backbone started from the pretrained weights recorded in its run.</div>")
 
