@@ -103,3 +103,16 @@ def table(frame: pd.DataFrame, precision: int = 3):
     """A data frame for the book: no row index, fixed decimals, blanks for missing values."""
     return (frame.style.hide(axis="index").format(precision=precision, na_rep="")
             .set_table_attributes('class="dataframe table"'))
+
+
+def open_notebook(profile: str, runs_dir: str | Path, cohort_dir: str = "", overrides: dict | None = None):
+    """A notebook's derived settings from its parameters: the profile, the runs folder, the cohort
+    (the profile's synthetic one unless ``cohort_dir`` is given), the figures folder, and the data
+    flags, whose banner it displays. Returns ``(cfg, runs, cohort, figures, flags)``."""
+    from .config import load_profile
+    from .study import ensure_cohort
+    cfg = load_profile(profile, overrides or None)
+    runs = Path(runs_dir)
+    runs.mkdir(parents=True, exist_ok=True)
+    cohort = ensure_cohort(cfg, cohort_dir or None, runs, progress=False)
+    return cfg, runs, cohort, runs / "figures", banner(runs, cohort)

@@ -189,8 +189,9 @@ def prepare_study(profile: dict, runs_dir: Path, cohort_dir: str | Path | None, 
     if profile["train"]["mode"] == "head":  # cheap in-process: the training notebooks then reuse the runs
         from .study import grid, train_grid
         t0 = time.perf_counter()
-        train_grid(profile, prep, grid(profile), progress=progress)
-        log.info("32-model head grid ready in %.1f s", time.perf_counter() - t0)
+        cells = grid(profile)
+        train_grid(profile, prep, cells, progress=progress)
+        log.info("%d-model head grid ready in %.1f s", len(cells), time.perf_counter() - t0)
     return cohort, prep
 
 
