@@ -84,9 +84,10 @@ def evaluate_runs(models_dir: str | Path, n_boot: int = 2000, seed: int = 0) -> 
     return pd.DataFrame(rows)
 
 
-def table2(metrics: pd.DataFrame) -> pd.DataFrame:
+def table2(metrics: pd.DataFrame, reference: pd.DataFrame | None = None) -> pd.DataFrame:
     """Table 2 layout: dataset × backbone rows, AUC and accuracy (%) per variant, with averages,
-    beside the published values and the differences (ours − published)."""
+    beside the published values and the differences (ours − published); then, as their own row
+    group (``group`` = ``pixel reference``), the image-level AUCs of the pixel reference model."""
     wide = metrics.pivot_table(index=["dataset", "backbone"], columns="variant", values=["auc", "accuracy"],
                                aggfunc="first")
     wide.columns = [f"{m}_{VARIANT_COLUMNS[v]}" for m, v in wide.columns]
@@ -104,7 +105,16 @@ def table2(metrics: pd.DataFrame) -> pd.DataFrame:
     out = pd.concat([merged, avg], ignore_index=True)
     out["_o"] = out["dataset"].map(order).fillna(99)
     out["_b"] = (out["backbone"] == "average").astype(int)
-    return out.sort_values(["_o", "_b", "backbone"]).drop(columns=["_o", "_b"]).reset_index(drop=True)
+    out = out.sort_values(["_o", "_b", "backbone"]).drop(columns=["_o", "_b"]).reset_index(drop=True)
+    out.insert(0, "group", "CNN")
+    if reference is not None and len(reference):
+        ref = reference[reference["level"] == "image"].pivot_table(index="dataset", columns="variant", values="auc",
+                                                                   aggfunc="first")
+        ref.columns = [f"auc_{VARIANT_COLUMNS[v]}" for v in ref.columns]
+        ref = ref.reset_index().assign(group="pixel reference", backbone="logistic regression")
+        ref["_o"] = ref["dataset"].map(order).fillna(99)
+        out = pd.concat([out, ref.sort_values("_o").drop(columns="_o")], ignore_index=True)
+    return out
 
 
 def tnm_scores(clinical: pd.DataFrame, split: pd.Series) -> pd.DataFrame:
@@ -153,12 +163,46 @@ def delong_matrix(runs: dict) -> pd.DataFrame:
     return mat
 
 
+def select_on_training(runs_dir: Path, runs_meta: list[dict], folds: int = 5) -> pd.DataFrame:
+    """For each dataset × variant, the backbone whose *training* patients' out-of-fold image AUC
+    is highest (head mode); test data never enter the choice.
+
+    Returns
+    -------
+    DataFrame with one row per run: ``dataset, variant, backbone, train_oof_auc, selected,
+    criterion`` (``selected`` marks one backbone per dataset × variant).
+    """
+    from .hybrid import cached_oof_scores, train_oof_auc
+    from .train import slug
+    rows = []
+    for meta in runs_meta:
+        cfg = meta["config"]
+        d, v, b = cfg["dataset"], cfg["variant"], cfg["backbone"]
+        run_dir = runs_dir / "models" / slug(d, v, b)
+        try:
+            auc, criterion = train_oof_auc(cached_oof_scores(runs_dir, run_dir, folds)), f"{folds}-fold out-of-fold"
+        except (NpcError, MetricError) as exc:  # e.g. finetune runs: no cached features to refit
+            pred = pd.read_parquet(run_dir / "predictions.parquet")
+            train = patient_scores(pred[pred["split"] == "train"])
+            try:
+                auc = auc_ci_delong(train["label"], train["probability"]).auc
+            except MetricError:
+                auc = np.nan
+            criterion = f"in-sample training AUC ({exc})"
+        rows.append({"dataset": d, "variant": v, "backbone": b, "train_oof_auc": auc, "criterion": criterion})
+    out = pd.DataFrame(rows, columns=["dataset", "variant", "backbone", "train_oof_auc", "criterion"])
+    out["selected"] = False
+    ranked = out.assign(_a=out["train_oof_auc"].fillna(-1)).sort_values(["_a", "backbone"], ascending=[False, True])
+    out.loc[ranked.groupby(["dataset", "variant"]).head(1).index, "selected"] = True
+    return out
+
+
 def hybrid_models(runs_dir: Path, clinical: pd.DataFrame, runs_meta: list[dict], dataset: str, variant: str,
                   folds: int = 5) -> dict:
     """Hybrid (clinical + out-of-fold image score) vs clinical-only vs image-only, one row set per
     backbone of ``dataset``/``variant``. The figure's backbone is the one with the best
     *training* out-of-fold image AUC (never chosen on test)."""
-    from .hybrid import fit_hybrid, oof_patient_scores
+    from .hybrid import cached_oof_scores, fit_hybrid
     from .train import slug
     tables, comps, tests, notes = [], [], {}, []
     best, best_auc = None, -np.inf
@@ -168,7 +212,7 @@ def hybrid_models(runs_dir: Path, clinical: pd.DataFrame, runs_meta: list[dict],
             continue
         b = cfg["backbone"]
         try:
-            scores = oof_patient_scores(runs_dir, runs_dir / "models" / slug(dataset, variant, b), folds=folds)
+            scores = cached_oof_scores(runs_dir, runs_dir / "models" / slug(dataset, variant, b), folds=folds)
             res = fit_hybrid(clinical, scores)
         except (NpcError, MetricError) as exc:
             notes.append(f"{b}: {exc}")
@@ -188,13 +232,14 @@ def hybrid_models(runs_dir: Path, clinical: pd.DataFrame, runs_meta: list[dict],
 def evaluate_study(runs_dir: str | Path, cohort_dir: str | Path | None = None, n_boot: int = 2000,
                    seed: int = 0, hybrid_dataset: str = "NPC-CMLN", hybrid_variant: str = "intra-peritumour",
                    hybrid_folds: int = 5) -> dict:
-    """Write metrics, Table 2 (CSV + HTML), TNM baselines and comparisons, the DeLong matrix
-    and the figures under ``<runs_dir>/evaluation``; returns a summary."""
+    """Write metrics, Table 2 (CSV + HTML), the references, TNM baselines and comparisons, the
+    DeLong matrix and the figures under ``<runs_dir>/evaluation``; returns a summary."""
     from . import plots
     from .atomic import write_csv, write_json, write_text
     from .baselines import tnm_baseline
     from .cohort import load_clinical
-    from .metrics import auc_ci_delong, calibration, net_benefit
+    from .metrics import calibration, net_benefit
+    from .references import study_references
     runs_dir = Path(runs_dir)
     out = runs_dir / "evaluation"
     fig_dir = out / "figures"
@@ -211,10 +256,16 @@ def evaluate_study(runs_dir: str | Path, cohort_dir: str | Path | None = None, n
     runs = {(m["config"]["dataset"], m["config"]["variant"], m["config"]["backbone"]): p for m, p in loaded}
     metrics = evaluate_runs(runs_dir / "models", n_boot=n_boot, seed=seed)
     write_csv(out / "metrics.csv", metrics, float_format="%.6g")
-    t2 = table2(metrics)
+    split = pd.read_csv(runs_dir / "split.csv").set_index("patient_id")["split"]
+    present = sorted({(d, v) for d, v, _ in runs})
+    refs = study_references(runs_dir, cohort_dir, split, datasets=sorted({d for d, _ in present}),
+                            variants=sorted({v for _, v in present}))
+    if refs["planted_table"] is not None:
+        write_csv(out / "planted_reference.csv", refs["planted_table"], float_format="%.6g")
+    write_csv(out / "reference_model.csv", refs["pixel_table"], float_format="%.6g")
+    t2 = table2(metrics, refs["pixel_table"])
     write_csv(out / "table2.csv", t2, float_format="%.4g")
     write_text(out / "table2.html", t2.round(3).to_html(index=False, na_rep=""))
-    split = pd.read_csv(runs_dir / "split.csv").set_index("patient_id")["split"]
     clinical = load_clinical(cohort_dir / "clinical.csv")
     clinical = clinical[clinical["patient_id"].isin(split.index)]
     tnm = tnm_scores(clinical, split)
@@ -229,18 +280,18 @@ def evaluate_study(runs_dir: str | Path, cohort_dir: str | Path | None = None, n
     cmp = compare_with_tnm(runs, tnm)
     write_csv(out / "tnm_comparison.csv", cmp, float_format="%.6g")
     write_csv(out / "delong_matrix.csv", delong_matrix(runs).reset_index(names="run"), float_format="%.4g")
-    report = cohort_dir / "generation_report.json"
-    oracle = json.loads(report.read_text())["oracle_auc"] if report.is_file() else None
-    plots.save(plots.fig3_roc(runs, "image", oracle), fig_dir / "fig3_roc_image")
-    plots.save(plots.fig3_roc(runs, "patient", oracle), fig_dir / "fig3_roc_patient")
+    references = {"planted risk": refs["planted"], "pixel reference": refs["pixel"]}
+    plots.save(plots.fig3_roc(runs, "image", references), fig_dir / "fig3_roc_image")
+    plots.save(plots.fig3_roc(runs, "patient", references), fig_dir / "fig3_roc_patient")
     plots.save(plots.fig4_tnm_roc(tnm["label"], tnm["stage_iv"], tnm["ordinal_stage"]), fig_dir / "fig4_tnm_roc")
     hist = plots.history_frames(runs_dir / "models")
     plots.save(plots.fig_curves(hist, "accuracy"), fig_dir / "fig5_accuracy")
     plots.save(plots.fig_curves(hist, "loss"), fig_dir / "fig8_loss")
-    best = (metrics.dropna(subset=["patient_auc"]).sort_values("patient_auc", ascending=False)
-            .groupby(["dataset", "variant"]).head(1))
+    # the models shown in calibration and decision curves are chosen on training data only
+    selection = select_on_training(runs_dir, [m for m, _ in loaded], folds=max(2, hybrid_folds or 5))
+    write_csv(out / "model_selection.csv", selection, float_format="%.6g")
     cal, dca = {}, {}
-    for r in best.itertuples():
+    for r in selection[selection["selected"]].itertuples():
         pts = patient_scores(runs[(r.dataset, r.variant, r.backbone)].query("split == 'test'"))
         label = f"{r.dataset} {r.variant} ({r.backbone})"
         try:
@@ -252,9 +303,8 @@ def evaluate_study(runs_dir: str | Path, cohort_dir: str | Path | None = None, n
     plots.save(plots.fig_decision_curve(dca), fig_dir / "decision_curves")
     hybrid = {"notes": ["hybrid model not requested"]}
     if hybrid_folds:
-        present = {(m["config"]["dataset"], m["config"]["variant"]) for m, _ in loaded}
         if (hybrid_dataset, hybrid_variant) not in present:
-            hybrid_dataset, hybrid_variant = sorted(present)[0]
+            hybrid_dataset, hybrid_variant = present[0]
         hybrid = hybrid_models(runs_dir, clinical, [m for m, _ in loaded], hybrid_dataset, hybrid_variant,
                                hybrid_folds)
         write_csv(out / "hybrid.csv", hybrid["table"], float_format="%.6g")
@@ -263,9 +313,13 @@ def evaluate_study(runs_dir: str | Path, cohort_dir: str | Path | None = None, n
             t = hybrid["test"][hybrid["figure_backbone"]]
             plots.save(plots.fig_hybrid_roc(t, f"{hybrid_dataset} {hybrid_variant} "
                                                f"({hybrid['figure_backbone']})"), fig_dir / "hybrid_roc")
-    summary = {"runs": len(runs), "best": best[["dataset", "variant", "backbone", "patient_auc", "auc"]]
-               .to_dict("records"), "tnm": base, "oracle_auc": oracle,
-               "weights": sorted(metrics["weights"].unique().tolist()),
+    top = (metrics.dropna(subset=["patient_auc"]).sort_values("patient_auc", ascending=False)
+           .groupby(["dataset", "variant"]).head(1))
+    summary = {"runs": len(runs),
+               "highest_test_auc": top[["dataset", "variant", "backbone", "patient_auc", "auc"]].to_dict("records"),
+               "selected_on_training": selection[selection["selected"]].drop(columns="selected").to_dict("records"),
+               "tnm": base, "weights": sorted(metrics["weights"].unique().tolist()),
+               "planted_reference": refs["planted_table"] is not None,
                "hybrid": {k: hybrid.get(k) for k in ("dataset", "variant", "folds", "figure_backbone", "notes")}}
     write_json(out / "summary.json", summary)
     return summary

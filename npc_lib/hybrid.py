@@ -76,6 +76,32 @@ def oof_patient_scores(runs_dir: str | Path, run_dir: str | Path, folds: int = 5
     return pd.concat([train_scores, test_scores], ignore_index=True).rename(columns={"probability": "image_score"})
 
 
+def cached_oof_scores(runs_dir: str | Path, run_dir: str | Path, folds: int = 5) -> pd.DataFrame:
+    """:func:`oof_patient_scores`, kept in the run folder (``oof_scores.parquet``) and reused
+    while the run (its ``config_hash``) and the number of folds are unchanged."""
+    from .atomic import atomic_path, write_json
+    run_dir = Path(run_dir)
+    meta = json.loads((run_dir / "run.json").read_text())
+    key = {"config_hash": meta.get("config_hash"), "store": meta.get("store_fingerprint"), "folds": folds}
+    path, stamp = run_dir / "oof_scores.parquet", run_dir / "oof_scores.json"
+    if path.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == key:
+        return pd.read_parquet(path)
+    scores = oof_patient_scores(runs_dir, run_dir, folds)
+    with atomic_path(path, suffix=".parquet") as tmp:
+        scores.to_parquet(tmp, index=False)
+    write_json(stamp, key)
+    return scores
+
+
+def train_oof_auc(scores: pd.DataFrame) -> float:
+    """AUC of the out-of-fold image scores on the training patients (NaN if undefined)."""
+    train = scores[scores["split"] == "train"]
+    try:
+        return auc_ci_delong(train["label"], train["image_score"]).auc
+    except MetricError:
+        return float("nan")
+
+
 def clinical_features(clinical: pd.DataFrame) -> pd.DataFrame:
     """T (1–4), N (0–3), overall stage (1–4) and age as numbers, indexed by patient."""
     c = clinical.set_index("patient_id")

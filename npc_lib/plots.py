@@ -1,7 +1,8 @@
 """The paper's figures as functions that return matplotlib figures (saved by ``save``).
 
 Fig 3: ROC curves per dataset, four backbones (one panel per dataset × variant), with the
-synthetic cohort's oracle AUC as the ceiling when known. Fig 4: ROC of the TNM baseline.
+reference curves (planted-risk reference on synthetic cohorts, pixel reference model) drawn
+on the same test images or patients. Fig 4: ROC of the TNM baseline.
 Figs 5 and 8: accuracy and loss per epoch on train and test. Plus calibration and decision curves.
 """
 from __future__ import annotations
@@ -22,8 +23,9 @@ BACKBONE_COLOURS = {"efficientnet-b0": "#1b9e77", "inception-resnet-v2": "#d95f0
                     "xception": "#e7298a"}
 DATASET_ORDER = ["NPC-CMLN", "NPC", "CMLN", "Max tumour"]
 VARIANT_ORDER = ["intratumour", "intra-peritumour"]
-# which planted-risk oracle (synthetic cohorts' generation report) bounds each dataset
-ORACLE_KEY = {"NPC": "npc_features", "Max tumour": "npc_features", "CMLN": "cmln_features"}
+# reference pseudo-runs drawn in Fig. 3: name -> line style
+REFERENCE_STYLES = {"planted risk": dict(color="black", ls="--", lw=1.4),
+                    "pixel reference": dict(color="#777777", ls="-.", lw=1.4)}
 
 
 def save(fig, path_without_suffix: str | Path) -> list[Path]:
@@ -44,14 +46,19 @@ def _roc(ax, y, p, label, colour=None, lw=1.6):
     ax.plot(fpr, tpr, color=colour, lw=lw, label=f"{label} (AUC {roc_auc_score(y, p):.2f})")
 
 
-def roc_of_run(ax, pred: pd.DataFrame, level: str, label: str) -> None:
+def roc_of_run(ax, pred: pd.DataFrame, level: str, label: str, **style) -> None:
     """Draw one run's test ROC at image or patient level (skipped when the test split has one class)."""
     from .metrics import patient_scores
     test = pred[pred["split"] == "test"]
     if level == "patient":
         test = patient_scores(test)
-    if test["label"].nunique() == 2:
-        _roc(ax, test["label"], test["probability"], label, BACKBONE_COLOURS.get(label))
+    if test["label"].nunique() == 2 and test["probability"].notna().all():
+        if style:
+            fpr, tpr, _ = roc_curve(test["label"], test["probability"])
+            ax.plot(fpr, tpr, label=f"{label} (AUC {roc_auc_score(test['label'], test['probability']):.2f})",
+                    **style)
+        else:
+            _roc(ax, test["label"], test["probability"], label, BACKBONE_COLOURS.get(label))
 
 
 def _frame(ax, title):
@@ -61,8 +68,9 @@ def _frame(ax, title):
     ax.legend(loc="lower right", fontsize=7, frameon=False)
 
 
-def fig3_roc(runs: dict, level: str = "image", oracle: dict | None = None):
-    """ROC per dataset × variant; ``runs`` maps (dataset, variant, backbone) → predictions."""
+def fig3_roc(runs: dict, level: str = "image", references: dict | None = None):
+    """ROC per dataset × variant; ``runs`` maps (dataset, variant, backbone) → predictions and
+    ``references`` maps a name of ``REFERENCE_STYLES`` → {(dataset, variant) → pseudo-run}."""
     fig, axes = plt.subplots(2, 4, figsize=(16, 8.4))
     for r, variant in enumerate(VARIANT_ORDER):
         for c, dataset in enumerate(DATASET_ORDER):
@@ -70,13 +78,9 @@ def fig3_roc(runs: dict, level: str = "image", oracle: dict | None = None):
             for (d, v, b), pred in sorted(runs.items()):
                 if (d, v) == (dataset, variant):
                     roc_of_run(ax, pred, level, b)
-            if oracle:
-                key = ORACLE_KEY[dataset] if dataset != "NPC-CMLN" else (
-                    "image_with_peritumoural" if variant == "intra-peritumour" else "image_intratumoural_only")
-                if key in oracle:
-                    ax.text(0.98, 0.30, f"oracle ceiling ({key}): {oracle[key]:.2f}", ha="right", fontsize=7,
-                            transform=ax.transAxes, color="black",
-                            bbox=dict(boxstyle="round", fc="#fff3c4", ec="#c9a400"))
+            for name, pseudo in (references or {}).items():
+                if pseudo and (dataset, variant) in pseudo:
+                    roc_of_run(ax, pseudo[(dataset, variant)], level, name, **REFERENCE_STYLES[name])
             _frame(ax, f"{dataset} — {variant}")
     fig.suptitle(f"Test ROC curves by dataset and backbone ({level} level)")
     fig.tight_layout()

@@ -16,3 +16,23 @@ def published_table2() -> pd.DataFrame:
     """Published Table 2: AUC and accuracy per dataset × backbone, intratumour and intra-peritumour."""
     with resources.files("npc_lib.data").joinpath("table2_published.csv").open() as f:
         return pd.read_csv(f)
+
+
+def published_facts() -> dict:
+    """Numbers the book quotes from the paper, read from the published tables (never typed):
+    cohort sizes (Table 1), the best AUC and its model (Table 2), and the TNM baseline (Table 2)."""
+    t1 = published_table1().set_index(["variable", "level"])
+    n = t1.loc[("patients", "all")]
+    t2 = published_table2()
+    models = t2[t2["model"] != "-"]
+    long = models.melt(id_vars=["dataset", "model"], value_vars=["auc_intratumour", "auc_intra_peritumour"],
+                       var_name="variant", value_name="auc")
+    best = long.sort_values("auc", ascending=False, kind="stable").iloc[0]
+    tnm = t2[t2["model"] == "-"].iloc[0]
+    return {"patients": int(n[["train_dm", "train_no_dm", "test_dm", "test_no_dm"]].sum()),
+            "train": int(n["train_dm"] + n["train_no_dm"]), "test": int(n["test_dm"] + n["test_no_dm"]),
+            "dm": int(n["train_dm"] + n["test_dm"]),
+            "best_auc": float(best["auc"]), "best_dataset": best["dataset"],
+            "best_variant": "intra-peritumour" if best["variant"].endswith("intra_peritumour") else "intratumour",
+            "best_model": best["model"], "tnm_auc": float(tnm["auc_intratumour"]),
+            "tnm_accuracy": float(tnm["accuracy_intratumour"])}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -76,7 +77,9 @@ def show(fig, path: str | Path | None = None):
     from .plots import save
     if path is None:
         import matplotlib.pyplot as plt
-        display(fig)
+
+        from .widgets import figure_png
+        display(figure_png(fig))
         plt.close(fig)
         return None
     png = save(fig, path)[0]
@@ -105,14 +108,41 @@ def table(frame: pd.DataFrame, precision: int = 3):
             .set_table_attributes('class="dataframe table"'))
 
 
-def open_notebook(profile: str, runs_dir: str | Path, cohort_dir: str = "", overrides: dict | None = None):
-    """A notebook's derived settings from its parameters: the profile, the runs folder, the cohort
-    (the profile's synthetic one unless ``cohort_dir`` is given), the figures folder, and the data
-    flags, whose banner it displays. Returns ``(cfg, runs, cohort, figures, flags)``."""
+@dataclass
+class NotebookContext:
+    """A notebook's derived settings: the profile, its runs folder, the cohort folder, the
+    figures folder and the data flags (synthetic data, random weights...)."""
+
+    cfg: dict
+    runs: Path
+    cohort: Path
+    figures: Path
+    flags: dict
+
+
+def open_notebook(profile: str = "", runs_dir: str | Path = "", cohort_dir: str = "",
+                  overrides: dict | None = None) -> NotebookContext:
+    """A notebook's derived settings from its parameters, and its data banner displayed.
+
+    Relative paths resolve against the project root (the folder holding ``_config.yml``), so a
+    notebook works wherever its kernel starts. Empty ``profile`` and ``runs_dir`` open the newest
+    finished run (else the smoke profile, whose synthetic cohort is then generated); an empty
+    ``cohort_dir`` means the profile's synthetic cohort.
+    """
     from .config import load_profile
+    from .layout import default_run, project_root, resolve
     from .study import ensure_cohort
+    root = project_root()
+    if not runs_dir:
+        chosen, runs, message = default_run(root)
+        profile = profile or chosen
+        print(message)
+    else:
+        runs = resolve(runs_dir, root)
+        profile = profile or runs.name
+    if str(profile).endswith((".yaml", ".yml")):
+        profile = str(resolve(profile, root))
     cfg = load_profile(profile, overrides or None)
-    runs = Path(runs_dir)
     runs.mkdir(parents=True, exist_ok=True)
-    cohort = ensure_cohort(cfg, cohort_dir or None, runs, progress=False)
-    return cfg, runs, cohort, runs / "figures", banner(runs, cohort)
+    cohort = ensure_cohort(cfg, resolve(cohort_dir, root) if cohort_dir else None, runs, progress=False)
+    return NotebookContext(cfg, runs, Path(cohort), runs / "figures", banner(runs, cohort))

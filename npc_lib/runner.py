@@ -45,6 +45,7 @@ class Job:
     parameters: dict
     phase: int = 0  # see PHASES
     title: str = ""  # replaces the executed notebook's first heading (one page per grid cell)
+    cwd: str = ""    # the kernel's working directory (the project root); empty: the runner's
 
     def digest(self, fingerprint: str) -> str:
         h = hashlib.sha256(Path(self.notebook).read_bytes())
@@ -63,11 +64,12 @@ class Outcome:
     extra: dict = field(default_factory=dict)
 
 
-def _rel(path: Path) -> str:
-    """Paths handed to notebooks: relative to the working directory when inside it."""
+def _rel(path: Path, root: Path) -> str:
+    """Paths handed to notebooks: relative to the project root when inside it (notebooks resolve
+    them against the root), else absolute."""
     resolved = Path(path).resolve()
     try:
-        return str(resolved.relative_to(Path.cwd().resolve()))
+        return str(resolved.relative_to(Path(root).resolve()))
     except ValueError:
         return str(resolved)
 
@@ -78,7 +80,8 @@ def plan(profile: dict, runs_dir: Path, cohort_dir: Path, notebooks_dir: Path, g
     from .models import backbone
     from .train import slug
     out = Path(runs_dir) / "executed"
-    base = {"profile": profile["name"], "runs_dir": _rel(runs_dir), "cohort_dir": _rel(cohort_dir),
+    root = Path(notebooks_dir).resolve().parent
+    base = {"profile": profile["name"], "runs_dir": _rel(runs_dir, root), "cohort_dir": _rel(cohort_dir, root),
             "overrides": profile.get("_overrides", {})}
     jobs = []
     for nb in NOTEBOOKS:
@@ -87,10 +90,15 @@ def plan(profile: dict, runs_dir: Path, cohort_dir: Path, notebooks_dir: Path, g
             for d, v, b in grid or profile_grid(profile):
                 jobs.append(Job(f"03_train__{slug(d, v, b)}", str(src), str(out / "train" / f"{slug(d, v, b)}.ipynb"),
                                 {**base, "dataset": d, "variant": v, "backbone": b},
-                                title=f"Train {d}, {v}, {backbone(b).constructor}"))
+                                title=f"Train {d}, {v}, {backbone(b).constructor}", cwd=str(root)))
         else:
-            jobs.append(Job(nb, str(src), str(out / f"{nb}.ipynb"), dict(base), phase=PHASES[nb]))
+            jobs.append(Job(nb, str(src), str(out / f"{nb}.ipynb"), dict(base), phase=PHASES[nb], cwd=str(root)))
     return jobs
+
+
+# the kernel's own start-up warnings (e.g. "running over TCP without encryption", once per
+# notebook) are not for the console; its errors still are
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 
 
 def execute_job(job: Job, timeout: int, kernel: str | None = None) -> Outcome:
@@ -104,7 +112,8 @@ def execute_job(job: Job, timeout: int, kernel: str | None = None) -> Outcome:
     error = ""
     try:
         pm.execute_notebook(job.notebook, str(tmp), parameters=job.parameters, kernel_name=kernel,
-                            execution_timeout=timeout, progress_bar=False, log_output=False, cwd=os.getcwd())
+                            execution_timeout=timeout, progress_bar=False, log_output=False, cwd=job.cwd or os.getcwd(),
+                            extra_arguments=KERNEL_ARGUMENTS)
     except Exception as exc:  # papermill raises PapermillExecutionError with the cell's traceback
         lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
         error = (lines[-1] if lines else type(exc).__name__)[:500]
@@ -192,6 +201,10 @@ def prepare_study(profile: dict, runs_dir: Path, cohort_dir: str | Path | None, 
         cells = grid(profile)
         train_grid(profile, prep, cells, progress=progress)
         log.info("%d-model head grid ready in %.1f s", len(cells), time.perf_counter() - t0)
+    if cohort_dir is None and profile.get("negative_control"):
+        # the synthetic cohort's leakage alarm: the same pipeline on the null scenario (DESIGN §4)
+        from .negative_control import run_negative_control
+        run_negative_control(profile, runs_dir, progress=progress)
     return cohort, prep
 
 

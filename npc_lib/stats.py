@@ -102,3 +102,61 @@ def format_table1(table: pd.DataFrame) -> pd.DataFrame:
     for p in (*P_COLUMNS, "normality_p"):
         t[p] = [("<0.01" if v < 0.005 else f"{v:.2f}") if pd.notna(v) else "" for v in t[p]]
     return t.fillna("")
+
+
+LABELS = {"sex": "Sex", "stage": "Overall stage (AJCC 7th)", "t_stage": "T stage", "n_stage": "N stage",
+          "treatment": "Treatment"}
+LEVEL_LABELS = {"male": "Male", "female": "Female"}
+
+
+def _p_text(v, as_printed: bool = False) -> str:
+    if v is None or pd.isna(v) or v == "":
+        return ""
+    v = float(v)
+    return f"{v:.2f}" if as_printed or v >= 0.005 else "<0.01"
+
+
+def paper_form(table: pd.DataFrame, as_printed: bool = False) -> pd.DataFrame:
+    """Table 1 as the paper lays it out: n (%) and mean ± SD, grouped train / test columns.
+
+    Parameters
+    ----------
+    table : the long form of :func:`table1` (or the published Table 1, which has the same
+        columns): rows ``variable, level``, counts or age mean/SD per group, p-values on the first
+        row of each variable.
+    as_printed : show p-values with two decimals as the paper prints them (``0.00``) instead of
+        ``<0.01`` for p < 0.005.
+
+    Returns
+    -------
+    DataFrame with a ``Characteristic`` column and two-level columns: (``Training set`` |
+    ``Test set``) × (DM, no DM, p) and (``Train vs test``, p).
+    """
+    t = table.set_index(["variable", "level"])
+    n = {g: float(t.loc[("patients", "all"), g]) for g in GROUPS}
+    heads = {"train_dm": ("Training set", f"DM (n={int(n['train_dm'])})"),
+             "train_no_dm": ("Training set", f"No DM (n={int(n['train_no_dm'])})"),
+             "p_train_dm_vs_no": ("Training set", "p"),
+             "test_dm": ("Test set", f"DM (n={int(n['test_dm'])})"),
+             "test_no_dm": ("Test set", f"No DM (n={int(n['test_no_dm'])})"),
+             "p_test_dm_vs_no": ("Test set", "p"), "p_train_vs_test": ("Train vs test", "p")}
+    rows = []
+
+    def add(label, values):
+        rows.append({("", "Characteristic"): label, **{heads[k]: v for k, v in values.items()}})
+
+    age_m, age_sd = t.loc[("age", "mean")], t.loc[("age", "sd")]
+    add("Age, years (mean ± SD)", {**{g: f"{float(age_m[g]):.2f} ± {float(age_sd[g]):.2f}" for g in GROUPS},
+                                   **{p: _p_text(age_m.get(p), as_printed) for p in P_COLUMNS}})
+    for name, _, levels, _ in CATEGORICAL:
+        first = t.loc[(name, levels[0][0])]
+        add(f"{LABELS[name]}, n (%)", {p: _p_text(first.get(p), as_printed) for p in P_COLUMNS})
+        for label, _ in levels:
+            r = t.loc[(name, label)]
+            add(f"\u00a0\u00a0\u00a0{LEVEL_LABELS.get(label, label)}",
+                {g: f"{int(float(r[g]))} ({100 * float(r[g]) / n[g]:.1f})" if n[g] else "0" for g in GROUPS})
+    out = pd.DataFrame(rows)
+    out.columns = pd.MultiIndex.from_tuples(out.columns)
+    order = [("", "Characteristic")] + [heads[k] for k in ("train_dm", "train_no_dm", "p_train_dm_vs_no", "test_dm",
+                                                           "test_no_dm", "p_test_dm_vs_no", "p_train_vs_test")]
+    return out[order].fillna("")

@@ -18,6 +18,17 @@ import pandas as pd  # noqa: E402
 from .errors import NpcError  # noqa: E402
 
 
+def figure_png(fig, dpi: int = 100):
+    """A figure as an IPython PNG image: shown by every front end whatever matplotlib backend is
+    active (a bare figure object under the Agg backend would show as its text repr)."""
+    import io
+
+    from IPython.display import Image
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return Image(data=buf.getvalue(), format="png")
+
+
 class Explorer:
     """Base: controls → figure(); ``widget()`` for JupyterLab, ``static()`` for the book."""
 
@@ -46,7 +57,7 @@ class Explorer:
             from IPython.display import clear_output, display
             with self.output:
                 clear_output(wait=True)
-                display(self.last_figure)
+                display(figure_png(self.last_figure))
         return self.last_figure
 
     def widget(self):

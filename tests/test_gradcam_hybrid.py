@@ -140,7 +140,14 @@ def test_evaluate_writes_everything_for_the_smoke_grid(smoke_runs, small_cohort,
     assert main(["evaluate", str(smoke_runs), "--bootstrap", "200", "--hybrid-folds", "3"]) == 0
     out = smoke_runs / "evaluation"
     t2 = pd.read_csv(out / "table2.csv")
-    assert len(t2) == 4 * 5 and set(t2["backbone"]) >= {"average", "resnet50"}
+    assert len(t2) == 4 * 5 + 4 and set(t2["backbone"]) >= {"average", "resnet50"}
+    assert (t2["group"] == "pixel reference").sum() == 4  # the pixel reference's own row group
+    for name in ("planted_reference.csv", "reference_model.csv"):
+        ref = pd.read_csv(out / name)
+        assert {"dataset", "variant", "level", "auc", "auc_low", "auc_high", "patients"} <= set(ref.columns)
+        assert len(ref) == 16 and ref["auc"].dropna().between(0, 1).all()
+    sel = pd.read_csv(out / "model_selection.csv")
+    assert sel.groupby(["dataset", "variant"])["selected"].sum().eq(1).all()
     assert {"auc_intratumour", "auc_intra_peritumour", "auc_intratumour_published"} <= set(t2.columns)
     metrics = pd.read_csv(out / "metrics.csv")
     assert len(metrics) == 32 and metrics["patient_auc"].dropna().between(0, 1).all()

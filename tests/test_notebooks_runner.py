@@ -39,7 +39,7 @@ def test_notebook_structure(path):
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), "commit without outputs"
     src = "\n".join(c.source for c in code)
     assert "def " not in src.replace("def show(", ""), "logic belongs in npc_lib"
-    for default in ('profile = "smoke"', 'runs_dir = "runs/smoke"'):
+    for default in ('profile = ""', 'runs_dir = ""'):
         assert default in cells[params[0]].source
 
 

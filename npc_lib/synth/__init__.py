@@ -1,8 +1,11 @@
 """Synthetic NPC cohort with known ground truth (the embedded default; DESIGN §4).
 
 ``generate_cohort`` writes a cohort directory that follows the data contract (``clinical.csv``,
-``rois.csv``, ``dicom/<patient>/*.dcm``, ``masks/<patient>.npz``) plus ``truth.csv`` and
-``generation_report.json``, which are for evaluation only and never read for training.
+``rois.csv``, ``dicom/<patient>/*.dcm``, ``masks/<patient>.npz``) plus the ground truth, which is
+for evaluation only and never read for training: ``truth.csv`` (per patient: latent features
+and planted risk), ``truth_rois.csv`` (per rectangle of ``rois.csv``, same rows: what that
+image shows) and ``generation_report.json`` (targets met, including where the planted
+peritumoural pixels lie relative to the drawn rectangles).
 """
 from __future__ import annotations
 
@@ -24,10 +27,13 @@ from ..npz import save_npz
 from ..progress import progress_bar
 from .clinical import PAPER_PATIENTS, RISK_WEIGHTS, N_WEIGHTS, T_WEIGHTS, draw_cohort
 from .dicom_writer import synthetic_identifiers, write_series
+from ..rois import grow_pixels
+from .audit import add_counts, rim_counts, shares
 from .phantom import LABELS, PERITUMOUR_MM, PatientAnatomy, plan_lesions, render
 
 FEATURES = ("npc_heterogeneity", "npc_infiltration", "node_necrosis", "node_ene")
 ROI_COLUMNS = ["patient_id", "sop_instance_uid", "region", "x0", "y0", "x1", "y1"]
+ROI_TRUTH_COLUMNS = [*ROI_COLUMNS, "lesion", "core_feature", "margin_feature", "rim_pixels"]
 
 
 @dataclass(frozen=True)
@@ -52,18 +58,9 @@ class SynthConfig:
             raise NpcError(f"--patients must be at least 10, got {self.patients}")
 
 
-def _jitter(rng, box, matrix, px_mm, jitter_mm):
-    """Annotator jitter: each edge moves by up to ``jitter_mm``, mostly outwards."""
-    j = max(1, int(round(jitter_mm / px_mm)))
-    x0, y0, x1, y1 = box
-    d = rng.integers(-1, j + 1, 4)
-    x0, y0 = max(0, x0 - d[0]), max(0, y0 - d[1])
-    x1, y1 = min(matrix, x1 + d[2]), min(matrix, y1 + d[3])
-    return int(x0), int(y0), int(max(x1, x0 + 1)), int(max(y1, y0 + 1))
-
-
 def _make_patient(args):
-    """Render and write one patient; returns its ROI rows. Runs in a worker process."""
+    """Render and write one patient; returns its ROI truth rows, identifiers and rim counts.
+    Runs in a worker process."""
     cfg, index, row, root = args
     cfg = SynthConfig(**cfg)
     rng = np.random.default_rng([cfg.seed, 1, index])
@@ -71,8 +68,8 @@ def _make_patient(args):
     feats = {k: float(row[k]) for k in FEATURES}
     lesions = plan_lesions(rng, row["t_stage"], row["n_stage"], feats, cfg.slices, cfg.slice_mm)
     anatomy = PatientAnatomy.draw(rng)
-    pixels, labels, boxes = render(rng, anatomy, lesions, cfg.matrix, cfg.slices, cfg.fov_mm,
-                                   cfg.slice_mm)
+    pixels, labels, notes = render(rng, anatomy, lesions, cfg.matrix, cfg.slices, cfg.fov_mm,
+                                   cfg.slice_mm, cfg.jitter_mm)
     study_date = dt.date(2012, 2, 1) + dt.timedelta(days=int(rng.integers(0, 6 * 365)))
     pid = row["patient_id"]
     ident = synthetic_identifiers(rng, pid, int(row["age"]), study_date)
@@ -81,11 +78,23 @@ def _make_patient(args):
                         study_date=study_date, pixel_mm=px, slice_mm=cfg.slice_mm)
     save_npz(Path(root) / "masks" / f"{pid}.npz", labels=labels,
              sop_instance_uids=np.array(sops), legend=np.array(json.dumps(LABELS)))
-    rows = []
-    for k, region, _lesion, box in boxes:
-        x0, y0, x1, y1 = _jitter(rng, box, cfg.matrix, px, cfg.jitter_mm)
-        rows.append((pid, sops[k], region, x0, y0, x1, y1))
-    return rows, ident
+    rows = [(pid, sops[a.slice], a.region, *a.box, a.lesion, a.core_feature, a.margin_feature, a.rim_pixels)
+            for a in notes]
+    drawn = pd.DataFrame([(a.slice, a.region, *a.box) for a in notes],
+                         columns=["slice_index", "region", "x0", "y0", "x1", "y1"])
+    return rows, ident, rim_counts(labels, drawn, grow_pixels(PERITUMOUR_MM, px))
+
+
+def _planted_roi_risk(roi_truth: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """Add what each rectangle shows of the planted risk (log-odds contributions): its stage
+    part (T for the primary, N for nodes), its core feature and its peritumoural feature."""
+    t = truth.set_index("patient_id")
+    npc = roi_truth["region"] == "npc"
+    stage = np.where(npc, roi_truth["patient_id"].map(t["risk_t"]), roi_truth["patient_id"].map(t["risk_n"]))
+    w_core = np.where(npc, RISK_WEIGHTS["npc_heterogeneity"], RISK_WEIGHTS["node_necrosis"])
+    w_margin = np.where(npc, RISK_WEIGHTS["npc_infiltration"], RISK_WEIGHTS["node_ene"])
+    return roi_truth.assign(risk_stage=stage, risk_core=w_core * roi_truth["core_feature"],
+                            risk_margin=w_margin * roi_truth["margin_feature"])
 
 
 def generate_cohort(out: str | Path, config: SynthConfig = SynthConfig(), jobs: int = 1,
@@ -111,16 +120,22 @@ def generate_cohort(out: str | Path, config: SynthConfig = SynthConfig(), jobs: 
                 results = list(progress_bar(pool.imap(_make_patient, tasks, chunksize=2), **bar))
         else:
             results = [_make_patient(t) for t in progress_bar(tasks, **bar)]
-        rois = pd.DataFrame([r for rows, _ in results for r in rows], columns=ROI_COLUMNS)
+        roi_truth = _planted_roi_risk(pd.DataFrame([r for rows, _, _ in results for r in rows],
+                                                   columns=ROI_TRUTH_COLUMNS), draw.truth)
+        rois = roi_truth[ROI_COLUMNS]
+        rim: dict = {}
+        for _, _, counts in results:
+            add_counts(rim, counts)
         write_csv(tmp / "clinical.csv", draw.clinical)
         write_csv(tmp / "rois.csv", rois)
         write_csv(tmp / "truth.csv", draw.truth, float_format="%.6g")
-        report = _report(config, draw, rois)
+        write_csv(tmp / "truth_rois.csv", roi_truth, float_format="%.6g")
+        report = _report(config, draw, rois, shares(rim))
         write_json(tmp / "generation_report.json", report)
     return report
 
 
-def _report(config: SynthConfig, draw, rois: pd.DataFrame) -> dict:
+def _report(config: SynthConfig, draw, rois: pd.DataFrame, rim: dict) -> dict:
     c = draw.clinical
     return {
         "purpose": "synthetic cohort with planted DM signal; truth.csv is for evaluation only",
@@ -134,7 +149,11 @@ def _report(config: SynthConfig, draw, rois: pd.DataFrame) -> dict:
         "counts": {col: {str(k): int(v) for k, v in c[col].value_counts().sort_index().items()}
                    for col in ("t_stage", "n_stage", "overall_stage", "sex", "treatment")},
         "rois": {str(k): int(v) for k, v in rois["region"].value_counts().sort_index().items()},
-        "oracle_auc": draw.oracle_auc,
+        "peritumoural_rim": {
+            "definition": "planted rim pixels (mask label 2 for npc, 5 for cmln rectangles) inside the "
+                          "rectangles as drawn and inside them grown by peritumoural_feature_depth_mm",
+            **rim},
+        "planted_risk_auc": draw.planted_auc,
         "risk_model": {"t_weights": T_WEIGHTS, "n_weights": N_WEIGHTS, "feature_weights": RISK_WEIGHTS,
                        "form": "DM = top-k of (linear risk + standard logistic noise); k = round(prevalence*N)"
                                if config.scenario == "paper" else "DM = random subset (null scenario)"},

@@ -43,7 +43,7 @@ class CohortDraw:
 
     clinical: pd.DataFrame
     truth: pd.DataFrame
-    oracle_auc: dict
+    planted_auc: dict
 
 
 def _patient_ids(n: int) -> list[str]:
@@ -110,11 +110,13 @@ def draw_cohort(n: int = PAPER_PATIENTS, seed: int = 42, scenario: str = "paper"
                        feats, parts], axis=1)
     truth["linear_risk"] = linear_risk
     truth["risk_probability"] = prob if scenario == "paper" else n_dm / n
-    return CohortDraw(clinical, truth, oracle_aucs(truth))
+    return CohortDraw(clinical, truth, planted_risk_aucs(truth))
 
 
-def oracle_aucs(truth: pd.DataFrame) -> dict:
-    """AUCs of the planted risk components against the realised DM (the ceilings)."""
+def planted_risk_aucs(truth: pd.DataFrame) -> dict:
+    """AUCs of the planted risk components against the realised DM: whole cohort, patient level,
+    latent features. A description of the draw, not a bound on any model (see the analysis
+    module `references` for the per-dataset reference on the test patients)."""
     y = truth["dm"].to_numpy()
     p = {c: truth[c].to_numpy() for c in truth.columns if c.startswith("risk_")}
     npc = p["risk_t"] + p["risk_npc_heterogeneity"] + p["risk_npc_infiltration"]

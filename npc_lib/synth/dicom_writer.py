@@ -78,7 +78,7 @@ def write_series(folder: Path, pixels: np.ndarray, *, seed: int, patient_id: str
         ds.PatientSex = sex
         ds.PatientAge = f"{int(age):03d}Y"
         ds.StudyDescription = "NASOPHARYNX NECK MRI (SYNTHETIC)"
-        ds.SeriesDescription = "AX T1 FS +C (SYNTHETIC)"
+        ds.SeriesDescription = "AX T1 SE +C (SYNTHETIC)"
         ds.BodyPartExamined = "HEADNECK"
         ds.ScanningSequence = "SE"
         ds.SequenceVariant = "SK"

@@ -8,14 +8,23 @@ and enhancing jugular veins) is painted from ellipses whose size and position va
 level and the patient. Lesions carry the latent DM features of ``synth.clinical``:
 
 * primary tumour — lobulated, enhancing, in the nasopharyngeal slices, size by T stage;
-  ``npc_heterogeneity`` mottles its enhancement, ``npc_infiltration`` adds finger-like
-  extensions up to 3 mm beyond its margin (peritumoural);
+  ``npc_heterogeneity`` mottles its enhancement, ``npc_infiltration`` adds infiltrative
+  strands in the peritumoural band;
 * nodes — count, size and side by N stage in the neck slices; ``node_necrosis`` makes a
-  non-enhancing centre, ``node_ene`` adds spiculated extension up to 3 mm into fat.
+  non-enhancing centre, ``node_ene`` adds extranodal strands in the peritumoural band.
+  Necrosis and extranodal extension vary between a patient's nodes (one may be spared).
 
-Intensities are relative (fat ≈ 1); ``render`` adds partial-volume blur, tissue texture, a
-smooth bias field, a per-patient scale and Rician noise, and returns uint16 slices, a label
-map (``LABELS``) and the tight lesion boxes an annotator would draw.
+*Peritumoural* is defined by the annotation, as in the paper: the band between the rectangle
+a reader draws around the visible (enhancing) lesion and that rectangle grown by
+``PERITUMOUR_MM``. The reader's rectangle is the tight box of the lesion core with annotator
+jitter; the strands are then painted in that band only, their depth (≤ 3 mm) and angular
+coverage growing with the feature, and their position changing from slice to slice. So the
+intratumoural crop never holds the rim signal and the intra-peritumoural crop holds all of it.
+
+Intensities are those of a T1 contrast-enhanced sequence without fat suppression (relative,
+fat ≈ 1); ``render`` adds partial-volume blur, tissue texture, a smooth bias field, a
+per-patient scale and Rician noise, and returns uint16 slices, a label map (``LABELS``), the
+annotated boxes and what each box shows.
 """
 from __future__ import annotations
 
@@ -24,11 +33,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+from ..rois import grow_pixels
 from .shapes import bbox, ellipse, harmonic_profile, polar, ring
 
 LABELS = {0: "background", 1: "primary_tumour", 2: "primary_margin_infiltration",
           3: "node", 4: "node_necrosis", 5: "node_extranodal_extension"}
 PERITUMOUR_MM = 3.0     # depth of the planted peritumoural features
+STRAND_COVER = 0.6      # at the full feature, strands rise from the top 60 % of their angular profile
 NASOPHARYNX_LEVEL = 0.42  # slices with level < this are nasopharyngeal, the rest neck
 
 # relative T1-CE intensities
@@ -68,6 +79,14 @@ def _spikes(rng):
     return (tuple(rng.uniform(0.5, 1.0, 5)), tuple(rng.uniform(0, 2 * np.pi, 5)), orders)
 
 
+def _node_share(rng, first: bool) -> float:
+    """How much of the patient's nodal feature one node shows: the first (largest) node
+    close to all of it, any further node between none (a spared node) and more."""
+    if first:
+        return float(rng.uniform(0.8, 1.2))
+    return 0.0 if rng.random() < 0.3 else float(rng.uniform(0.4, 1.4))
+
+
 def plan_lesions(rng, t_stage: str, n_stage: str, features: dict, n_slices: int,
                  slice_mm: float) -> list[Lesion]:
     """Place the primary tumour and the nodes of one patient (sizes by T and N stage)."""
@@ -103,11 +122,14 @@ def plan_lesions(rng, t_stage: str, n_stage: str, features: dict, n_slices: int,
             if all(abs(cz - z) * slice_mm > hh + 8 for z in used[s]):
                 break
         used[s].append(cz)
+        first = len(lesions) == 1
+        necrosis = min(1.0, features["node_necrosis"] * _node_share(rng, first))
+        ene = min(1.0, features["node_ene"] * _node_share(rng, first))
         lesions.append(Lesion(
             "node", cx=s * rng.uniform(34, 42), cy=rng.uniform(2, 14), cz=cz, radius=r,
             half_height=hh, aspect=rng.uniform(0.7, 0.9), lobes=_lobes(rng, 0.02, 0.07),
-            spikes=_spikes(rng), core_feature=features["node_necrosis"],
-            margin_feature=features["node_ene"], texture_seed=int(rng.integers(2**31))))
+            spikes=_spikes(rng), core_feature=necrosis, margin_feature=ene,
+            texture_seed=int(rng.integers(2**31))))
     return lesions
 
 
@@ -204,44 +226,50 @@ def _smooth_noise(rng, shape, sigma_px):
     return n / (n.std() + 1e-6)
 
 
-def _margin_depth(theta, les: Lesion):
-    """Depth (mm) of the spiculated margin: more and longer strands as the feature grows."""
-    f = float(les.margin_feature)
-    if f < 0.05:
+def _strand_depth(theta, amount: float, spikes: tuple, turn: float) -> np.ndarray:
+    """Depth (mm, ≤ ``PERITUMOUR_MM``) of the strands at polar angle ``theta``: more and longer
+    strands as ``amount`` (0–1) grows; ``turn`` rotates them (they differ between slices)."""
+    if amount < 0.05:
         return np.zeros_like(theta)
-    p = harmonic_profile(theta, *les.spikes)
+    amps, phases, orders = spikes
+    p = harmonic_profile(theta, amps, tuple(ph + k * turn for ph, k in zip(phases, orders)), orders)
     p = (p - p.min()) / (p.max() - p.min() + 1e-6)
-    return PERITUMOUR_MM * np.sqrt(np.clip((p - (1 - f)) / f, 0, 1))
+    cover = STRAND_COVER * amount  # share of the profile's range that carries strands
+    return PERITUMOUR_MM * np.sqrt(np.clip((p - (1 - cover)) / cover, 0, 1))
 
 
-def _paint_lesion(img, labels, X, Y, les: Lesion, dz_mm: float, px_mm: float):
-    """Paint one lesion's cross-section into ``img``/``labels``; return its tight core box."""
+def _window(X, les: Lesion, reach: float, px_mm: float):
+    m = X.shape[0]
+    origin = X[0, 0]
+    c0 = max(0, int((les.cx - reach - origin) / px_mm)); c1 = min(m, int((les.cx + reach - origin) / px_mm) + 2)
+    r0 = max(0, int((les.cy - reach - origin) / px_mm)); r1 = min(m, int((les.cy + reach - origin) / px_mm) + 2)
+    if c0 >= c1 or r0 >= r1:
+        return None
+    return (slice(r0, r1), slice(c0, c1))
+
+
+def _paint_core(img, labels, X, Y, les: Lesion, dz_mm: float, px_mm: float):
+    """Paint one lesion's cross-section (core, necrosis) into ``img``/``labels``; return its
+    tight half-open box in pixels, or None where the lesion does not reach this slice."""
     frac = 1.0 - (dz_mm / les.half_height) ** 2
     if frac <= 0:
         return None
     r0 = les.radius * np.sqrt(frac)
-    reach = r0 * 1.4 + PERITUMOUR_MM + 2 * px_mm
-    m = X.shape[0]
-    origin = X[0, 0]
-    c0 = max(0, int((les.cx - reach - origin) / px_mm)); c1 = min(m, int((les.cx + reach - origin) / px_mm) + 2)
-    r0_ = max(0, int((les.cy - reach - origin) / px_mm)); r1 = min(m, int((les.cy + reach - origin) / px_mm) + 2)
-    if c0 >= c1 or r0_ >= r1:
+    win = _window(X, les, r0 * 1.4 + 2 * px_mm, px_mm)
+    if win is None:
         return None
-    win = (slice(r0_, r1), slice(c0, c1))
     Xw, Yw, imgw, labw = X[win], Y[win], img[win], labels[win]
     r, theta = polar(Xw, Yw, les.cx, les.cy, les.aspect)
     r_core = r0 * (1 + harmonic_profile(theta, *les.lobes))
     core = r <= r_core
     if core.sum() < 2:
         return None
-    margin = (~core) & (r <= r_core + _margin_depth(theta, les))
     tex_rng = np.random.default_rng([les.texture_seed, int(round(dz_mm * 10)) + 100000])
     if les.kind == "primary":
         mottle = _smooth_noise(tex_rng, Xw.shape, max(1.0, 1.8 / px_mm))
         val = TUMOUR * (1 + 0.35 * les.core_feature * mottle)
         imgw[core] = val[core]
-        imgw[margin] = TUMOUR * 1.05
-        labw[core], labw[margin] = 1, 2
+        labw[core] = 1
     else:
         imgw[core] = NODE
         labw[core] = 3
@@ -251,20 +279,66 @@ def _paint_lesion(img, labels, X, Y, les: Lesion, dz_mm: float, px_mm: float):
             imgw[core & ~nec & (r > nec_r * 0.85)] = NODE * 1.25     # enhancing rim
             imgw[nec] = NECROSIS
             labw[nec] = 4
-        imgw[margin] = NODE * 1.05
-        labw[margin] = 5
     box = bbox(core)
-    return box[0] + c0, box[1] + r0_, box[2] + c0, box[3] + r0_
+    return box[0] + win[1].start, box[1] + win[0].start, box[2] + win[1].start, box[3] + win[0].start
+
+
+def _paint_strands(img, labels, X, Y, les: Lesion, drawn, grow: int, dz_mm: float, px_mm: float,
+                   amount: float, turn: float, reach_mm: float) -> int:
+    """Paint the lesion's peritumoural strands in the band between the ``drawn`` box and that box
+    grown by ``grow`` pixels, on background pixels only; returns the number of pixels painted."""
+    x0, y0, x1, y1 = drawn
+    m = X.shape[0]
+    gx0, gy0, gx1, gy1 = max(0, x0 - grow), max(0, y0 - grow), min(m, x1 + grow), min(m, y1 + grow)
+    rows, cols = np.mgrid[gy0:gy1, gx0:gx1]
+    # pixels outside the drawn box, counted in whole pixels (1 = the first ring outside)
+    out = np.maximum(np.maximum(x0 - cols, cols - (x1 - 1)), np.maximum(y0 - rows, rows - (y1 - 1)))
+    Xw, Yw = X[gy0:gy1, gx0:gx1], Y[gy0:gy1, gx0:gx1]
+    r, theta = polar(Xw, Yw, les.cx, les.cy, les.aspect)
+    frac = max(0.0, 1.0 - (dz_mm / les.half_height) ** 2)
+    r_core = les.radius * np.sqrt(frac) * (1 + harmonic_profile(theta, *les.lobes))
+    depth = _strand_depth(theta, amount, les.spikes, turn)
+    strand = (out >= 1) & ((out - 0.5) * px_mm < depth) & (r - r_core <= reach_mm)
+    labw = labels[gy0:gy1, gx0:gx1]
+    strand &= labw == 0
+    img[gy0:gy1, gx0:gx1][strand] = (TUMOUR if les.kind == "primary" else NODE) * 1.05
+    labw[strand] = 2 if les.kind == "primary" else 5
+    return int(strand.sum())
+
+
+def jitter_box(rng, box, matrix: int, px_mm: float, jitter_mm: float):
+    """Annotator jitter: each edge moves by up to ``jitter_mm``, mostly outwards."""
+    j = max(1, int(round(jitter_mm / px_mm)))
+    x0, y0, x1, y1 = box
+    d = rng.integers(-1, j + 1, 4)
+    x0, y0 = max(0, x0 - d[0]), max(0, y0 - d[1])
+    x1, y1 = min(matrix, x1 + d[2]), min(matrix, y1 + d[3])
+    return int(x0), int(y0), int(max(x1, x0 + 1)), int(max(y1, y0 + 1))
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """One drawn rectangle and what it shows (the ground truth of one ROI image)."""
+
+    slice: int
+    region: str
+    lesion: int
+    box: tuple[int, int, int, int]
+    core_feature: float     # heterogeneity (primary) or necrosis (node) of this lesion
+    margin_feature: float   # strand amount painted around this box on this slice
+    rim_pixels: int         # pixels of planted strands in this box's peritumoural band
 
 
 def render(rng, anatomy: PatientAnatomy, lesions: list[Lesion], matrix: int, n_slices: int,
-           fov_mm: float, slice_mm: float):
+           fov_mm: float, slice_mm: float, jitter_mm: float = 2.5):
     """Render all slices.
 
-    Returns ``(pixels uint16 [S, M, M], labels uint8 [S, M, M], boxes)`` where ``boxes`` is a
-    list of ``(slice, region, lesion_index, (x0, y0, x1, y1))`` tight core boxes.
+    Returns ``(pixels uint16 [S, M, M], labels uint8 [S, M, M], annotations)`` where
+    ``annotations`` lists an :class:`Annotation` (drawn box and what it shows) per lesion
+    cross-section large enough to be drawn (≥ 2 × 2 pixels).
     """
     px = fov_mm / matrix
+    grow = grow_pixels(PERITUMOUR_MM, px)
     coords = (np.arange(matrix, dtype=np.float32) - (matrix - 1) / 2) * px
     X, Y = np.meshgrid(coords, coords)
     levels = np.linspace(0, 1, n_slices) if n_slices > 1 else np.zeros(1)
@@ -273,18 +347,26 @@ def render(rng, anatomy: PatientAnatomy, lesions: list[Lesion], matrix: int, n_s
     bias = np.exp(b[0] * u + b[1] * v + b[2] * u * u + b[3] * v * v + b[4] * u * v).astype(np.float32)
     pixels = np.empty((n_slices, matrix, matrix), dtype=np.uint16)
     labels = np.zeros((n_slices, matrix, matrix), dtype=np.uint8)
-    boxes = []
+    notes = []
     for k in range(n_slices):
         img, body = _anatomy(X, Y, float(levels[k]), anatomy)
+        drawn = []
         for idx, les in enumerate(lesions):
             if les.kind == "node":  # a bulky node deforms the neck contour
-                grow = ellipse(X, Y, les.cx, les.cy, les.radius + 6, (les.radius + 6) * les.aspect)
+                grow_ = ellipse(X, Y, les.cx, les.cy, les.radius + 6, (les.radius + 6) * les.aspect)
                 if abs(k - les.cz) * slice_mm < les.half_height:
-                    img[grow & ~body] = FAT
-                    body = body | grow
-            box = _paint_lesion(img, labels[k], X, Y, les, (k - les.cz) * slice_mm, px)
+                    img[grow_ & ~body] = FAT
+                    body = body | grow_
+            box = _paint_core(img, labels[k], X, Y, les, (k - les.cz) * slice_mm, px)
             if box is not None and box[2] - box[0] >= 2 and box[3] - box[1] >= 2:
-                boxes.append((k, les.region, idx, box))
+                drawn.append((idx, les, jitter_box(rng, box, matrix, px, jitter_mm)))
+        for idx, les, box in drawn:  # strands after every core: they never cover a lesion
+            amount = float(np.clip(les.margin_feature * rng.uniform(0.6, 1.4), 0, 1)) \
+                if les.margin_feature >= 0.05 else 0.0
+            n = _paint_strands(img, labels[k], X, Y, les, box, grow, (k - les.cz) * slice_mm, px, amount,
+                               turn=float(rng.uniform(0, 2 * np.pi)), reach_mm=PERITUMOUR_MM + jitter_mm + 2 * px)
+            notes.append(Annotation(k, les.region, idx, box, round(float(les.core_feature), 6),
+                                    round(amount, 6), n))
         img = gaussian_filter(img, 0.5)
         img *= 1 + 0.05 * _smooth_noise(rng, img.shape, max(1.0, 1.5 / px)) * body
         img *= bias
@@ -292,4 +374,4 @@ def render(rng, anatomy: PatientAnatomy, lesions: list[Lesion], matrix: int, n_s
         mag = np.hypot(img + sigma * rng.standard_normal(img.shape, dtype=np.float32),
                        sigma * rng.standard_normal(img.shape, dtype=np.float32))
         pixels[k] = np.clip(np.round(mag * anatomy.intensity_scale), 0, 65535).astype(np.uint16)
-    return pixels, labels, boxes
+    return pixels, labels, notes

@@ -1,0 +1,247 @@
+"""References for the CNN results: the planted-risk reference and the pixel reference model.
+
+Both are scored exactly like a model run (a frame of ``patient_id, label, split, probability``
+per dataset × variant, image level as the paper, patient level as the mean of a patient's
+image scores) on the same test images and patients as the CNNs.
+
+* **Planted-risk reference** (synthetic cohorts only): each image's score is the part of the
+  planted DM log-odds that this image shows (``truth_rois.csv``: the stage part, the lesion's
+  core feature and, for the intra-peritumoural variant, its peritumoural feature). It tells how
+  well the signal that is in a dataset's images separates DM on these test patients: a
+  reference, not a ceiling (a model could also pick up what the reference leaves out, such as
+  the other region, and patients' risk holds an unobserved part).
+* **Pixel reference model**: first-order intensity and grey-level co-occurrence texture
+  features (scikit-image) of the very images the CNNs see, and a logistic regression fitted on
+  the training images only. It tells whether the signal can be recovered from the pixels.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from skimage.feature import graycomatrix, graycoprops
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from .atomic import atomic_path
+from .cache import ImageStore
+from .metrics import MetricError, auc_ci_delong, patient_scores
+from .rois import DATASETS, VARIANTS, Geometry, dataset_mask, place
+
+log = logging.getLogger(__name__)
+TRUTH_KEY = ["patient_id", "sop_instance_uid", "region", "x0", "y0", "x1", "y1"]
+GLCM_PROPS = ("contrast", "dissimilarity", "homogeneity", "energy", "correlation")
+GLCM_LEVELS = 16
+REFERENCE_COLUMNS = ["dataset", "variant", "level", "auc", "auc_low", "auc_high", "patients", "images",
+                     "dm_patients", "note"]
+
+
+def _views(store: ImageStore, split: pd.Series, datasets, variants):
+    for d in datasets:
+        view = store.index.loc[dataset_mask(store.index, d)].copy()
+        view["split"] = view["patient_id"].map(split)
+        for v in variants:
+            yield d, v, view
+
+
+def planted_image_scores(store: ImageStore, split: pd.Series, cohort_dir: str | Path,
+                         datasets=tuple(DATASETS), variants=tuple(VARIANTS)) -> dict | None:
+    """Pseudo-runs of the planted-risk reference, or None when the cohort has no ground truth.
+
+    Returns
+    -------
+    dict mapping (dataset, variant) to a DataFrame with one row per image of that dataset
+    (columns ``patient_id, image_id, label, split, probability``); ``probability`` holds the
+    planted log-odds the image shows (a score, not a probability).
+    """
+    path = Path(cohort_dir) / "truth_rois.csv"
+    if not path.is_file():
+        return None
+    truth = pd.read_csv(path, dtype={"patient_id": str, "sop_instance_uid": str})
+    truth = truth.drop_duplicates(TRUTH_KEY)
+    joined = store.index.merge(truth[[*TRUTH_KEY, "risk_stage", "risk_core", "risk_margin"]], on=TRUTH_KEY,
+                               how="left", validate="many_to_one")
+    if joined["risk_core"].isna().any():
+        miss = joined.loc[joined["risk_core"].isna()].iloc[0]
+        log.warning("truth_rois.csv has no row for the ROI of patient %s on %s: no planted reference",
+                    miss.patient_id, miss.sop_instance_uid)
+        return None
+    joined = joined.set_index("image_id")
+    out = {}
+    for d, v, view in _views(store, split, datasets, variants):
+        t = joined.loc[view["image_id"]]
+        score = t["risk_stage"] + t["risk_core"] + (t["risk_margin"] if VARIANTS[v] == "peri" else 0.0)
+        out[(d, v)] = view[["patient_id", "image_id", "label", "split"]].assign(probability=score.to_numpy())
+    return out
+
+
+def _valid_mask(h: int, w: int, geometry: Geometry, cache: dict) -> np.ndarray:
+    """Where a crop of h × w pixels lands on the model input (the rest is zero padding)."""
+    key = (h, w)
+    if key not in cache:
+        cache[key] = place(np.ones((h, w), np.float32), geometry) >= 0.5
+    return cache[key]
+
+
+def image_features(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """First-order and GLCM texture features of one stored image inside its valid area.
+
+    Parameters
+    ----------
+    image : uint8 array, shape (size, size)
+        One model input image as stored (per-crop normalised, padded, resized).
+    mask : bool array, shape (size, size)
+        The crop's footprint on the image (``_valid_mask``).
+
+    Returns
+    -------
+    float array, shape (12 + 2 * len(GLCM_PROPS),)
+    """
+    v = image[mask].astype(np.float64) / 255.0
+    if v.size < 4:
+        v = np.resize(v if v.size else np.zeros(1), 4)
+    hist = np.histogram(v, bins=16, range=(0, 1))[0] / v.size
+    first = [np.log(mask.sum() + 1.0), v.mean(), v.std(), *np.percentile(v, [10, 25, 50, 75, 90]),
+             float(stats.skew(v)) if v.std() > 0 else 0.0, float(stats.kurtosis(v)) if v.std() > 0 else 0.0,
+             -(hist[hist > 0] * np.log(hist[hist > 0])).sum(), (v < 0.25).mean()]
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    crop = image[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] if rows.size else image[:2, :2]
+    q = (crop.astype(np.uint16) * GLCM_LEVELS // 256).astype(np.uint8)
+    glcm = graycomatrix(q, distances=[1, 2], angles=[0, np.pi / 4, np.pi / 2, 3 * np.pi / 4],
+                        levels=GLCM_LEVELS, symmetric=True, normed=True)
+    tex = [np.nan_to_num(graycoprops(glcm, p)).mean(axis=1) for p in GLCM_PROPS]  # per distance
+    return np.concatenate([np.asarray(first, float), np.concatenate(tex)])
+
+
+def store_features(store: ImageStore, geometry: Geometry, cache_dir: str | Path | None = None) -> dict[str, np.ndarray]:
+    """Pixel features of every stored image, per store variant (``intra``, ``peri``): arrays of
+    shape (images, features), cached next to the store as ``pixel-features-<fingerprint>.npz``."""
+    cache = Path(cache_dir) / f"pixel-features-{store.fingerprint}.npz" if cache_dir else None
+    if cache is not None and cache.is_file():
+        with np.load(cache) as z:
+            return {k: z[k] for k in z.files}
+    idx = store.index
+    masks: dict = {}
+    out = {}
+    for variant, cols in (("intra", ("x0", "y0", "x1", "y1")), ("peri", ("px0", "py0", "px1", "py1"))):
+        images = store.images(variant)
+        h = (idx[cols[3]] - idx[cols[1]]).to_numpy()
+        w = (idx[cols[2]] - idx[cols[0]]).to_numpy()
+        out[variant] = np.stack([image_features(np.asarray(images[i]), _valid_mask(int(h[i]), int(w[i]), geometry, masks))
+                                 for i in range(len(idx))]) if len(idx) else np.zeros((0, 22))
+    if cache is not None:
+        with atomic_path(cache, suffix=".npz") as tmp:
+            np.savez(tmp, **out)
+    return out
+
+
+def pixel_reference_scores(store: ImageStore, split: pd.Series, geometry: Geometry,
+                           cache_dir: str | Path | None = None, datasets=tuple(DATASETS),
+                           variants=tuple(VARIANTS), seed: int = 0) -> dict:
+    """Pseudo-runs of the pixel reference model: logistic regression on standardised pixel
+    features, both fitted on the dataset's training images only, applied to every image.
+
+    Returns
+    -------
+    dict mapping (dataset, variant) to a DataFrame (``patient_id, image_id, label, split,
+    probability``), one row per image of the dataset.
+    """
+    feats = store_features(store, geometry, cache_dir)
+    out = {}
+    for d, v, view in _views(store, split, datasets, variants):
+        X = feats[VARIANTS[v]][view["image_id"].to_numpy()]
+        y = view["label"].to_numpy()
+        train = (view["split"] == "train").to_numpy()
+        frame = view[["patient_id", "image_id", "label", "split"]].copy()
+        if len(np.unique(y[train])) < 2:
+            frame["probability"] = np.nan
+        else:
+            model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=5000, random_state=seed))
+            model.fit(X[train], y[train])
+            frame["probability"] = model.predict_proba(X)[:, 1]
+        out[(d, v)] = frame
+    return out
+
+
+def score_references(pseudo_runs: dict) -> pd.DataFrame:
+    """AUC with DeLong 95 % CI on the test split at image and patient level, per dataset × variant.
+
+    Returns
+    -------
+    DataFrame with columns ``REFERENCE_COLUMNS`` (two rows per dataset × variant).
+    """
+    rows = []
+    for (d, v), pred in pseudo_runs.items():
+        test = pred[pred["split"] == "test"]
+        for level in ("image", "patient"):
+            row = {"dataset": d, "variant": v, "level": level, "patients": test["patient_id"].nunique(),
+                   "images": len(test), "dm_patients": int(test.groupby("patient_id")["label"].first().sum())
+                   if len(test) else 0, "note": ""}
+            try:
+                frame = test if level == "image" else patient_scores(test)
+                ci = auc_ci_delong(frame["label"], frame["probability"])
+                row.update(auc=ci.auc, auc_low=ci.low, auc_high=ci.high)
+            except MetricError as exc:
+                row.update(auc=np.nan, auc_low=np.nan, auc_high=np.nan, note=str(exc))
+            rows.append(row)
+    return pd.DataFrame(rows, columns=REFERENCE_COLUMNS)
+
+
+def study_references(runs_dir: str | Path, cohort_dir: str | Path, split: pd.Series,
+                     datasets=tuple(DATASETS), variants=tuple(VARIANTS)) -> dict:
+    """Both references for a prepared study (its image store and split).
+
+    Returns
+    -------
+    dict with ``planted`` and ``pixel`` (pseudo-runs as above; ``planted`` is None without
+    ground truth) and their scored tables ``planted_table`` (or None) and ``pixel_table``.
+    """
+    import json
+
+    from .cache import open_image_store
+    runs_dir = Path(runs_dir)
+    ref = json.loads((runs_dir / "cohort.json").read_text())
+    store = open_image_store(runs_dir / "cache" / f"images-{ref['store']}", verify=False)
+    geometry = Geometry(**store.manifest["geometry"])
+    planted = planted_image_scores(store, split, cohort_dir, datasets, variants)
+    pixel = pixel_reference_scores(store, split, geometry, runs_dir / "cache", datasets, variants)
+    return {"planted": planted, "pixel": pixel,
+            "planted_table": score_references(planted) if planted else None,
+            "pixel_table": score_references(pixel)}
+
+
+def reference_summary(metrics: pd.DataFrame, pixel: pd.DataFrame, planted: pd.DataFrame | None = None,
+                      negative: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per dataset × variant × level: test patients, the planted-risk reference and the
+    pixel reference (AUC and 95 % CI), the CNNs' mean (and range) AUC and, where it ran, the
+    negative control's mean CNN AUC, all on the same test split of each cohort.
+
+    Parameters
+    ----------
+    metrics : the per-run table of :func:`npc_lib.evaluation.evaluate_runs`
+    pixel, planted : tables of :func:`score_references`
+    negative : the negative-control table (``npc_lib.negative_control.COLUMNS``)
+    """
+    rows = []
+    for r in pixel.itertuples():
+        col = "auc" if r.level == "image" else "patient_auc"
+        m = metrics[(metrics["dataset"] == r.dataset) & (metrics["variant"] == r.variant)][col]
+        row = {"dataset": r.dataset, "variant": r.variant, "level": r.level, "test_patients": r.patients,
+               "test_dm_patients": r.dm_patients, "cnn_mean_auc": m.mean(), "cnn_min_auc": m.min(),
+               "cnn_max_auc": m.max(), "pixel_auc": r.auc, "pixel_low": r.auc_low, "pixel_high": r.auc_high}
+        if planted is not None:
+            p = planted[(planted["dataset"] == r.dataset) & (planted["variant"] == r.variant)
+                        & (planted["level"] == r.level)]
+            if len(p):
+                row.update(planted_auc=p["auc"].iloc[0], planted_low=p["auc_low"].iloc[0],
+                           planted_high=p["auc_high"].iloc[0])
+        if negative is not None and len(negative):
+            n = negative[(negative["dataset"] == r.dataset) & (negative["variant"] == r.variant)
+                         & (negative["backbone"] != "pixel reference")][col]
+            row["null_cnn_auc"] = n.mean()
+        rows.append(row)
+    return pd.DataFrame(rows)
