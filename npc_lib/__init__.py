@@ -7,9 +7,8 @@ DOI 10.2174/1386207325666220919091210, on synthetic or user-supplied DICOM cohor
 __version__ = "0.1.0"
 PAPER_DOI = "10.2174/1386207325666220919091210"
 
-import os as _os
+from . import quiet_tf as _quiet_tf
 
-# TensorFlow's C++ start-up lines (oneDNN notices, "could not find cuda drivers", ...) are
-# not for readers: keep them out of notebook pages and the main job's console (a user who
-# wants them sets the variable before importing npc_lib).
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's native start-up lines (oneDNN notices, CUDA probing) are not for readers: keep
+# them out of notebook pages and the main job's console.
+_quiet_tf.install()

@@ -6,40 +6,158 @@ import pandas as pd
 from .models import BACKBONES
 
 VARIANT_HEADS = {"intratumour": "Intratumour", "intra_peritumour": "Intra-peritumour"}
+METRICS = {"auc": ("AUC", "{:.3f}", "{:.2f}", "{:+.2f}"), "accuracy": ("Accuracy (%)", "{:.1f}", "{:.2f}", "{:+.1f}")}
 
 
 def _model_name(key: str) -> str:
     return BACKBONES[key].constructor if key in BACKBONES else key
 
 
-def table2_paper_form(t2: pd.DataFrame, level: str = "image") -> pd.DataFrame:
-    """Table 2 as in the paper: one row per dataset × model (datasets named once), and per
-    variant the AUC and accuracy (%) beside the published values and the differences.
+def _fmt(pattern: str, value) -> str:
+    return "" if value is None or pd.isna(value) else pattern.format(float(value))
+
+
+def table2_paper_form(t2: pd.DataFrame, metric: str = "auc", level: str = "image") -> pd.DataFrame:
+    """One metric of Table 2 as in the paper: one row per dataset × model (datasets named once),
+    and per variant our value, the published one and the difference.
 
     Parameters
     ----------
     t2 : the long table of :func:`npc_lib.evaluation.table2` (``group, dataset, backbone,
-        auc_<variant>, accuracy_<variant>, ..._published, ..._diff``).
-    level : only for the header: ``image`` (the paper's unit) or ``patient``.
+        <metric>_<variant>``, and, where published, ``..._published`` and ``..._diff``).
+    metric : ``auc`` or ``accuracy``.
+    level : ``image`` (the paper's unit) or ``patient`` (no published values).
 
     Returns
     -------
-    DataFrame with two-level columns: ("", Dataset | Model) and (variant × AUC / accuracy) ×
-    (ours, paper, Δ); the pixel reference model closes the table as its own row group.
+    DataFrame of strings with two-level columns: ("", Dataset | Model) and, per variant,
+    (ours, paper, Δ) — paper and Δ only where published values exist. The pixel reference
+    model, where present, closes the table as its own row group.
     """
+    name, ours_f, pub_f, diff_f = METRICS[metric]
     rows, last = [], None
     for r in t2.to_dict("records"):
         group = r.get("group", "CNN")
+        if group != "CNN" and pd.isna(r.get(f"{metric}_intratumour")) and pd.isna(r.get(f"{metric}_intra_peritumour")):
+            continue
         model = _model_name(r["backbone"]) if group == "CNN" else f"Pixel reference ({r['backbone']})"
         row = {("", "Dataset"): r["dataset"] if (r["dataset"], group) != last else "", ("", "Model"): model}
         last = (r["dataset"], group)
         for v, head in VARIANT_HEADS.items():
-            for metric, label, scale in (("auc", "AUC", 1), ("accuracy", "Accuracy (%)", 1)):
-                ours, pub = r.get(f"{metric}_{v}"), r.get(f"{metric}_{v}_published")
-                row[(f"{head} {label}", f"ours ({level})")] = ours
-                row[(f"{head} {label}", "paper")] = pub
-                row[(f"{head} {label}", "Δ")] = r.get(f"{metric}_{v}_diff")
+            row[(f"{head} {name}", f"ours ({level})")] = _fmt(ours_f, r.get(f"{metric}_{v}"))
+            if f"{metric}_{v}_published" in t2:
+                row[(f"{head} {name}", "paper")] = _fmt(pub_f, r.get(f"{metric}_{v}_published"))
+                row[(f"{head} {name}", "Δ")] = _fmt(diff_f, r.get(f"{metric}_{v}_diff"))
         rows.append(row)
     out = pd.DataFrame(rows)
     out.columns = pd.MultiIndex.from_tuples(out.columns)
     return out
+
+
+def _ci(auc, low, high) -> str:
+    if auc is None or pd.isna(auc):
+        return "n/a"
+    return f"{auc:.2f} ({low:.2f}–{high:.2f})" if pd.notna(low) else f"{auc:.2f}"
+
+
+def references_book_form(summary: pd.DataFrame) -> pd.DataFrame:
+    """The reference summary (:func:`npc_lib.references.reference_summary`) for the book: AUCs
+    with their 95 % CIs in one cell each, one row per dataset × variant × level."""
+    out = pd.DataFrame({
+        "Dataset": summary["dataset"], "Variant": summary["variant"], "Level": summary["level"],
+        "Test patients (DM)": [f"{int(p)} ({int(d)})" for p, d in zip(summary["test_patients"],
+                                                                      summary["test_dm_patients"])],
+    })
+    if "planted_auc" in summary:
+        out["Planted-risk reference"] = [_ci(*v) for v in zip(summary["planted_auc"], summary["planted_low"],
+                                                               summary["planted_high"])]
+    out["Pixel reference"] = [_ci(*v) for v in zip(summary["pixel_auc"], summary["pixel_low"], summary["pixel_high"])]
+    out["CNN mean (range)"] = [f"{m:.2f} ({lo:.2f}–{hi:.2f})" if pd.notna(m) else "n/a"
+                               for m, lo, hi in zip(summary["cnn_mean_auc"], summary["cnn_min_auc"],
+                                                    summary["cnn_max_auc"])]
+    if "null_cnn_auc" in summary:
+        out["Negative control CNN"] = [f"{v:.2f}" if pd.notna(v) else "n/a" for v in summary["null_cnn_auc"]]
+    return out
+
+
+def negative_control_book_form(table: pd.DataFrame) -> pd.DataFrame:
+    """The negative-control table for the book: image- and patient-level AUC with 95 % CI."""
+    return pd.DataFrame({
+        "Dataset": table["dataset"], "Variant": table["variant"], "Model": [_model_name(b) for b in table["backbone"]],
+        "Test patients": table["test_patients"].astype(int),
+        "AUC, image level (95 % CI)": [_ci(*v) for v in zip(table["auc"], table["auc_low"], table["auc_high"])],
+        "AUC, patient level (95 % CI)": [_ci(*v) for v in zip(table["patient_auc"], table["patient_auc_low"],
+                                                               table["patient_auc_high"])],
+    })
+
+
+def _p(value) -> str:
+    if value is None or pd.isna(value):
+        return "n/a"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def metrics_book_form(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Per-run test metrics, compact: image-level AUC (DeLong CI), accuracy, sensitivity and
+    specificity at 0.5, and the patient-level AUC (bootstrap CI where computed, else DeLong)."""
+    boot = "patient_auc_boot_low" in metrics
+    return pd.DataFrame({
+        "Dataset": metrics["dataset"], "Variant": metrics["variant"],
+        "Model": [_model_name(b) for b in metrics["backbone"]],
+        "AUC, image (95 % CI)": [_ci(*v) for v in zip(metrics["auc"], metrics["auc_low"], metrics["auc_high"])],
+        "Accuracy (%)": [_fmt("{:.1f}", 100 * a) for a in metrics["accuracy"]],
+        "Sensitivity": [_fmt("{:.2f}", v) for v in metrics["sensitivity"]],
+        "Specificity": [_fmt("{:.2f}", v) for v in metrics["specificity"]],
+        "AUC, patient (95 % CI)": [_ci(*v) for v in zip(
+            metrics["patient_auc"], metrics["patient_auc_boot_low" if boot else "patient_auc_low"],
+            metrics["patient_auc_boot_high" if boot else "patient_auc_high"])],
+    })
+
+
+def tnm_comparison_book_form(cmp: pd.DataFrame) -> pd.DataFrame:
+    """Paired DeLong tests of each model against stage IV vs I–III (patient level), compact."""
+    return pd.DataFrame({
+        "Dataset": cmp["dataset"], "Variant": cmp["variant"], "Model": [_model_name(b) for b in cmp["backbone"]],
+        "Patients": cmp["patients"], "Model AUC": [_fmt("{:.3f}", v) for v in cmp["model_auc"]],
+        "TNM AUC": [_fmt("{:.3f}", v) for v in cmp["tnm_auc"]], "p (DeLong)": [_p(v) for v in cmp["p"]]})
+
+
+def selection_book_form(selection: pd.DataFrame) -> pd.DataFrame:
+    """The model shown per dataset × variant and the training-only figure it was chosen by."""
+    s = selection[selection["selected"]]
+    return pd.DataFrame({"Dataset": s["dataset"], "Variant": s["variant"],
+                         "Chosen model": [_model_name(b) for b in s["backbone"]],
+                         "Training AUC (out of fold)": [_fmt("{:.3f}", v) for v in s["train_oof_auc"]],
+                         "Criterion": s["criterion"]})
+
+
+def hybrid_book_form(hybrid: pd.DataFrame) -> pd.DataFrame:
+    """Clinical, image and hybrid models per backbone on the test patients, compact."""
+    return pd.DataFrame({
+        "Image model": [_model_name(b) for b in hybrid["backbone"]], "Model": hybrid["model"],
+        "Patients (DM)": [f"{int(p)} ({int(d)})" for p, d in zip(hybrid["patients"], hybrid["dm"])],
+        "AUC (95 % CI)": [_ci(*v) for v in zip(hybrid["auc"], hybrid["auc_low"], hybrid["auc_high"])],
+        "Training image AUC (out of fold)": [_fmt("{:.3f}", v) for v in hybrid["train_oof_image_auc"]]})
+
+
+def provenance_book_form(prov: pd.DataFrame) -> pd.DataFrame:
+    """Provenance per run, compact: weights, seeds, configuration hash, versions, wall time."""
+    return pd.DataFrame({
+        "Dataset": prov["dataset"], "Variant": prov["variant"], "Model": [_model_name(b) for b in prov["backbone"]],
+        "Mode": prov["mode"], "Weights": prov["weights"], "Config hash": prov["config_hash"],
+        "Seeds (train/split/cohort)": [f"{a}/{b}/{c}" for a, b, c in zip(prov["seed_train"], prov["seed_split"],
+                                                                          prov["seed_cohort"])],
+        "Wall (s)": [_fmt("{:.1f}", v) for v in prov["wall_s"]]})
+
+
+def cam_book_form(table: pd.DataFrame) -> pd.DataFrame:
+    """The Grad-CAM study per run, compact: CAM-in-ROI fraction, area share, enrichment and the
+    randomisation check (Spearman ρ), with the reason wherever a value is undefined (the number
+    of images per run is the notebook's ``n_images``)."""
+    return pd.DataFrame({
+        "Dataset": table["dataset"], "Variant": table["variant"],
+        "Model": [_model_name(b) for b in table["backbone"]], "CAM grid": table["cam_grid"], "CAM in ROI": [_fmt("{:.3f}", v) for v in table["cam_in_roi"]],
+        "ROI area share": [_fmt("{:.3f}", v) for v in table["area_share"]],
+        "Enrichment": [_fmt("{:.2f}", v) for v in table["enrichment"]],
+        "Randomised ρ": [_fmt("{:.2f}", v) for v in table["randomised_spearman"]],
+        "Note": table["note"].fillna("")})

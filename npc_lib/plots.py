@@ -15,9 +15,23 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
 from sklearn.metrics import roc_auc_score, roc_curve  # noqa: E402
 
 from .atomic import atomic_path  # noqa: E402
+
+# One theme for every statistical figure of the project: seaborn's whitegrid at a size that stays
+# legible when a figure is shown at the book's text width (about 750 px).
+THEME = dict(context="notebook", style="whitegrid", font_scale=0.95,
+             rc={"axes.titlesize": 11, "legend.fontsize": 8, "legend.frameon": False, "figure.dpi": 100})
+
+
+def use_theme() -> None:
+    """Apply the project theme (done on import; call again after changing matplotlib's settings)."""
+    sns.set_theme(**THEME)
+
+
+use_theme()
 
 BACKBONE_COLOURS = {"efficientnet-b0": "#1b9e77", "inception-resnet-v2": "#d95f02", "resnet50": "#7570b3",
                     "xception": "#e7298a"}
@@ -65,15 +79,15 @@ def _frame(ax, title):
     ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1)
     ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="1 − specificity", ylabel="sensitivity", title=title)
     ax.set_aspect("equal")
-    ax.legend(loc="lower right", fontsize=7, frameon=False)
+    ax.legend(loc="lower right", fontsize=8, frameon=False)
 
 
 def fig3_roc(runs: dict, level: str = "image", references: dict | None = None):
     """ROC per dataset × variant; ``runs`` maps (dataset, variant, backbone) → predictions and
     ``references`` maps a name of ``REFERENCE_STYLES`` → {(dataset, variant) → pseudo-run}."""
-    fig, axes = plt.subplots(2, 4, figsize=(16, 8.4))
-    for r, variant in enumerate(VARIANT_ORDER):
-        for c, dataset in enumerate(DATASET_ORDER):
+    fig, axes = plt.subplots(4, 2, figsize=(9, 17))
+    for c, variant in enumerate(VARIANT_ORDER):
+        for r, dataset in enumerate(DATASET_ORDER):
             ax = axes[r, c]
             for (d, v, b), pred in sorted(runs.items()):
                 if (d, v) == (dataset, variant):
@@ -89,7 +103,7 @@ def fig3_roc(runs: dict, level: str = "image", references: dict | None = None):
 
 def fig4_tnm_roc(y, stage_iv, ordinal_stage=None):
     """ROC of the TNM baseline: stage IV vs I–III (a single operating point) and ordinal stage."""
-    fig, ax = plt.subplots(figsize=(4.8, 4.8))
+    fig, ax = plt.subplots(figsize=(4.2, 4.2))
     _roc(ax, y, stage_iv, "stage IV vs I–III", "#444444", lw=2)
     if ordinal_stage is not None:
         _roc(ax, y, ordinal_stage, "ordinal stage I–IV", "#999999")
@@ -110,9 +124,9 @@ def fig_hybrid_roc(test: pd.DataFrame, title: str):
 
 def fig_curves(histories: dict, metric: str = "accuracy"):
     """Figs 5 (accuracy) and 8 (loss): train and test per epoch, one panel per dataset × variant."""
-    fig, axes = plt.subplots(2, 4, figsize=(16, 7), sharex=True)
-    for r, variant in enumerate(VARIANT_ORDER):
-        for c, dataset in enumerate(DATASET_ORDER):
+    fig, axes = plt.subplots(4, 2, figsize=(9, 14), sharex=True)
+    for c, variant in enumerate(VARIANT_ORDER):
+        for r, dataset in enumerate(DATASET_ORDER):
             ax = axes[r, c]
             for (d, v, b), h in sorted(histories.items()):
                 if (d, v) != (dataset, variant):
@@ -231,12 +245,35 @@ def fig_history(history: pd.DataFrame, title: str):
 
 
 def fig_delong_matrix(matrix: pd.DataFrame):
-    """Heat map of the patient-level paired DeLong p-values between runs."""
-    fig, ax = plt.subplots(figsize=(11, 10))
-    im = ax.imshow(matrix.to_numpy(float), cmap="viridis_r", vmin=0, vmax=1)
-    ax.set_xticks(range(len(matrix)), matrix.columns, rotation=90, fontsize=5)
-    ax.set_yticks(range(len(matrix)), matrix.index, fontsize=5)
-    fig.colorbar(im, ax=ax, shrink=0.6, label="DeLong p")
-    ax.set_title("Paired DeLong p-values (patient level, common test patients)")
+    """Heat map of the patient-level paired DeLong p-values between runs (seaborn)."""
+    n = len(matrix)
+    fig, ax = plt.subplots(figsize=(max(6, 0.28 * n + 3), max(5, 0.28 * n + 2)))
+    sns.heatmap(matrix.astype(float), ax=ax, cmap="viridis_r", vmin=0, vmax=1, square=True, linewidths=0.2,
+                cbar_kws={"shrink": 0.6, "label": "DeLong p"}, xticklabels=True, yticklabels=True)
+    ax.tick_params(labelsize=6)
+    ax.set(xlabel="", ylabel="", title="Paired DeLong p-values (patient level, common test patients)")
+    fig.tight_layout()
+    return fig
+
+
+def fig_cohort(clinical: pd.DataFrame, split: pd.Series):
+    """Table 1 companion: age and overall stage by DM status, in the training and test sets."""
+    c = clinical.assign(split=clinical["patient_id"].map(split).str.capitalize(),
+                        outcome=np.where(clinical["dm"] == 1, "DM", "No DM"))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
+    sns.boxplot(data=c, x="split", y="age", hue="outcome", order=["Train", "Test"], hue_order=["DM", "No DM"],
+                palette=["#d95f02", "#7570b3"], ax=axes[0], width=0.6, fliersize=2)
+    axes[0].set(xlabel="", ylabel="age (years)", title="Age")
+    share = (c.groupby(["split", "outcome"])["overall_stage"].value_counts(normalize=True).rename("share")
+             .reset_index())
+    share["group"] = share["split"] + ", " + share["outcome"]
+    order = [f"{s}, {o}" for s in ("Train", "Test") for o in ("DM", "No DM")]
+    sns.barplot(data=share, x="group", y="share", hue="overall_stage", order=order,
+                hue_order=["I", "II", "III", "IV"], palette="viridis", ax=axes[1])
+    axes[1].set(xlabel="", ylabel="share of patients", title="Overall stage", ylim=(0, share["share"].max() * 1.3))
+    axes[1].tick_params(axis="x", labelsize=8)
+    axes[1].legend(title="stage", ncol=4, loc="upper center", fontsize=8, title_fontsize=8)
+    axes[0].set_ylim(c["age"].min() - 3, c["age"].max() + 14)
+    axes[0].legend(title="", ncol=2, loc="upper center")
     fig.tight_layout()
     return fig

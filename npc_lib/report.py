@@ -70,21 +70,25 @@ def banner(runs_dir: str | Path, cohort_dir: str | Path | None = None) -> dict:
     return flags
 
 
-def show(fig, path: str | Path | None = None):
-    """Save (PNG + SVG, when ``path`` is given) and display a matplotlib figure."""
+def show(fig, path: str | Path | None = None, glue_as: str | None = None) -> None:
+    """Display a matplotlib figure in the notebook (as PNG), saving it first as PNG + SVG when
+    ``path`` is given, and gluing the saved PNG under ``glue_as`` for the book's chapters.
+    Returns nothing, so a notebook cell never prints a stray repr."""
+    import matplotlib.pyplot as plt
     from IPython.display import Image, display
 
     from .plots import save
+    from .widgets import figure_png
     if path is None:
-        import matplotlib.pyplot as plt
-
-        from .widgets import figure_png
         display(figure_png(fig))
         plt.close(fig)
         return None
     png = save(fig, path)[0]
     display(Image(filename=str(png)))
-    return png
+    if glue_as:
+        from myst_nb import glue
+        glue(glue_as, Image(filename=str(png)), display=False)
+    return None
 
 
 def provenance(runs_dir: str | Path) -> pd.DataFrame:
@@ -100,6 +104,15 @@ def provenance(runs_dir: str | Path) -> pd.DataFrame:
                      "tensorflow": meta["versions"]["tensorflow"], "keras": meta["versions"]["keras"],
                      "npc_lib": meta["versions"]["npc_lib"], "wall_s": meta["wall_s"]})
     return pd.DataFrame(rows)
+
+
+def num(value, digits: int = 3) -> str:
+    """A number for a sentence in the book: fixed decimals, ``n/a`` when missing (never a numpy repr)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "n/a"
+    return "n/a" if v != v else f"{v:.{digits}f}"
 
 
 def table(frame: pd.DataFrame, precision: int = 3):

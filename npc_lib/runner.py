@@ -118,24 +118,30 @@ def execute_job(job: Job, timeout: int, kernel: str | None = None) -> Outcome:
         lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
         error = (lines[-1] if lines else type(exc).__name__)[:500]
     if tmp.exists():
-        if job.title:
-            _retitle(tmp, job.title)
+        _finish_executed(tmp, job.title)
         os.replace(tmp, out)
     elif error:  # the kernel never ran: leave a notebook that says so, for the book
         _error_notebook(out, job, error)
     return Outcome(job.name, "failed" if error else "ok", round(time.perf_counter() - t0, 2), error, str(out))
 
 
-def _retitle(path: Path, title: str) -> None:
-    """Set the first markdown heading, which becomes the page title in the book."""
+def _finish_executed(path: Path, title: str = "") -> None:
+    """Prepare an executed notebook for the book: papermill's injected-parameters cell is plumbing
+    (hidden like the parameters cell it overrides), and ``title`` (if given) replaces the first
+    markdown heading, which becomes the page title."""
     import nbformat
     nb = nbformat.read(str(path), as_version=4)
     for cell in nb.cells:
-        if cell.cell_type == "markdown" and cell.source.lstrip().startswith("# "):
-            rest = cell.source.lstrip().partition("\n")[2]
-            cell.source = f"# {title}\n{rest}"
-            nbformat.write(nb, str(path))
-            return
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    if title:
+        for cell in nb.cells:
+            if cell.cell_type == "markdown" and cell.source.lstrip().startswith("# "):
+                rest = cell.source.lstrip().partition("\n")[2]
+                cell.source = f"# {title}\n{rest}"
+                break
+    nbformat.write(nb, str(path))
 
 
 def _error_notebook(path: Path, job: Job, error: str) -> None:

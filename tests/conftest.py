@@ -8,6 +8,8 @@ import pytest
 
 from npc_lib.synth import SynthConfig, generate_cohort
 
+ROOT = Path(__file__).resolve().parents[1]
+
 TINY = SynthConfig(patients=12, matrix=48, slices=6, seed=7)
 SMALL = SynthConfig(patients=40, matrix=64, slices=8, seed=11)
 
@@ -44,3 +46,19 @@ def smoke_runs(small_cohort, tmp_path_factory) -> Path:
     code = main(["train", str(small_cohort), "--profile", "smoke", "--runs", str(runs), "--weights", "none"])
     assert code == 0
     return runs
+
+
+@pytest.fixture(scope="session")
+def smoke_book(tmp_path_factory):
+    """A copy of the project skeleton, the smoke study run in it (main job), and the built book."""
+    pytest.importorskip("papermill")
+    pytest.importorskip("jupyter_book")
+    from npc_lib.cli import main
+    root = tmp_path_factory.mktemp("project")
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / name, root / name)
+    shutil.copytree(ROOT / "book", root / "book", ignore=shutil.ignore_patterns("executed"))
+    shutil.copytree(ROOT / "notebooks", root / "notebooks")
+    runs = root / "runs" / "smoke"
+    code = main(["run", "--profile", "smoke", "--weights", "none", "--runs", str(runs), "--book-root", str(root)])
+    return root, runs, code

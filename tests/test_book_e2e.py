@@ -18,22 +18,8 @@ pytest.importorskip("jupyter_book")
 
 from npc_lib.cli import main  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 TEXT_SUFFIXES = {".html", ".js", ".css", ".json", ".csv", ".ipynb", ".md", ".txt", ".log", ".svg", ".yml",
                  ".yaml", ".xml", ".glue"}
-
-
-@pytest.fixture(scope="module")
-def smoke_book(tmp_path_factory):
-    """A copy of the project skeleton, the smoke study run in it, and the built book."""
-    root = tmp_path_factory.mktemp("project")
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy(ROOT / name, root / name)
-    shutil.copytree(ROOT / "book", root / "book", ignore=shutil.ignore_patterns("executed"))
-    shutil.copytree(ROOT / "notebooks", root / "notebooks")
-    runs = root / "runs" / "smoke"
-    code = main(["run", "--profile", "smoke", "--weights", "none", "--runs", str(runs), "--book-root", str(root)])
-    return root, runs, code
 
 
 def test_smoke_run_succeeds_and_builds_every_page(smoke_book):
@@ -97,6 +83,10 @@ def test_no_dicom_identifier_in_the_book_or_the_runs(smoke_book):
     assert scanned > 100
 
 
+READER_PAGES = ("book/results.html", "book/beyond.html", "book/executed/01_cohort.html",
+                "book/executed/04_evaluate.html")
+
+
 def _chromium():
     for exe in ("/usr/bin/chromium", "/usr/bin/chromium-browser"):
         if Path(exe).exists() and shutil.which("chromedriver"):
@@ -122,11 +112,17 @@ def test_book_in_headless_chromium(smoke_book, tmp_path):
         opts.add_argument(flag)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
-    shots = runs / "screenshots"
+    shots = runs / "screens"
     shots.mkdir(exist_ok=True)
+    overflow_js = """
+        const main = document.querySelector('article.bd-article') || document.querySelector('main');
+        const limit = main.getBoundingClientRect().right + 1;
+        return Array.from(document.querySelectorAll('table'))
+            .filter(t => t.getBoundingClientRect().width > 0 && t.getBoundingClientRect().right > limit)
+            .map(t => (t.innerText || '').slice(0, 60));"""
     try:
         train_page = sorted((html / "book" / "executed" / "train").glob("*resnet50.html"))[0]
-        for page in ("index.html", "book/results.html", "book/executed/01_cohort.html",
+        for page in ("index.html", "book/results.html", "book/beyond.html", "book/executed/01_cohort.html",
                      "book/executed/04_evaluate.html", "book/executed/05_gradcam.html",
                      "book/executed/06_explore.html", "book/executed/status.html",
                      str(train_page.relative_to(html))):
@@ -135,14 +131,23 @@ def test_book_in_headless_chromium(smoke_book, tmp_path):
                 "return Array.from(document.images).map(i => [i.currentSrc, i.complete && i.naturalWidth > 0])")
             broken = [src for src, ok in images if not ok]
             assert not broken, f"{page}: images that did not load: {broken}"
-            driver.save_screenshot(str(shots / (page.replace("/", "_") + ".png")))
+            if page in READER_PAGES:  # what a reader sees at 1280 px: whole page, no table wider than the text
+                height = driver.execute_script("return document.body.scrollHeight")
+                driver.set_window_size(1280, min(height + 50, 20000))
+                driver.save_screenshot(str(shots / (page.replace("/", "_").replace(".html", "") + ".png")))
+                driver.set_window_size(1280, 1600)
+                wide = driver.execute_script(overflow_js)
+                assert not wide, f"{page}: tables wider than the page at 1280 px: {wide}"
+            else:
+                driver.save_screenshot(str(shots / (page.replace("/", "_") + ".png")))
             errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
             assert not errors, f"{page}: console errors {errors}"
             if page == "book/results.html":
                 assert len(images) >= 6
                 tables = driver.execute_script("return document.querySelectorAll('table').length")
                 text = driver.execute_script("return document.body.innerText")
-                assert tables >= 3 and "p_train" in text and "auc_intra_peritumour_published" in text
+                assert tables >= 3 and "Training set" in text and "Intra-peritumour AUC" in text
+                assert "np.float64" not in text and "PosixPath" not in text
             if "train/" in page:
                 assert "ResNet50" in driver.title, driver.title
         urls = []
