@@ -141,12 +141,13 @@ def hybrid_book_form(hybrid: pd.DataFrame) -> pd.DataFrame:
 
 
 def provenance_book_form(prov: pd.DataFrame) -> pd.DataFrame:
-    """Provenance per run, compact: weights, seeds, configuration hash, versions, wall time."""
+    """Provenance per run, compact: weights (and mode), configuration hash (first 10 characters),
+    seeds (train / split / cohort) and wall time."""
     return pd.DataFrame({
         "Dataset": prov["dataset"], "Variant": prov["variant"], "Model": [_model_name(b) for b in prov["backbone"]],
-        "Mode": prov["mode"], "Weights": prov["weights"], "Config hash": prov["config_hash"],
-        "Seeds (train/split/cohort)": [f"{a}/{b}/{c}" for a, b, c in zip(prov["seed_train"], prov["seed_split"],
-                                                                          prov["seed_cohort"])],
+        "Weights": [f"{w} ({m})" for w, m in zip(prov["weights"], prov["mode"])],
+        "Config hash": [str(h)[:10] for h in prov["config_hash"]],
+        "Seeds": [f"{a}/{b}/{c}" for a, b, c in zip(prov["seed_train"], prov["seed_split"], prov["seed_cohort"])],
         "Wall (s)": [_fmt("{:.1f}", v) for v in prov["wall_s"]]})
 
 

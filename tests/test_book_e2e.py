@@ -69,7 +69,7 @@ def _planted_identifiers(cohort: Path) -> set[str]:
 def test_no_dicom_identifier_in_the_book_or_the_runs(smoke_book):
     root, runs, _ = smoke_book
     secrets = _planted_identifiers(runs / "cohort")
-    assert len(secrets) >= 5 * 40
+    assert len(secrets) >= 4 * 40  # name, ID, birth date, accession, other IDs (a birth date may repeat)
     patterns = [re.compile(rf"(?<![\w.]){re.escape(s)}(?![\w])") for s in secrets]
     scanned = 0
     for base in (root / "_build", runs):
