@@ -193,8 +193,10 @@ def _validate(a) -> int:
     from .cohort import load_cohort
     cohort = load_cohort(a.cohort, exclude_invalid=a.exclude_invalid)
     s = cohort.summary()
+    notes = cohort.notes
     if a.json:
         s["exclusions"] = cohort.exclusions.to_dict("records")
+        s["notes"] = notes.to_dict("records")
         print(json.dumps(s, indent=2))
         return 0
     print(f"cohort {a.cohort}: OK")
@@ -206,6 +208,10 @@ def _validate(a) -> int:
     print(f"  exclusions: {s['excluded_patients']} patients, {s['dropped_rois']} ROI rows")
     for _, e in cohort.exclusions.iterrows():
         print(f"    - {e['where']} (patient {e['patient_id']}): {e['reason']}")
+    if len(notes):
+        print(f"  reader notes: {len(notes)} (files skipped or adapted; the analysis goes on)")
+        for _, n in notes.iterrows():
+            print(f"    - dicom/{n['patient_id']}: {n['note']}")
     print("  flow: " + " → ".join(f"{step}: {abs(n)}" for step, n in cohort.flow))
     return 0
 
@@ -265,6 +271,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - no input may end in a bare traceback
+        if args.debug:
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
+        print("hint: rerun with --debug for the full traceback, and report it if the input looks valid",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
