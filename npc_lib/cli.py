@@ -25,6 +25,8 @@ EXAMPLES = {
     "train": "npc-study train runs/demo/cohort --profile demo                      # the whole 32-model grid\n"
              "  npc-study train runs/demo/cohort --profile demo --dataset CMLN --variant intra-peritumour "
              "--backbone xception",
+    "rois-from-masks": "npc-study rois-from-masks /data/my_cohort --masks /data/slicer_labels --format nifti "
+                       "--label npc=1,2 --label cmln=3,4,5 --out /data/my_cohort/rois.csv",
 }
 
 
@@ -94,6 +96,16 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--cell-timeout", type=int, default=3600, help="seconds a notebook cell may run")
     u.add_argument("--book-root", type=Path, default=Path("."), help="project folder with _config.yml")
     u.add_argument("--no-book", action="store_true", help="execute the notebooks but do not build the book")
+    m = cmd("rois-from-masks", "rois.csv from label maps (NIfTI, NRRD), DICOM SEG or RTSTRUCT, one rectangle "
+                               "per connected component of a region's labels per slice")
+    m.add_argument("cohort", type=Path, help="cohort folder (clinical.csv and dicom/<patient>/)")
+    m.add_argument("--masks", type=Path, required=True,
+                   help="folder with one file per patient: <patient>.nii.gz|.nii|.nrrd|.seg.nrrd|.dcm")
+    m.add_argument("--format", required=True, choices=["nifti", "nrrd", "seg", "rtstruct"])
+    m.add_argument("--label", action="append", required=True, metavar="REGION=VALUES",
+                   help="region and its label values / segment numbers / ROI numbers or names, e.g. npc=1,2 "
+                        "(repeatable)")
+    m.add_argument("--out", type=Path, required=True, help="the rois.csv to write")
     return p
 
 
@@ -193,8 +205,10 @@ def _validate(a) -> int:
     from .cohort import load_cohort
     cohort = load_cohort(a.cohort, exclude_invalid=a.exclude_invalid)
     s = cohort.summary()
+    notes = cohort.notes
     if a.json:
         s["exclusions"] = cohort.exclusions.to_dict("records")
+        s["notes"] = notes.to_dict("records")
         print(json.dumps(s, indent=2))
         return 0
     print(f"cohort {a.cohort}: OK")
@@ -206,6 +220,10 @@ def _validate(a) -> int:
     print(f"  exclusions: {s['excluded_patients']} patients, {s['dropped_rois']} ROI rows")
     for _, e in cohort.exclusions.iterrows():
         print(f"    - {e['where']} (patient {e['patient_id']}): {e['reason']}")
+    if len(notes):
+        print(f"  reader notes: {len(notes)} (files skipped or adapted; the analysis goes on)")
+        for _, n in notes.iterrows():
+            print(f"    - dicom/{n['patient_id']}: {n['note']}")
     print("  flow: " + " → ".join(f"{step}: {abs(n)}" for step, n in cohort.flow))
     return 0
 
@@ -245,8 +263,18 @@ def _tnm(a) -> int:
     return 0
 
 
+def _rois_from_masks(a) -> int:
+    from .mask_import import parse_labels, rois_from_masks
+    t0 = time.perf_counter()
+    table = rois_from_masks(a.cohort, a.masks, a.format, parse_labels(a.label), a.out)
+    counts = table["region"].value_counts().to_dict()
+    print(f"wrote {len(table)} rectangles ({', '.join(f'{k} {v}' for k, v in sorted(counts.items())) or 'none'}) "
+          f"for {table['patient_id'].nunique()} patients to {a.out} in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
 COMMANDS = {"synth": _synth, "validate": _validate, "table1": _table1, "tnm": _tnm, "datasets": _datasets,
-            "train": _train, "evaluate": _evaluate, "run": _run}
+            "train": _train, "evaluate": _evaluate, "run": _run, "rois-from-masks": _rois_from_masks}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -265,6 +293,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - no input may end in a bare traceback
+        if args.debug:
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
+        print("hint: rerun with --debug for the full traceback, and report it if the input looks valid",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from .tables import line_of, read_csv_strict
 
 CLINICAL_COLUMNS = ["patient_id", "age", "sex", "t_stage", "n_stage", "overall_stage", "treatment", "dm"]
 ROI_COLUMNS = ["patient_id", "sop_instance_uid", "region", "x0", "y0", "x1", "y1"]
+SERIES_CSV = "series.csv"
 REGIONS = ("npc", "cmln")
 TREATMENTS = ("CCR", "IC+CCR")
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -53,7 +54,16 @@ class Cohort:
 
     def load_series(self, patient_id: str) -> Series:
         """The patient's series with pixels (float32 [slices, rows, cols])."""
-        return read_series(self.root / "dicom" / patient_id, load_pixels=True)
+        known = self.series.get(patient_id)
+        return read_series(self.root / "dicom" / patient_id, load_pixels=True,
+                           series_uid=known.series_instance_uid if known else None)
+
+    @property
+    def notes(self) -> pd.DataFrame:
+        """What the reader skipped or adapted per patient (non-image files, localizers, other
+        series, inferred transfer syntaxes, MONOCHROME1 inversion): ``patient_id, note``."""
+        return pd.DataFrame([{"patient_id": p, "note": n} for p, s in self.series.items() for n in s.notes],
+                            columns=["patient_id", "note"])
 
     def summary(self) -> dict:
         c, r = self.clinical, self.rois
@@ -190,6 +200,7 @@ def load_cohort(root: str | Path, exclude_invalid: bool = False, progress: bool 
                                      set(clinical["patient_id"]))
     problems += roi_problems
     bad_patients = {p.patient_id for p in problems if p.level == "patient"}
+    chosen = _series_choices(root / SERIES_CSV, set(clinical["patient_id"]))
     series: dict[str, Series] = {}
     for pid in progress_bar(clinical["patient_id"], desc="reading DICOM headers", unit="patient",
                             enabled=progress):
@@ -200,7 +211,7 @@ def load_cohort(root: str | Path, exclude_invalid: bool = False, progress: bool 
             problems.append(Problem("patient", pid, f"dicom/{pid}", "no series folder (patient without a series)"))
             continue
         try:
-            series[pid] = read_series(folder, load_pixels=False)
+            series[pid] = read_series(folder, load_pixels=False, series_uid=chosen.get(pid))
         except DicomError as exc:
             msg = str(exc).replace(str(root) + "/", "")
             problems.append(Problem("patient", pid, f"dicom/{pid}", msg))
@@ -208,6 +219,26 @@ def load_cohort(root: str | Path, exclude_invalid: bool = False, progress: bool 
     if problems and not exclude_invalid:
         raise _problems_error(problems, root)
     return _apply_exclusions(root, clinical, rois, series, problems)
+
+
+def _series_choices(path: Path, known: set[str]) -> dict[str, str]:
+    """``series.csv`` (optional): the SeriesInstanceUID to use for patients whose folder holds
+    several image series."""
+    if not path.is_file():
+        return {}
+    frame = read_csv_strict(path, ["patient_id", "series_instance_uid"])
+    out = {}
+    for i, row in frame.iterrows():
+        pid, uid = row["patient_id"].strip(), row["series_instance_uid"].strip()
+        where = f"{path.name} line {line_of(i)}"
+        if pid not in known:
+            raise CohortError(f"{where}: unknown patient {pid!r} (not in clinical.csv)")
+        if pid in out:
+            raise CohortError(f"{where}: a second series for patient {pid}; name one series per patient")
+        if not uid:
+            raise CohortError(f"{where}: empty series_instance_uid for patient {pid}")
+        out[pid] = uid
+    return out
 
 
 def _check_rois_against_series(rois: pd.DataFrame, series: dict[str, Series]) -> list[Problem]:
@@ -252,6 +283,9 @@ def _apply_exclusions(root, clinical, rois, series, problems) -> Cohort:
                          ignore_index=True)
         flow.append(("excluded: no ROI drawn", -len(no_roi)))
         clinical = clinical[~clinical["patient_id"].isin(no_roi)]
+    adapted = sorted(p for p, s in series.items() if s.notes and p in set(clinical["patient_id"]))
+    if adapted:  # not an exclusion: files the reader skipped or adapted, listed in Cohort.notes
+        flow.append(("kept, with files skipped or adapted by the reader (see notes)", len(adapted)))
     flow.append(("patients analysed", len(clinical)))
     keep = set(clinical["patient_id"])
     rois = rois[rois["patient_id"].isin(keep)].astype({"slice_index": int})
