@@ -6,6 +6,7 @@ created on our input tensor, not nested as a sub-model) so Grad-CAM can reach an
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import socket
@@ -16,9 +17,18 @@ from urllib.parse import urlparse
 
 from .errors import NpcError
 
-WEIGHTS_HINT = ("options: run once on a connected machine (Keras caches ImageNet weights in ~/.keras/models), "
-                "give a local weights file path as `weights`, or use weights: none (random initialisation) / "
-                "weights_fallback: none")
+def keras_cache_dir() -> Path:
+    """Where Keras keeps downloaded weights (``$KERAS_HOME/models``, default ``~/.keras/models``)."""
+    import os
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
+
+
+def weights_hint(spec: "BackboneSpec | None" = None) -> str:
+    """What a user can do when ImageNet weights are out of reach."""
+    where = keras_cache_dir() / (spec.weights_file if spec else "")
+    return (f"the ImageNet weights are downloaded by Keras once and cached as {where}: run once on a connected "
+            "machine (or copy that file there), or pass --weights FILE (a local weights file), or --weights none "
+            "to train from random initialisation on purpose")
 PROBE_TIMEOUT_S = 10.0
 
 
@@ -67,9 +77,7 @@ def input_size_for(name: str, requested: int) -> int:
 
 def _keras_cached(spec: BackboneSpec) -> bool:
     """Is this backbone's ImageNet file already in Keras' cache (KERAS_HOME or ~/.keras)?"""
-    import os
-    home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
-    return (home / "models" / spec.weights_file).is_file()
+    return (keras_cache_dir() / spec.weights_file).is_file()
 
 
 def _weights_host(spec: BackboneSpec) -> str:
@@ -82,8 +90,10 @@ def _weights_host(spec: BackboneSpec) -> str:
     return "storage.googleapis.com"
 
 
+@functools.lru_cache(maxsize=None)
 def _reachable(host: str, timeout: float = PROBE_TIMEOUT_S) -> tuple[bool, str]:
-    """Can we open a TCP connection to ``host``:443 within ``timeout`` (DNS included)?"""
+    """Can we open a TCP connection to ``host``:443 within ``timeout`` (DNS included)? Probed once
+    per process and host (every backbone asks the same host)."""
     result = {"ok": False, "why": f"no answer from {host} within {timeout:.0f} s"}
 
     def probe():
@@ -104,7 +114,8 @@ def resolve_weights(name: str, weights: str | None, fallback: str | None = None)
 
     ``imagenet`` needs a cached file or a reachable download host (probed within 10 s, so an
     offline machine fails fast); otherwise ``fallback: none`` switches to random
-    initialisation and says so in the provenance, and no fallback is a clear error.
+    initialisation and says so in the provenance, and any other fallback (``error``, the
+    ``paper`` profile's) is a clear error naming the options.
     """
     spec = backbone(name)
     req = "none" if weights in (None, "none", "random") else str(weights)
@@ -119,10 +130,11 @@ def resolve_weights(name: str, weights: str | None, fallback: str | None = None)
         if fallback in ("none", "random"):
             return None, {"requested": "imagenet", "used": "random", "note": "randomly initialised backbone: "
                           f"ImageNet weights unavailable ({why})"}
-        raise NpcError(f"cannot get ImageNet weights for {name}: {why}", hint=WEIGHTS_HINT)
+        raise NpcError(f"cannot get ImageNet weights for {name}: {why}; this profile refuses random "
+                       "initialisation (weights_fallback: error)", hint=weights_hint(spec))
     path = Path(req).expanduser()
     if not path.is_file():
-        raise NpcError(f"weights file for {name} not found: {path}", hint=WEIGHTS_HINT)
+        raise NpcError(f"weights file for {name} not found: {path}", hint=weights_hint(spec))
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return str(path), {"requested": "file", "used": "file", "file": path.name, "sha256": digest}
 
@@ -135,7 +147,7 @@ def build_feature_extractor(name: str, input_size: int, weights):
     try:
         base = spec.build(include_top=False, weights=weights, input_tensor=inputs)
     except (OSError, ValueError) as exc:  # failed download, unreadable or mismatched weights file
-        raise NpcError(f"cannot load {weights!r} weights for {name}: {exc}", hint=WEIGHTS_HINT) from None
+        raise NpcError(f"cannot load {weights!r} weights for {name}: {exc}", hint=weights_hint(spec)) from None
     feats = keras.layers.GlobalAveragePooling2D(name="gap")(base.output)
     return keras.Model(inputs, feats, name=f"{spec.constructor}_features")
 
@@ -160,3 +172,10 @@ def build_head(feature_dim: int, dropout: float = 0.5, l2: float = 1e-4):
     import keras
     inputs = keras.Input((feature_dim,), name="features")
     return keras.Model(inputs, add_head(inputs, dropout, l2), name="dm_head")
+
+
+def preflight_weights(profile: dict) -> dict[str, dict]:
+    """Resolve every backbone's weights of a profile before any long step (an offline machine
+    with ``weights_fallback: error`` fails here within seconds). Returns name → provenance."""
+    return {name: resolve_weights(name, profile.get("weights"), profile.get("weights_fallback"))[1]
+            for name in profile["backbones"]}

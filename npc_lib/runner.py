@@ -268,6 +268,8 @@ def run_profile(profile: dict, runs_dir: Path, cohort_dir: str | Path | None = N
     runs_dir.mkdir(parents=True, exist_ok=True)
     # papermill's kernel must be this interpreter (its "python3" kernel runs `python` from PATH)
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    from .models import preflight_weights
+    preflight_weights(profile)  # an offline machine that refuses random weights stops here, in seconds
     cohort, prep = prepare_study(profile, runs_dir, cohort_dir, progress)
     t_prep = time.perf_counter() - t0
     jobs = plan(profile, runs_dir, cohort, notebooks)

@@ -50,12 +50,17 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def seed_everything(seed: int) -> None:
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed Python, NumPy and TensorFlow; with ``deterministic`` also ask for deterministic ops."""
     import keras
     import tensorflow as tf
     keras.utils.set_random_seed(seed)
     try:
-        tf.config.experimental.enable_op_determinism()
+        if deterministic:
+            tf.config.experimental.enable_op_determinism()
+        else:
+            from tensorflow.python.framework import config as tf_config
+            tf_config.disable_op_determinism()
     except Exception:  # pragma: no cover - older TF
         pass
 
@@ -224,28 +229,43 @@ def train_finetune(store: ImageStore, dataset: str, variant: str, name: str, pro
     spec = backbone(name)
     size = input_size_for(name, profile["geometry"]["input_size"])
     weights, prov = resolve_weights(name, profile.get("weights"), profile.get("weights_fallback"))
-    if tf.config.list_physical_devices("GPU"):
+    mixed = bool(tf.config.list_physical_devices("GPU"))  # float16 compute, float32 output layer (models.add_head)
+    if mixed:
         keras.mixed_precision.set_global_policy("mixed_float16")
-    seed_everything(int(tr["seed"]))
     view = _view(store, dataset, split)
     images = store.images(VARIANTS[variant])
     is_train = (view["split"] == "train").to_numpy()
     rows, y = view["image_id"].to_numpy(), view["label"].to_numpy(np.float32)
-    train_ds = tf_images(images, rows[is_train], spec, size, tr["batch_size"], y[is_train], shuffle=True,
-                         seed=int(tr["seed"]))
-    test_ds = tf_images(images, rows[~is_train], spec, size, tr["batch_size"], y[~is_train])
-    model = build_classifier(name, size, weights, tr["dropout"], tr["l2"])
-    model.compile(optimizer=keras.optimizers.Adam(tr["learning_rate"]), loss="binary_crossentropy",
-                  metrics=["accuracy"])
     out.mkdir(parents=True, exist_ok=True)
-    backup = keras.callbacks.BackupAndRestore(str(out / "backup"), delete_checkpoint=True)
-    hist = model.fit(train_ds, epochs=tr["epochs"], validation_data=test_ds, callbacks=[backup],
-                     verbose=2 if progress else 0)
+
+    def fit(deterministic: bool):
+        seed_everything(int(tr["seed"]), deterministic)
+        train_ds = tf_images(images, rows[is_train], spec, size, tr["batch_size"], y[is_train], shuffle=True,
+                             seed=int(tr["seed"]))
+        test_ds = tf_images(images, rows[~is_train], spec, size, tr["batch_size"], y[~is_train])
+        net = build_classifier(name, size, weights, tr["dropout"], tr["l2"])
+        net.compile(optimizer=keras.optimizers.Adam(tr["learning_rate"]), loss="binary_crossentropy",
+                    metrics=["accuracy"])
+        backup = keras.callbacks.BackupAndRestore(str(out / "backup"), delete_checkpoint=True)
+        return net, net.fit(train_ds, epochs=tr["epochs"], validation_data=test_ds, callbacks=[backup],
+                            verbose=2 if progress else 0)
+
+    determinism = {"op_determinism": True, "note": "deterministic TensorFlow ops"}
+    try:
+        model, hist = fit(True)
+    except tf.errors.UnimplementedError as exc:  # e.g. GPU kernels without a deterministic version
+        reason = str(exc).strip().splitlines()[0][:300]
+        log.warning("%s: op determinism unsupported here (%s); training without it", out.name, reason)
+        determinism = {"op_determinism": False, "note": f"op determinism switched off: {reason}"}
+        keras.backend.clear_session()
+        model, hist = fit(False)
     probs = model.predict(tf_images(images, rows, spec, size, tr["batch_size"]), verbose=0).ravel()
     with atomic_path(out / "model.keras", suffix=".keras") as tmp:
         model.save(tmp)
     keras.mixed_precision.set_global_policy("float32")
-    meta = _meta(profile, cfg, store, prov, view, t0, mode="finetune", extra={"input_size": size})
+    meta = _meta(profile, cfg, store, prov, view, t0, mode="finetune",
+                 extra={"input_size": size, "determinism": determinism,
+                        "mixed_precision": mixed})
     _write_outputs(out, view, probs, _history_frame(hist), meta)
     keras.backend.clear_session()
     return meta

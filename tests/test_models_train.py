@@ -144,3 +144,43 @@ def test_fast_head_fit_learns_and_is_deterministic():
     assert hist["test_accuracy"].iloc[-1] > 0.85
     np.testing.assert_array_equal(runs[0][1], runs[1][1])
     pd.testing.assert_frame_equal(runs[0][0], runs[1][0])
+
+
+def test_unsupported_op_determinism_is_switched_off_and_recorded(small_cohort, tmp_path, monkeypatch):
+    """Some GPU kernels have no deterministic version (TensorFlow raises UnimplementedError): the
+    run goes on without op determinism and says so in run.json, never a crash."""
+    import tensorflow as tf
+    from tensorflow.python.framework import config as tf_config
+    real_fit, calls = keras.Model.fit, []
+
+    def fit_once_unimplemented(self, *args, **kwargs):
+        calls.append(tf_config.is_op_determinism_enabled())
+        if len(calls) == 1:
+            raise tf.errors.UnimplementedError(None, None, "A deterministic GPU implementation of "
+                                               "DepthwiseConv2dNativeBackpropFilter is not available")
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", fit_once_unimplemented)
+    profile = load_profile("smoke", {"weights": "none", "train.mode": "finetune", "train.epochs": 1})
+    prep = prepare(profile, small_cohort, tmp_path, progress=False)
+    try:
+        train_grid(profile, prep, grid(profile, ["Max tumour"], ["intratumour"], ["efficientnet-b0"]), progress=False)
+    finally:
+        tf_config.enable_op_determinism()
+    meta = json.loads((tmp_path / "models" / "max-tumour__intratumour__efficientnet-b0" / "run.json").read_text())
+    assert calls == [True, False]
+    assert meta["determinism"]["op_determinism"] is False
+    assert "DepthwiseConv2dNativeBackpropFilter" in meta["determinism"]["note"]
+
+
+def test_paper_profile_refuses_random_weights_offline_within_seconds(monkeypatch, tmp_path, capsys):
+    from npc_lib.cli import main
+    monkeypatch.setattr(models, "_keras_cached", lambda spec: False)
+    monkeypatch.setattr(models, "_reachable", lambda host, timeout=10: (False, f"{host} unreachable"))
+    t0 = time.perf_counter()
+    code = main(["run", "--profile", "paper", "--runs", str(tmp_path / "runs"), "--no-book"])
+    err = capsys.readouterr().err
+    assert code == 2 and time.perf_counter() - t0 < 30
+    assert "cannot get ImageNet weights" in err and "weights_fallback: error" in err
+    assert "--weights FILE" in err and "--weights none" in err and str(models.keras_cache_dir()) in err
+    assert not (tmp_path / "runs" / "cohort").exists()  # stopped before any long step
