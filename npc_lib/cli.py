@@ -91,7 +91,10 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--profile", default="demo", help="smoke, demo, paper or a .yaml path")
     u.add_argument("--cohort", type=Path, help="your own cohort folder (default: the profile's synthetic cohort)")
     u.add_argument("--runs", type=Path, help="run folder (default runs/<profile>)")
-    u.add_argument("--jobs", type=int, default=2, help="notebooks executed in parallel (default 2)")
+    u.add_argument("--jobs", type=int, default=2, help="notebooks executed in parallel on a local Dask cluster "
+                                                       "of this many workers (default 2; 1: in this process)")
+    u.add_argument("--scheduler", metavar="ADDRESS", help="run the notebooks on this Dask cluster "
+                                                        "(tcp://host:8786; workers must share the project folder)")
     u.add_argument("--weights", help="override the profile's weights: imagenet, none or a file path")
     u.add_argument("--cell-timeout", type=int, default=3600, help="seconds a notebook cell may run")
     u.add_argument("--book-root", type=Path, default=Path("."), help="project folder with _config.yml")
@@ -117,7 +120,8 @@ def _run(a) -> int:
     profile = load_profile(a.profile, overrides or None)
     profile["_overrides"] = overrides
     runs = a.runs or runs_dir_for(profile)
-    s = run_profile(profile, runs, a.cohort, n_jobs=a.jobs, book_root=a.book_root, timeout=a.cell_timeout,
+    s = run_profile(profile, runs, a.cohort, n_jobs=a.jobs, scheduler=a.scheduler, book_root=a.book_root,
+                    timeout=a.cell_timeout,
                     build=not a.no_book)
     t = s["seconds"]
     print(f"{s['executed']} notebooks executed, {s['skipped']} reused, {len(s['failed'])} failed "

@@ -19,9 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
 from . import __version__
@@ -79,13 +77,13 @@ def plan(profile: dict, runs_dir: Path, cohort_dir: Path, notebooks_dir: Path, g
     from .study import grid as profile_grid
     from .models import backbone
     from .train import slug
-    out = Path(runs_dir) / "executed"
+    out = Path(runs_dir).resolve() / "executed"  # absolute: Dask workers may start elsewhere
     root = Path(notebooks_dir).resolve().parent
     base = {"profile": profile["name"], "runs_dir": _rel(runs_dir, root), "cohort_dir": _rel(cohort_dir, root),
             "overrides": profile.get("_overrides", {})}
     jobs = []
     for nb in NOTEBOOKS:
-        src = Path(notebooks_dir) / f"{nb}.ipynb"
+        src = Path(notebooks_dir).resolve() / f"{nb}.ipynb"
         if nb == "03_train":
             for d, v, b in grid or profile_grid(profile):
                 jobs.append(Job(f"03_train__{slug(d, v, b)}", str(src), str(out / "train" / f"{slug(d, v, b)}.ipynb"),
@@ -151,14 +149,37 @@ def _error_notebook(path: Path, job: Job, error: str) -> None:
     write_text(path, nbformat.writes(nb))
 
 
+def run_job_on_worker(job: Job, timeout: int, kernel: str | None = None) -> Outcome:
+    """:func:`execute_job` after checking that this machine sees the job's files (Dask workers)."""
+    from .executors import shared_paths_problem
+    problem = shared_paths_problem([job.notebook, job.cwd, Path(job.output).parent.parent])
+    if problem:
+        return Outcome(job.name, "failed", 0.0, problem, job.output)
+    return execute_job(job, timeout, kernel)
+
+
 def run_jobs(jobs: list[Job], fingerprint: str, state_dir: Path, n_jobs: int = 1, timeout: int = 3600,
-             progress: bool = True, kernel: str | None = None) -> list[Outcome]:
-    """Execute the jobs not already finished with the same hash; phase by phase."""
+             progress: bool = True, kernel: str | None = None, scheduler: str | None = None,
+             executor_info: dict | None = None) -> list[Outcome]:
+    """Execute the jobs not already finished with the same hash; phase by phase, in this process,
+    on a LocalCluster of ``n_jobs`` workers, or on the Dask cluster at ``scheduler``
+    (``executor_info``, if given, receives what ran them)."""
+    from .executors import Executor
     from .progress import progress_bar
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     outcomes = []
     bar = progress_bar(total=len(jobs), desc="notebooks", unit="nb", enabled=progress)
+    with Executor(n_jobs, scheduler) as ex:
+        if executor_info is not None:
+            executor_info.update(ex.info.as_dict())
+        _run_phases(jobs, fingerprint, state_dir, timeout, kernel, ex, bar, outcomes)
+    bar.close()
+    order = {j.name: i for i, j in enumerate(jobs)}
+    return sorted(outcomes, key=lambda o: order[o.name])
+
+
+def _run_phases(jobs, fingerprint, state_dir, timeout, kernel, ex, bar, outcomes) -> None:
     for phase in sorted({j.phase for j in jobs}):
         todo = []
         for j in (j for j in jobs if j.phase == phase):
@@ -179,17 +200,9 @@ def run_jobs(jobs: list[Job], fingerprint: str, state_dir: Path, n_jobs: int = 1
             if o.status == "failed":
                 log.error("%s failed: %s", job.name, o.error)
 
-        if n_jobs <= 1:
-            for j, digest in todo:
-                record(j, digest, execute_job(j, timeout, kernel))
-        else:
-            with ProcessPoolExecutor(n_jobs, mp_context=get_context("spawn")) as pool:
-                futures = {pool.submit(execute_job, j, timeout, kernel): (j, d) for j, d in todo}
-                for f in as_completed(futures):
-                    record(*futures[f], f.result())
-    bar.close()
-    order = {j.name: i for i, j in enumerate(jobs)}
-    return sorted(outcomes, key=lambda o: order[o.name])
+        digests = {j.name: d for j, d in todo}
+        for j, outcome, error in ex.run(run_job_on_worker, [j for j, _ in todo], timeout, kernel):
+            record(j, digests[j.name], outcome or Outcome(j.name, "failed", 0.0, error, j.output))
 
 
 def prepare_study(profile: dict, runs_dir: Path, cohort_dir: str | Path | None, progress: bool = True):
@@ -256,7 +269,7 @@ def build_book(book_root: Path, runs_dir: Path, outcomes: list[Outcome], profile
 
 def run_profile(profile: dict, runs_dir: Path, cohort_dir: str | Path | None = None, n_jobs: int = 1,
                 book_root: Path = Path("."), timeout: int = 3600, build: bool = True,
-                progress: bool = True) -> dict:
+                progress: bool = True, scheduler: str | None = None) -> dict:
     """The main job: prepare, execute every notebook of the grid, build the book."""
     t0 = time.perf_counter()
     book_root = Path(book_root)
@@ -273,13 +286,16 @@ def run_profile(profile: dict, runs_dir: Path, cohort_dir: str | Path | None = N
     cohort, prep = prepare_study(profile, runs_dir, cohort_dir, progress)
     t_prep = time.perf_counter() - t0
     jobs = plan(profile, runs_dir, cohort, notebooks)
-    outcomes = run_jobs(jobs, prep.store.fingerprint, runs_dir / "executed" / ".state", n_jobs, timeout, progress)
+    executor: dict = {}
+    outcomes = run_jobs(jobs, prep.store.fingerprint, runs_dir / "executed" / ".state", n_jobs, timeout, progress,
+                        scheduler=scheduler, executor_info=executor)
     t_nb = time.perf_counter() - t0 - t_prep
     html = build_book(book_root, runs_dir, outcomes, profile["name"]) if build else None
     summary = {"profile": profile["name"], "runs_dir": str(runs_dir), "book": str(html) if html else None,
                "executed": sum(o.status == "ok" for o in outcomes),
                "skipped": sum(o.status == "skipped" for o in outcomes),
                "failed": [{"name": o.name, "error": o.error} for o in outcomes if o.status == "failed"],
+               "executor": executor,
                "seconds": {"prepare": round(t_prep, 1), "notebooks": round(t_nb, 1),
                            "total": round(time.perf_counter() - t0, 1)}}
     write_json(runs_dir / "run_summary.json", summary)
