@@ -16,9 +16,12 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -149,6 +152,25 @@ def _error_notebook(path: Path, job: Job, error: str) -> None:
     write_text(path, nbformat.writes(nb))
 
 
+@contextmanager
+def _terminate_as_interrupt():
+    """While notebooks run, SIGTERM unwinds like Ctrl-C: papermill shuts its kernel down and the
+    executor closes its workers (whose kernels exit when their parent goes), so no kernel outlives
+    the runner. Only possible in the main thread; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_job_on_worker(job: Job, timeout: int, kernel: str | None = None) -> Outcome:
     """:func:`execute_job` after checking that this machine sees the job's files (Dask workers)."""
     from .executors import shared_paths_problem
@@ -170,7 +192,7 @@ def run_jobs(jobs: list[Job], fingerprint: str, state_dir: Path, n_jobs: int = 1
     state_dir.mkdir(parents=True, exist_ok=True)
     outcomes = []
     bar = progress_bar(total=len(jobs), desc="notebooks", unit="nb", enabled=progress)
-    with Executor(n_jobs, scheduler) as ex:
+    with _terminate_as_interrupt(), Executor(n_jobs, scheduler) as ex:
         if executor_info is not None:
             executor_info.update(ex.info.as_dict())
         _run_phases(jobs, fingerprint, state_dir, timeout, kernel, ex, bar, outcomes)

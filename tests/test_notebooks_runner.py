@@ -149,3 +149,51 @@ def test_executed_grid_notebook_carries_its_own_title(tmp_path):
     assert nbformat.read(tmp_path / "ok.ipynb", as_version=4).cells[0].source == "# t", "the source is untouched"
     job.title = "another"
     assert run_jobs([job], "fp", tmp_path / "s", progress=False)[0].status == "ok", "a new title reruns"
+
+
+PID_DRIVER = """
+import sys
+from pathlib import Path
+from npc_lib.runner import Job, run_jobs
+root = Path(sys.argv[1])
+jobs = [Job(f"job{i}", str(root / "slow.ipynb"), str(root / "out" / f"job{i}.ipynb"), {"name": f"job{i}",
+            "log": str(root / "pids")}, cwd=str(root)) for i in range(2)]
+run_jobs(jobs, "fp1", root / "state", n_jobs=int(sys.argv[2]), timeout=300, progress=False)
+"""
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2], ids=["in_process", "local_cluster"])
+def test_no_kernel_outlives_the_runner_on_sigterm(tmp_path, n_jobs):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    p = nbformat.v4.new_code_cell('log = ""\nname = ""')
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [p, nbformat.v4.new_code_cell("import os, time\nwith open(log, 'a') as f:\n    f.write(f'{os.getpid()}\\n')\n"
+                                             "time.sleep(300)")]
+    nbformat.write(nb, tmp_path / "slow.ipynb")
+    proc = subprocess.Popen([sys.executable, "-c", PID_DRIVER, str(tmp_path), str(n_jobs)], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"})
+    pids_file = tmp_path / "pids"
+    deadline = time.time() + 180
+    while time.time() < deadline and len(pids_file.read_text().split() if pids_file.exists() else []) < n_jobs:
+        time.sleep(0.3)
+    kernels = [int(x) for x in pids_file.read_text().split()]
+    assert len(kernels) == n_jobs
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+
+    def alive(pid):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+    deadline = time.time() + 20
+    while time.time() < deadline and any(alive(k) for k in kernels):
+        time.sleep(0.5)
+    left = [k for k in kernels if alive(k)]
+    for k in left:
+        os.kill(k, signal.SIGKILL)
+    assert not left, f"kernels {left} outlived the runner"
