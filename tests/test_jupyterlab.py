@@ -100,18 +100,19 @@ def test_explore_notebook_runs_in_jupyterlab_and_its_widgets_draw(lab, tmp_path)
         driver.find_element(By.XPATH, "//div[contains(@class,'lm-MenuBar-itemLabel')][text()='Run']").click()
         wait.until(lambda d: d.find_elements(By.XPATH, "//div[contains(@class,'lm-Menu-itemLabel')][text()='Run All Cells']"))
         driver.find_element(By.XPATH, "//div[contains(@class,'lm-Menu-itemLabel')][text()='Run All Cells']").click()
+        # textContent, not innerText: JupyterLab virtualises cells scrolled out of view
         prompts = ("return Array.from(document.querySelectorAll('.jp-CodeCell .jp-InputPrompt'))"
-                   ".map(p => p.innerText.trim())")
+                   ".map(p => p.textContent.trim())")
         wait.until(lambda d: all(p.startswith("[") and "*" not in p and p != "[ ]:" for p in d.execute_script(prompts)))
         wait.until(lambda d: d.execute_script(status) == "idle")
         errors = driver.execute_script(
             "return Array.from(document.querySelectorAll('.jp-OutputArea-output'))"
-            ".map(o => o.innerText).filter(t => /Traceback|Error:/.test(t))")
+            ".map(o => o.textContent).filter(t => /Traceback|Error:/.test(t))")
         assert not errors, f"error output in JupyterLab: {errors[0][:1500]}"
         views = driver.execute_script("return document.querySelectorAll('.jp-OutputArea-output .widget-vbox').length")
         assert views >= 3, f"{views} widget views rendered"
         reprs = driver.execute_script("return Array.from(document.querySelectorAll('.jp-OutputArea-output'))"
-                                      ".filter(o => /<Figure size|PosixPath/.test(o.innerText)).length")
+                                      ".filter(o => /<Figure size|PosixPath/.test(o.textContent)).length")
         assert reprs == 0, "a figure or path shows as its text repr instead of an image"
 
         image_js = ("const box = document.querySelectorAll('.jp-OutputArea-output .widget-vbox')[0];"
