@@ -4,13 +4,15 @@ TensorFlow (2.16+) prints its native start-up notices (oneDNN, CUDA probing, "Al
 before absl::InitializeLog()") straight to file descriptor 2 before its log level applies, so
 ``TF_CPP_MIN_LOG_LEVEL`` cannot hide them and a kernel forwards them into the notebook. The
 import hook installed by the package silences descriptor 2 only while ``tensorflow`` itself is
-imported and its devices are first listed; Python errors still propagate as usual and every
-later message (warnings during training, errors) is untouched.
+imported and its devices are first listed, and sets TensorFlow's Python logger to errors only
+(its warnings are about its internals, e.g. tf.function retracing); Python exceptions propagate
+as usual.
 """
 from __future__ import annotations
 
 import importlib.abc
 import importlib.machinery
+import logging
 import os
 import sys
 from contextlib import contextmanager
@@ -49,6 +51,9 @@ class _QuietLoader(importlib.abc.Loader):
                 module.config.list_physical_devices()
             except Exception:  # noqa: BLE001 - a listing problem surfaces later, where it matters
                 pass
+        # TensorFlow's Python warnings (e.g. "triggered tf.function retracing" for every small head
+        # fitted) are about its internals, not the study; errors still show
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
 class _QuietFinder(importlib.abc.MetaPathFinder):

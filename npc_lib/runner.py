@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -182,17 +182,17 @@ def run_job_on_worker(job: Job, timeout: int, kernel: str | None = None) -> Outc
 
 def run_jobs(jobs: list[Job], fingerprint: str, state_dir: Path, n_jobs: int = 1, timeout: int = 3600,
              progress: bool = True, kernel: str | None = None, scheduler: str | None = None,
-             executor_info: dict | None = None) -> list[Outcome]:
+             executor_info: dict | None = None, executor=None) -> list[Outcome]:
     """Execute the jobs not already finished with the same hash; phase by phase, in this process,
-    on a LocalCluster of ``n_jobs`` workers, or on the Dask cluster at ``scheduler``
-    (``executor_info``, if given, receives what ran them)."""
+    on a LocalCluster of ``n_jobs`` workers, or on the Dask cluster at ``scheduler`` (or on an
+    already open ``executor``); ``executor_info``, if given, receives what ran them."""
     from .executors import Executor
     from .progress import progress_bar
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     outcomes = []
     bar = progress_bar(total=len(jobs), desc="notebooks", unit="nb", enabled=progress)
-    with _terminate_as_interrupt(), Executor(n_jobs, scheduler) as ex:
+    with _terminate_as_interrupt(), (nullcontext(executor) if executor else Executor(n_jobs, scheduler)) as ex:
         if executor_info is not None:
             executor_info.update(ex.info.as_dict())
         _run_phases(jobs, fingerprint, state_dir, timeout, kernel, ex, bar, outcomes)
@@ -227,12 +227,15 @@ def _run_phases(jobs, fingerprint, state_dir, timeout, kernel, ex, bar, outcomes
             record(j, digests[j.name], outcome or Outcome(j.name, "failed", 0.0, error, j.output))
 
 
-def prepare_study(profile: dict, runs_dir: Path, cohort_dir: str | Path | None, progress: bool = True):
+def prepare_study(profile: dict, runs_dir: Path, cohort_dir: str | Path | None, progress: bool = True,
+                  executor=None):
     """Cohort → split and image store → (head mode) cached features and the head grid.
 
-    In head mode the 32 heads are fitted here, in one process sharing each backbone's features
-    (minutes); each training notebook then presents its finished run instead of paying a kernel's
-    TensorFlow start-up to fit it. In finetune mode the training notebooks train."""
+    In head mode each backbone's features are computed once (on the executor's workers, one job
+    per backbone, when it has any; else here) and cached; the 32 heads are then fitted here, in one
+    process sharing those features (minutes); each training notebook presents its finished run
+    instead of paying a kernel's TensorFlow start-up to fit it. In finetune mode the training
+    notebooks train."""
     from .study import ensure_cohort, prepare
     cohort = ensure_cohort(profile, cohort_dir, runs_dir, progress=progress)
     prep = prepare(profile, cohort, runs_dir, progress=progress)
@@ -240,6 +243,9 @@ def prepare_study(profile: dict, runs_dir: Path, cohort_dir: str | Path | None, 
         from .study import grid, train_grid
         t0 = time.perf_counter()
         cells = grid(profile)
+        if executor is not None and executor.client is not None:
+            from .study import features_on_workers
+            features_on_workers(executor, profile, prep)
         train_grid(profile, prep, cells, progress=progress)
         log.info("%d-model head grid ready in %.1f s", len(cells), time.perf_counter() - t0)
     if cohort_dir is None and profile.get("negative_control"):
@@ -303,14 +309,16 @@ def run_profile(profile: dict, runs_dir: Path, cohort_dir: str | Path | None = N
     runs_dir.mkdir(parents=True, exist_ok=True)
     # papermill's kernel must be this interpreter (its "python3" kernel runs `python` from PATH)
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    from .executors import Executor
     from .models import preflight_weights
     preflight_weights(profile)  # an offline machine that refuses random weights stops here, in seconds
-    cohort, prep = prepare_study(profile, runs_dir, cohort_dir, progress)
-    t_prep = time.perf_counter() - t0
-    jobs = plan(profile, runs_dir, cohort, notebooks)
     executor: dict = {}
-    outcomes = run_jobs(jobs, prep.store.fingerprint, runs_dir / "executed" / ".state", n_jobs, timeout, progress,
-                        scheduler=scheduler, executor_info=executor)
+    with _terminate_as_interrupt(), Executor(n_jobs, scheduler) as ex:
+        cohort, prep = prepare_study(profile, runs_dir, cohort_dir, progress, executor=ex)
+        t_prep = time.perf_counter() - t0
+        jobs = plan(profile, runs_dir, cohort, notebooks)
+        outcomes = run_jobs(jobs, prep.store.fingerprint, runs_dir / "executed" / ".state", n_jobs, timeout,
+                            progress, executor_info=executor, executor=ex)
     t_nb = time.perf_counter() - t0 - t_prep
     html = build_book(book_root, runs_dir, outcomes, profile["name"]) if build else None
     summary = {"profile": profile["name"], "runs_dir": str(runs_dir), "book": str(html) if html else None,

@@ -175,3 +175,28 @@ def train_one(profile: dict, runs_dir: str | Path, dataset: str, variant: str, b
     from .train import slug
     train_grid(profile, prep, [(dataset, variant, backbone_name)], progress=False)
     return json.loads((prep.runs_dir / "models" / slug(dataset, variant, backbone_name) / "run.json").read_text())
+
+
+def features_job(name: str, store_root: str, profile: dict, cache_dir: str) -> str:
+    """One backbone's cached features, computed on a worker (the runner then reads the cache)."""
+    from .cache import open_image_store
+    from .errors import NpcError
+    from .executors import shared_paths_problem
+    from .train import extract_features
+    problem = shared_paths_problem([store_root, cache_dir])
+    if problem:
+        raise NpcError(problem)
+    extract_features(open_image_store(store_root, verify=False), name, profile, Path(cache_dir), progress=False)
+    return name
+
+
+def features_on_workers(executor, profile: dict, prep: Prepared) -> None:
+    """Compute every backbone's features as parallel jobs on the executor's workers; a job that
+    fails there is simply recomputed in this process afterwards (the feature cache decides)."""
+    t0 = time.perf_counter()
+    store_root = str(Path(prep.store.root).resolve())
+    cache = str((Path(prep.runs_dir) / "cache").resolve())
+    for name, _, error in executor.run(features_job, list(profile["backbones"]), store_root, profile, cache):
+        if error:
+            log.warning("%s features on the cluster failed (%s); computing them here", name, error)
+    log.info("backbone features on %d worker(s) in %.1f s", executor.info.workers, time.perf_counter() - t0)
