@@ -97,9 +97,10 @@ def plan(profile: dict, runs_dir: Path, cohort_dir: Path, notebooks_dir: Path, g
     return jobs
 
 
-# the kernel's own start-up warnings (e.g. "running over TCP without encryption", once per
-# notebook) are not for the console; its errors still are
-KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+# the kernel's own log (start-up warnings such as "running over TCP without encryption", a
+# "KeyboardInterrupt caught" line when a kernel is shut down) is not for the console; what a
+# notebook's code raises is recorded in the executed notebook and the run status instead
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 
 
 def execute_job(job: Job, timeout: int, kernel: str | None = None) -> Outcome:
