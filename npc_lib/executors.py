@@ -58,6 +58,8 @@ class Executor:
         if self.scheduler or self.jobs > 1:
             import dask
             from distributed import Client, LocalCluster
+            # Dask's connection and nanny chatter is not for the console (the CLI logs at INFO)
+            logging.getLogger("distributed").setLevel(logging.WARNING)
             if self.scheduler:
                 try:
                     self.client = Client(self.scheduler, timeout=f"{CONNECT_TIMEOUT_S}s")
