@@ -232,8 +232,8 @@ def prepare_study(profile: dict, runs_dir: Path, cohort_dir: str | Path | None, 
                   executor=None):
     """Cohort → split and image store → (head mode) cached features and the head grid.
 
-    In head mode each backbone's features are computed once (on the executor's workers, one job
-    per backbone, when it has any; else here) and cached; the 32 heads are then fitted here, in one
+    In head mode each backbone's features are computed once (on an external Dask cluster's workers,
+    one job per backbone; else here, where TensorFlow already uses every core) and cached; the 32 heads are then fitted here, in one
     process sharing those features (minutes); each training notebook presents its finished run
     instead of paying a kernel's TensorFlow start-up to fit it. In finetune mode the training
     notebooks train."""
@@ -244,8 +244,8 @@ def prepare_study(profile: dict, runs_dir: Path, cohort_dir: str | Path | None, 
         from .study import grid, train_grid
         t0 = time.perf_counter()
         cells = grid(profile)
-        if executor is not None and executor.client is not None:
-            from .study import features_on_workers
+        if executor is not None and executor.info.kind == "dask":  # a real cluster; locally TensorFlow
+            from .study import features_on_workers                 # already uses every core here
             features_on_workers(executor, profile, prep)
         train_grid(profile, prep, cells, progress=progress)
         log.info("%d-model head grid ready in %.1f s", len(cells), time.perf_counter() - t0)
