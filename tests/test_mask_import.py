@@ -2,7 +2,6 @@
 and give exactly the rectangles of the masks' own 8-connected components."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
