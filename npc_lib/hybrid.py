@@ -158,9 +158,6 @@ def fit_hybrid(clinical: pd.DataFrame, scores: pd.DataFrame, seed: int = 0) -> d
         comparisons.append(row)
     model, cols = models["hybrid"]
     coef = dict(zip(cols, model[-1].coef_.ravel().round(4).tolist()))
-    train_oof_auc = np.nan
-    if train["label"].nunique() == 2:
-        train_oof_auc = auc_ci_delong(train["label"], train["image_score"]).auc
     return {"table": pd.DataFrame(rows), "comparisons": pd.DataFrame(comparisons),
             "test": test[["patient_id", "label", "clinical", "image", "hybrid"]].reset_index(drop=True),
-            "coefficients": coef, "train_oof_image_auc": train_oof_auc}
+            "coefficients": coef, "train_oof_image_auc": train_oof_auc(train)}
