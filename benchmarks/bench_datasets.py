@@ -32,10 +32,10 @@ def subset(cohort: Path, n: int, dst: Path) -> Path:
 
 
 def child(cohort: str, profile: str, cache: str) -> None:
-    from npc_lib.cache import build_image_store
-    from npc_lib.cohort import load_cohort
+    from npc_lib.data.cache import build_image_store
+    from npc_lib.data.cohort import load_cohort
     from npc_lib.config import load_profile
-    from npc_lib.rois import Geometry
+    from npc_lib.data.rois import Geometry
     c = load_cohort(cohort, progress=False)
     t0 = time.perf_counter()
     store = build_image_store(c, Geometry.from_profile(load_profile(profile)), cache, progress=False)

@@ -46,9 +46,9 @@ def main():
     a = ap.parse_args()
     import pandas as pd
 
-    from npc_lib.cam_study import cam_study
-    from npc_lib.evaluation import evaluate_study, load_runs
-    from npc_lib.metrics import bootstrap_auc_ci, patient_scores
+    from npc_lib.analysis.cam_study import cam_study
+    from npc_lib.analysis.evaluation import evaluate_study, load_runs
+    from npc_lib.analysis.metrics import bootstrap_auc_ci, patient_scores
 
     work = Path(tempfile.mkdtemp())
     runs = work / "runs"
@@ -80,10 +80,10 @@ def main():
     # eager baseline for one backbone: the same Grad-CAM without tf.function
     import tensorflow as tf
 
-    from npc_lib.cache import open_image_store
-    from npc_lib.gradcam import load_run_model
-    from npc_lib.loaders import preprocess_images
-    from npc_lib.models import backbone
+    from npc_lib.data.cache import open_image_store
+    from npc_lib.analysis.gradcam import load_run_model
+    from npc_lib.learn.loaders import preprocess_images
+    from npc_lib.learn.models import backbone
     for b in ("resnet50", "efficientnet-b0"):
         run = next(d for d in sorted((runs / "models").iterdir()) if d.name.endswith(b))
         m, _ = next((mm, pp) for mm, pp in load_runs(runs / "models") if mm["config"]["backbone"] == b)
@@ -97,7 +97,7 @@ def main():
             g = tape.gradient(prob[:, 0], maps)
             return tf.nn.relu(tf.einsum("bhwk,bk->bhw", maps, tf.reduce_mean(g, axis=(1, 2))))
 
-        from npc_lib.gradcam import gradcam
+        from npc_lib.analysis.gradcam import gradcam
         gradcam(cm, x)  # trace once
         _, t_c = timed(gradcam, cm, x)
         eager(tf.constant(x))

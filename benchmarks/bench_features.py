@@ -20,8 +20,8 @@ import numpy as np  # noqa: E402
 
 def main() -> None:
     from npc_lib.config import load_profile
-    from npc_lib.loaders import preprocessed_chunks, tf_images
-    from npc_lib.models import BACKBONES, build_feature_extractor, input_size_for
+    from npc_lib.learn.loaders import preprocessed_chunks, tf_images
+    from npc_lib.learn.models import BACKBONES, build_feature_extractor, input_size_for
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--profile", default="demo")

@@ -26,11 +26,11 @@ def main() -> None:
     import keras
 
     from npc_lib.config import load_profile
-    from npc_lib.loaders import tf_images
-    from npc_lib.models import BACKBONES, build_classifier, input_size_for
-    from npc_lib.rois import VARIANTS, dataset_mask
-    from npc_lib.study import prepare
-    from npc_lib.train import extract_features, train_head
+    from npc_lib.learn.loaders import tf_images
+    from npc_lib.learn.models import BACKBONES, build_classifier, input_size_for
+    from npc_lib.data.rois import VARIANTS, dataset_mask
+    from npc_lib.learn.study import prepare
+    from npc_lib.learn.train import extract_features, train_head
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("cohort", type=Path)

@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 
 from npc_lib.config import load_profile
-from npc_lib.references import pixel_reference_scores, planted_image_scores, store_features
-from npc_lib.rois import Geometry
-from npc_lib.study import grid, open_prepared, train_grid
+from npc_lib.analysis.references import pixel_reference_scores, planted_image_scores, store_features
+from npc_lib.data.rois import Geometry
+from npc_lib.learn.study import grid, open_prepared, train_grid
 
 
 def _rss_mb() -> float:
@@ -61,8 +61,8 @@ def main() -> None:
         _, t_feat = _timed(lambda: store_features(prep.store, geometry))
         _, t_pixel = _timed(lambda: pixel_reference_scores(prep.store, prep.split, geometry, scratch / "cache"))
         _, t_planted = _timed(lambda: planted_image_scores(prep.store, prep.split, cohort))
-        from npc_lib.hybrid import oof_patient_scores
-        from npc_lib.train import slug
+        from npc_lib.analysis.hybrid import oof_patient_scores
+        from npc_lib.learn.train import slug
         d, v = profile["datasets"][0], profile["variants"][-1]
         _, t_oof = _timed(lambda: oof_patient_scores(scratch, scratch / "models" / slug(d, v, a.backbone), folds=5))
     finally:

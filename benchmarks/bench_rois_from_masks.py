@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from npc_lib.dicom import read_series
-from npc_lib.mask_import import LPS_FROM_RAS, Grid, rois_from_masks
+from npc_lib.data.dicom import read_series
+from npc_lib.data.mask_import import LPS_FROM_RAS, Grid, rois_from_masks
 from npc_lib.synth import SynthConfig, generate_cohort
 
 

@@ -12,7 +12,7 @@ import argparse
 import numpy as np
 
 import npc_lib  # noqa: F401 - quiet TensorFlow start-up
-from npc_lib.models import BACKBONES, build_classifier
+from npc_lib.learn.models import BACKBONES, build_classifier
 
 
 def estimate(name: str, size: int, batch: int) -> tuple[int, int, float]:

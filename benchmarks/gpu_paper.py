@@ -19,11 +19,11 @@ from pathlib import Path
 
 import npc_lib  # noqa: F401 - quiet TensorFlow start-up
 from npc_lib.config import load_profile
-from npc_lib.loaders import tf_images
-from npc_lib.models import backbone, input_size_for
-from npc_lib.rois import VARIANTS, dataset_mask
-from npc_lib.study import dataset_counts, ensure_cohort, prepare
-from npc_lib.train import slug, train_finetune
+from npc_lib.learn.loaders import tf_images
+from npc_lib.learn.models import backbone, input_size_for
+from npc_lib.data.rois import VARIANTS, dataset_mask
+from npc_lib.learn.study import dataset_counts, ensure_cohort, prepare
+from npc_lib.learn.train import slug, train_finetune
 
 
 def _gpu_peak_mb(tf) -> float:

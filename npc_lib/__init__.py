@@ -7,7 +7,7 @@ DOI 10.2174/1386207325666220919091210, on synthetic or user-supplied DICOM cohor
 __version__ = "0.1.0"
 PAPER_DOI = "10.2174/1386207325666220919091210"
 
-from . import quiet_tf as _quiet_tf
+from npc_lib import quiet_tf as _quiet_tf
 
 # TensorFlow's native start-up lines (oneDNN notices, CUDA probing) are not for readers: keep
 # them out of notebook pages and the main job's console.

@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__
-from .errors import NpcError
+from npc_lib import __version__
+from npc_lib.errors import NpcError
 
 EXAMPLES = {
     "synth": "npc-study synth runs/cohort --patients 441 --matrix 256 --scenario paper --seed 42",
@@ -113,9 +113,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(a) -> int:
-    from .config import load_profile
-    from .runner import run_profile
-    from .study import runs_dir_for
+    from npc_lib.config import load_profile
+    from npc_lib.runner import run_profile
+    from npc_lib.learn.study import runs_dir_for
     overrides = {"weights": a.weights} if a.weights else {}
     profile = load_profile(a.profile, overrides or None)
     profile["_overrides"] = overrides
@@ -134,7 +134,7 @@ def _run(a) -> int:
 
 
 def _evaluate(a) -> int:
-    from .evaluation import evaluate_study
+    from npc_lib.analysis.evaluation import evaluate_study
     t0 = time.perf_counter()
     summary = evaluate_study(a.runs_dir, a.cohort, n_boot=a.bootstrap, hybrid_dataset=a.hybrid_dataset,
                              hybrid_variant=a.hybrid_variant, hybrid_folds=a.hybrid_folds)
@@ -148,8 +148,8 @@ def _evaluate(a) -> int:
 
 
 def _prepare(a):
-    from .config import load_profile
-    from .study import prepare, runs_dir_for
+    from npc_lib.config import load_profile
+    from npc_lib.learn.study import prepare, runs_dir_for
     overrides = {"weights": a.weights} if getattr(a, "weights", None) else None
     profile = load_profile(a.profile, overrides)
     runs = a.runs or runs_dir_for(profile)
@@ -158,7 +158,7 @@ def _prepare(a):
 
 
 def _datasets(a) -> int:
-    from .study import dataset_counts
+    from npc_lib.learn.study import dataset_counts
     t0 = time.perf_counter()
     profile, prep = _prepare(a)
     counts = dataset_counts(prep.store, prep.split)
@@ -170,7 +170,7 @@ def _datasets(a) -> int:
 
 
 def _train(a) -> int:
-    from .study import grid, train_grid
+    from npc_lib.learn.study import grid, train_grid
     profile, prep = _prepare(a)
     for d in a.dataset or []:
         if d not in profile["datasets"]:
@@ -180,7 +180,7 @@ def _train(a) -> int:
             raise NpcError(f"unknown backbone {b!r}; this profile has {', '.join(profile['backbones'])}")
     runs = grid(profile, a.dataset, a.variant, a.backbone)
     summary = train_grid(profile, prep, runs)
-    from .study import summarise_runs
+    from npc_lib.learn.study import summarise_runs
     done = summarise_runs(prep.runs_dir / "models")
     keys = ["dataset", "variant", "backbone"]
     table = summary[keys + ["status"]].merge(done, on=keys, how="left")
@@ -190,7 +190,7 @@ def _train(a) -> int:
 
 
 def _synth(a) -> int:
-    from .synth import SynthConfig, generate_cohort
+    from npc_lib.synth import SynthConfig, generate_cohort
     t0 = time.perf_counter()
     cfg = SynthConfig(patients=a.patients, matrix=a.matrix, slices=a.slices, scenario=a.scenario, seed=a.seed)
     report = generate_cohort(a.out, cfg, jobs=a.jobs, overwrite=a.overwrite)
@@ -206,7 +206,7 @@ def _synth(a) -> int:
 
 
 def _validate(a) -> int:
-    from .cohort import load_cohort
+    from npc_lib.data.cohort import load_cohort
     cohort = load_cohort(a.cohort, exclude_invalid=a.exclude_invalid)
     s = cohort.summary()
     notes = cohort.notes
@@ -233,15 +233,15 @@ def _validate(a) -> int:
 
 
 def _clinical_and_split(path: Path, seed: int):
-    from .cohort import load_clinical
-    from .split import patient_split
+    from npc_lib.data.cohort import load_clinical
+    from npc_lib.data.split import patient_split
     clinical = load_clinical(path)
     return clinical, patient_split(clinical, seed=seed)
 
 
 def _table1(a) -> int:
-    from .atomic import write_csv
-    from .stats import format_table1, table1
+    from npc_lib.atomic import write_csv
+    from npc_lib.analysis.stats import format_table1, table1
     clinical, split = _clinical_and_split(a.clinical_csv, a.seed)
     table = table1(clinical, split)
     shown = format_table1(table)
@@ -253,7 +253,7 @@ def _table1(a) -> int:
 
 
 def _tnm(a) -> int:
-    from .baselines import tnm_baseline
+    from npc_lib.analysis.baselines import tnm_baseline
     clinical, split = _clinical_and_split(a.clinical_csv, a.seed)
     res = tnm_baseline(clinical, split)
     if a.json:
@@ -268,7 +268,7 @@ def _tnm(a) -> int:
 
 
 def _rois_from_masks(a) -> int:
-    from .mask_import import parse_labels, rois_from_masks
+    from npc_lib.data.mask_import import parse_labels, rois_from_masks
     t0 = time.perf_counter()
     table = rois_from_masks(a.cohort, a.masks, a.format, parse_labels(a.label), a.out)
     counts = table["region"].value_counts().to_dict()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import NpcError
+from npc_lib.errors import NpcError
 
 REQUIRED = ("name", "cohort", "geometry", "split", "train", "weights", "backbones", "datasets", "variants")
 
@@ -34,8 +34,8 @@ def load_profile(name_or_path: str | Path, overrides: dict | None = None) -> dic
     missing = [k for k in REQUIRED if k not in profile]
     if missing:
         raise NpcError(f"profile {name_or_path}: missing {', '.join(missing)}")
-    from .models import BACKBONES
-    from .rois import DATASETS, VARIANTS
+    from npc_lib.learn.models import BACKBONES
+    from npc_lib.data.rois import DATASETS, VARIANTS
     for b in profile["backbones"]:
         if b not in BACKBONES:
             raise NpcError(f"profile {name_or_path}: unknown backbone {b!r}; known: {', '.join(BACKBONES)}")

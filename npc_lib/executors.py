@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from .errors import NpcError
+from npc_lib.errors import NpcError
 
 log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 30

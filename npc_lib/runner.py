@@ -25,9 +25,9 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import __version__
-from .atomic import write_json, write_text
-from .errors import NpcError
+from npc_lib import __version__
+from npc_lib.atomic import write_json, write_text
+from npc_lib.errors import NpcError
 
 log = logging.getLogger(__name__)
 NOTEBOOKS = ["01_cohort", "02_roi_datasets", "03_train", "04_evaluate", "05_gradcam", "06_explore"]
@@ -77,9 +77,9 @@ def _rel(path: Path, root: Path) -> str:
 
 def plan(profile: dict, runs_dir: Path, cohort_dir: Path, notebooks_dir: Path, grid=None) -> list[Job]:
     """One job per notebook, and one ``03_train`` job per (dataset, variant, backbone)."""
-    from .study import grid as profile_grid
-    from .models import backbone
-    from .train import slug
+    from npc_lib.learn.study import grid as profile_grid
+    from npc_lib.learn.models import backbone
+    from npc_lib.learn.train import slug
     out = Path(runs_dir).resolve() / "executed"  # absolute: Dask workers may start elsewhere
     root = Path(notebooks_dir).resolve().parent
     base = {"profile": profile["name"], "runs_dir": _rel(runs_dir, root), "cohort_dir": _rel(cohort_dir, root),
@@ -174,7 +174,7 @@ def _terminate_as_interrupt():
 
 def run_job_on_worker(job: Job, timeout: int, kernel: str | None = None) -> Outcome:
     """:func:`execute_job` after checking that this machine sees the job's files (Dask workers)."""
-    from .executors import shared_paths_problem
+    from npc_lib.executors import shared_paths_problem
     problem = shared_paths_problem([job.notebook, job.cwd, Path(job.output).parent.parent])
     if problem:
         return Outcome(job.name, "failed", 0.0, problem, job.output)
@@ -187,8 +187,8 @@ def run_jobs(jobs: list[Job], fingerprint: str, state_dir: Path, n_jobs: int = 1
     """Execute the jobs not already finished with the same hash; phase by phase, in this process,
     on a LocalCluster of ``n_jobs`` workers, or on the Dask cluster at ``scheduler`` (or on an
     already open ``executor``); ``executor_info``, if given, receives what ran them."""
-    from .executors import Executor
-    from .progress import progress_bar
+    from npc_lib.executors import Executor
+    from npc_lib.progress import progress_bar
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     outcomes = []
@@ -237,21 +237,21 @@ def prepare_study(profile: dict, runs_dir: Path, cohort_dir: str | Path | None, 
     process sharing those features (minutes); each training notebook presents its finished run
     instead of paying a kernel's TensorFlow start-up to fit it. In finetune mode the training
     notebooks train."""
-    from .study import ensure_cohort, prepare
+    from npc_lib.learn.study import ensure_cohort, prepare
     cohort = ensure_cohort(profile, cohort_dir, runs_dir, progress=progress)
     prep = prepare(profile, cohort, runs_dir, progress=progress)
     if profile["train"]["mode"] == "head":  # cheap in-process: the training notebooks then reuse the runs
-        from .study import grid, train_grid
+        from npc_lib.learn.study import grid, train_grid
         t0 = time.perf_counter()
         cells = grid(profile)
         if executor is not None and executor.info.kind == "dask":  # a real cluster; locally TensorFlow
-            from .study import features_on_workers                 # already uses every core here
+            from npc_lib.learn.study import features_on_workers                 # already uses every core here
             features_on_workers(executor, profile, prep)
         train_grid(profile, prep, cells, progress=progress)
         log.info("%d-model head grid ready in %.1f s", len(cells), time.perf_counter() - t0)
     if cohort_dir is None and profile.get("negative_control"):
         # the synthetic cohort's leakage alarm: the same pipeline on the null scenario (DESIGN §4)
-        from .negative_control import run_negative_control
+        from npc_lib.analysis.negative_control import run_negative_control
         run_negative_control(profile, runs_dir, progress=progress)
     return cohort, prep
 
@@ -310,8 +310,8 @@ def run_profile(profile: dict, runs_dir: Path, cohort_dir: str | Path | None = N
     runs_dir.mkdir(parents=True, exist_ok=True)
     # papermill's kernel must be this interpreter (its "python3" kernel runs `python` from PATH)
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    from .executors import Executor
-    from .models import preflight_weights
+    from npc_lib.executors import Executor
+    from npc_lib.learn.models import preflight_weights
     preflight_weights(profile)  # an offline machine that refuses random weights stops here, in seconds
     executor: dict = {}
     with _terminate_as_interrupt(), Executor(n_jobs, scheduler) as ex:

@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from npc_lib.cache import CacheError, build_image_store, open_image_store
-from npc_lib.cohort import load_cohort
-from npc_lib.rois import Geometry, roi_image
+from npc_lib.data.cache import CacheError, build_image_store, open_image_store
+from npc_lib.data.cohort import load_cohort
+from npc_lib.data.rois import Geometry, roi_image
 
 GEO = Geometry(canvas=32, input_size=32)
 
@@ -70,7 +70,7 @@ def test_damaged_store_is_detected_and_rebuilt(store_and_cohort, tmp_path, damag
 
 def test_interrupted_build_leaves_no_store(cohort_copy, tmp_path, monkeypatch):
     cohort = load_cohort(cohort_copy, progress=False)
-    import npc_lib.cache as cache
+    import npc_lib.data.cache as cache
 
     def boom(*a, **k):
         raise KeyboardInterrupt

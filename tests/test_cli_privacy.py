@@ -67,7 +67,7 @@ def test_no_identifier_reaches_any_output(cohort_copy, tmp_path, capsys, monkeyp
     assert main(["table1", str(cohort_copy / "clinical.csv"), "--out", str(out / "table1.csv")]) == 0
     assert main(["tnm", str(cohort_copy / "clinical.csv"), "--json"]) == 0
     streams = capsys.readouterr()
-    from npc_lib.cohort import load_cohort
+    from npc_lib.data.cohort import load_cohort
     cohort = load_cohort(cohort_copy, progress=False)
     cohort.rois.to_csv(out / "rois.csv")
     cohort.clinical.to_csv(out / "clinical.csv")

@@ -9,7 +9,7 @@ import pydicom
 import pytest
 
 from npc_lib.cli import main
-from npc_lib.cohort import load_cohort
+from npc_lib.data.cohort import load_cohort
 from npc_lib.errors import CohortError
 
 

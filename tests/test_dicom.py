@@ -8,7 +8,7 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from npc_lib.dicom import DECODER_HINT, read_series
+from npc_lib.data.dicom import DECODER_HINT, read_series
 from npc_lib.errors import DicomError
 
 REAL_MR = ["MR_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm", "MR_small_expb.dcm",

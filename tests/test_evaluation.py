@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from npc_lib.evaluation import evaluate_predictions, table2
+from npc_lib.analysis.evaluation import evaluate_predictions, table2
 
 
 def _pred(seed=0, signal=1.0, n_pat=80, per=3):

@@ -17,8 +17,8 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
 from npc_lib.cli import main
-from npc_lib.cohort import load_cohort
-from npc_lib.dicom import Skipped, _read_file, read_series
+from npc_lib.data.cohort import load_cohort
+from npc_lib.data.dicom import Skipped, _read_file, read_series
 from npc_lib.errors import CohortError, DicomError
 
 PID = "P0003"
@@ -202,7 +202,7 @@ def test_a_folder_with_nothing_but_exports_is_a_clear_error(tmp_path):
 
 
 def test_an_unexpected_failure_is_one_line_without_a_traceback(tiny_cohort, monkeypatch, capsys):
-    import npc_lib.cohort as cohort_module
+    import npc_lib.data.cohort as cohort_module
 
     def boom(*args, **kwargs):
         raise ValueError("a header value pydicom could not convert")

@@ -11,10 +11,10 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from npc_lib.cli import main  # noqa: E402
-from npc_lib.gradcam import (cam_in_roi, cam_model, gradcam, load_run_model, overlay, randomised_copy,  # noqa: E402
+from npc_lib.analysis.gradcam import (cam_in_roi, cam_model, gradcam, load_run_model, overlay, randomised_copy,  # noqa: E402
                              rank_correlations)
-from npc_lib.hybrid import fit_hybrid, oof_patient_scores  # noqa: E402
-from npc_lib.rois import Geometry, roi_image, roi_mask  # noqa: E402
+from npc_lib.analysis.hybrid import fit_hybrid, oof_patient_scores  # noqa: E402
+from npc_lib.data.rois import Geometry, roi_image, roi_mask  # noqa: E402
 
 
 def _square_data(n: int, size: int = 32, seed: int = 0):
@@ -87,9 +87,9 @@ def test_roi_mask_follows_the_image_transform():
 
 
 def test_rebuilt_run_models_match_saved_predictions(smoke_runs):
-    from npc_lib.cache import open_image_store
-    from npc_lib.loaders import preprocess_images
-    from npc_lib.models import backbone
+    from npc_lib.data.cache import open_image_store
+    from npc_lib.learn.loaders import preprocess_images
+    from npc_lib.learn.models import backbone
     for b in ("resnet50", "xception"):
         run = smoke_runs / "models" / f"npc-cmln__intra-peritumour__{b}"
         meta = json.loads((run / "run.json").read_text())

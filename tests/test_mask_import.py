@@ -11,8 +11,8 @@ import pytest
 from skimage.measure import find_contours
 
 from npc_lib.cli import main
-from npc_lib.dicom import read_series
-from npc_lib.mask_import import (LPS_FROM_RAS, MaskError, Grid, parse_labels, rectangles, rois_from_masks)
+from npc_lib.data.dicom import read_series
+from npc_lib.data.mask_import import (LPS_FROM_RAS, MaskError, Grid, parse_labels, rectangles, rois_from_masks)
 
 nib = pytest.importorskip("nibabel")
 nrrd = pytest.importorskip("nrrd")

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from npc_lib.metrics import (MetricError, auc_ci_delong, bootstrap_auc_ci, calibration, delong_test, net_benefit,
+from npc_lib.analysis.metrics import (MetricError, auc_ci_delong, bootstrap_auc_ci, calibration, delong_test, net_benefit,
                              patient_scores, threshold_metrics, youden_threshold)
 
 

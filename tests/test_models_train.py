@@ -10,13 +10,13 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from npc_lib import models  # noqa: E402
+from npc_lib.learn import models# noqa: E402
 from npc_lib.cli import main  # noqa: E402
 from npc_lib.config import load_profile  # noqa: E402
 from npc_lib.errors import NpcError  # noqa: E402
-from npc_lib.models import BACKBONES, build_classifier, resolve_weights  # noqa: E402
-from npc_lib.study import grid, prepare, train_grid  # noqa: E402
-from npc_lib.train import extract_features, train_head  # noqa: E402
+from npc_lib.learn.models import BACKBONES, build_classifier, resolve_weights  # noqa: E402
+from npc_lib.learn.study import grid, prepare, train_grid  # noqa: E402
+from npc_lib.learn.train import extract_features, train_head  # noqa: E402
 
 
 @pytest.mark.parametrize("name", list(BACKBONES))
@@ -126,8 +126,8 @@ def test_finetune_runs_on_cpu_at_tiny_size(small_cohort, tmp_path):
 
 
 def test_fast_head_fit_learns_and_is_deterministic():
-    from npc_lib.headfit import fit_head
-    from npc_lib.models import build_head
+    from npc_lib.learn.headfit import fit_head
+    from npc_lib.learn.models import build_head
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 16)).astype(np.float32)
     y = (X[:, 0] + 0.3 * rng.normal(size=300) > 0).astype(np.float32)

@@ -20,7 +20,7 @@ import pytest
 from scipy.stats import norm
 
 from npc_lib.config import load_profile
-from npc_lib.negative_control import COLUMNS, PIXEL_REFERENCE, null_profile, run_negative_control
+from npc_lib.analysis.negative_control import COLUMNS, PIXEL_REFERENCE, null_profile, run_negative_control
 
 TOLERANCE = 0.07
 MAX_FALSE_ALARM = 0.01

@@ -2,8 +2,8 @@
 import numpy as np
 import pandas as pd
 
-from npc_lib import plots
-from npc_lib.metrics import calibration, net_benefit
+from npc_lib.show import plots
+from npc_lib.analysis.metrics import calibration, net_benefit
 
 
 def _runs():

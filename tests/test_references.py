@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 
 from npc_lib.config import load_profile
-from npc_lib.evaluation import select_on_training
-from npc_lib.references import (planted_image_scores, pixel_reference_scores, reference_summary,
+from npc_lib.analysis.evaluation import select_on_training
+from npc_lib.analysis.references import (planted_image_scores, pixel_reference_scores, reference_summary,
                                 score_references)
-from npc_lib.rois import Geometry
-from npc_lib.study import prepare
+from npc_lib.data.rois import Geometry
+from npc_lib.learn.study import prepare
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_pixel_reference_is_fitted_on_training_images_only(prepared):
 
 def test_model_choice_never_looks_at_test_data(tmp_path, monkeypatch):
     """Backbone A is best on training patients (out of fold), B on test: A must be chosen."""
-    import npc_lib.hybrid as hybrid
+    import npc_lib.analysis.hybrid as hybrid
     rng = np.random.default_rng(1)
     n = 60
     y = rng.integers(0, 2, n)
@@ -89,7 +89,7 @@ def test_model_choice_never_looks_at_test_data(tmp_path, monkeypatch):
                              "label": np.r_[y, y], "image_score": np.r_[good if a else bad, bad if a else good]})
 
     monkeypatch.setattr(hybrid, "cached_oof_scores", fake_oof)
-    monkeypatch.setattr("npc_lib.train.slug", lambda d, v, b: f"{d}__{v}__{b}")
+    monkeypatch.setattr("npc_lib.learn.train.slug", lambda d, v, b: f"{d}__{v}__{b}")
     metas = [{"config": {"dataset": "CMLN", "variant": "intratumour", "backbone": b}} for b in ("a", "b")]
     sel = select_on_training(tmp_path, metas, folds=3)
     chosen = sel[sel["selected"]]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from npc_lib.report import banner_html, chapter_banner_html, data_flags
+from npc_lib.show.report import banner_html, chapter_banner_html, data_flags
 
 
 def _study(tmp_path, synthetic: bool, used: dict) -> tuple:

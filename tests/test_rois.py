@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from npc_lib.rois import (Geometry, dataset_mask, grow_pixels, mark_max_tumour, normalise, pad_to_canvas,
+from npc_lib.data.rois import (Geometry, dataset_mask, grow_pixels, mark_max_tumour, normalise, pad_to_canvas,
                           peritumoural_box, roi_image)
 
 

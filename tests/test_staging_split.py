@@ -1,8 +1,8 @@
 import pandas as pd
 import pytest
 
-from npc_lib.split import assert_disjoint, patient_folds, patient_split
-from npc_lib.staging import overall_stage
+from npc_lib.data.split import assert_disjoint, patient_folds, patient_split
+from npc_lib.data.staging import overall_stage
 
 
 @pytest.mark.parametrize("t,n,stage", [

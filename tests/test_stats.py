@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from npc_lib.baselines import tnm_baseline
-from npc_lib.published import published_table1
-from npc_lib.stats import P_COLUMNS, table1
+from npc_lib.analysis.baselines import tnm_baseline
+from npc_lib.analysis.published import published_table1
+from npc_lib.analysis.stats import P_COLUMNS, table1
 
 GROUPS = {"train_dm": ("train", 1), "train_no_dm": ("train", 0), "test_dm": ("test", 1), "test_no_dm": ("test", 0)}
 COLUMN = {"sex": "sex", "stage": "overall_stage", "t_stage": "t_stage", "n_stage": "n_stage", "treatment": "treatment"}
@@ -111,8 +111,8 @@ def test_tests_named_as_the_design_says(reproduced):
 
 
 def test_display_table_keeps_small_p_values_honest(reproduced):
-    from npc_lib.report import table
-    from npc_lib.stats import format_table1
+    from npc_lib.show.report import table
+    from npc_lib.analysis.stats import format_table1
     shown = format_table1(reproduced[2])
     stage = shown[(shown.variable == "stage") & (shown.level == "I")].iloc[0]
     assert stage["p_train_dm_vs_no"] == "<0.01", "the paper's 0.00 is a p-value below 0.005"

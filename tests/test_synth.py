@@ -12,7 +12,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from npc_lib.errors import NpcError
-from npc_lib.staging import overall_stage
+from npc_lib.data.staging import overall_stage
 from npc_lib.synth import SynthConfig, generate_cohort
 from npc_lib.synth.clinical import PAPER_N_COUNTS, PAPER_T_COUNTS, draw_cohort
 

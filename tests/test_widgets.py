@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
-from npc_lib.widgets import CamViewer, RocExplorer, SliceExplorer, save_cam_examples  # noqa: E402
+from npc_lib.show.widgets import CamViewer, RocExplorer, SliceExplorer, save_cam_examples  # noqa: E402
 
 
 def _pixels(fig):
@@ -16,7 +16,7 @@ def _pixels(fig):
 
 
 def test_slice_explorer_follows_patient_slice_and_boxes(smoke_runs, small_cohort):
-    from npc_lib.study import open_prepared
+    from npc_lib.learn.study import open_prepared
     from npc_lib.config import load_profile
     prep = open_prepared(load_profile("smoke"), smoke_runs)
     ex = SliceExplorer(small_cohort, prep.store.index)

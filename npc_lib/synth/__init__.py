@@ -20,16 +20,16 @@ import numpy as np
 import pandas as pd
 import pydicom
 
-from .. import PAPER_DOI, __version__
-from ..atomic import atomic_dir, write_csv, write_json
-from ..errors import NpcError
-from ..npz import save_npz
-from ..progress import progress_bar
-from .clinical import PAPER_PATIENTS, RISK_WEIGHTS, N_WEIGHTS, T_WEIGHTS, draw_cohort
-from .dicom_writer import synthetic_identifiers, write_series
-from ..rois import grow_pixels
-from .audit import add_counts, rim_counts, shares
-from .phantom import LABELS, PERITUMOUR_MM, PatientAnatomy, plan_lesions, render
+from npc_lib import PAPER_DOI, __version__
+from npc_lib.atomic import atomic_dir, write_csv, write_json
+from npc_lib.errors import NpcError
+from npc_lib.data.npz import save_npz
+from npc_lib.progress import progress_bar
+from npc_lib.synth.clinical import PAPER_PATIENTS, RISK_WEIGHTS, N_WEIGHTS, T_WEIGHTS, draw_cohort
+from npc_lib.synth.dicom_writer import synthetic_identifiers, write_series
+from npc_lib.data.rois import grow_pixels
+from npc_lib.synth.audit import add_counts, rim_counts, shares
+from npc_lib.synth.phantom import LABELS, PERITUMOUR_MM, PatientAnatomy, plan_lesions, render
 
 FEATURES = ("npc_heterogeneity", "npc_infiltration", "node_necrosis", "node_ene")
 ROI_COLUMNS = ["patient_id", "sop_instance_uid", "region", "x0", "y0", "x1", "y1"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..rois import grow_pixels
+from npc_lib.data.rois import grow_pixels
 
 RIM_LABELS = {"npc": 2, "cmln": 5}
 

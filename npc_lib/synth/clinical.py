@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from ..staging import N_LEVELS, T_LEVELS, overall_stage
+from npc_lib.data.staging import N_LEVELS, T_LEVELS, overall_stage
 
 # Published cohort margins (Table 1, train + test, DM + no DM).
 PAPER_T_COUNTS = np.array([48, 152, 120, 121])

@@ -11,7 +11,7 @@ import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage
 
-from .. import __version__
+from npc_lib import __version__
 
 
 

@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from ..rois import grow_pixels
-from .shapes import bbox, ellipse, harmonic_profile, polar, ring
+from npc_lib.data.rois import grow_pixels
+from npc_lib.synth.shapes import bbox, ellipse, harmonic_profile, polar, ring
 
 LABELS = {0: "background", 1: "primary_tumour", 2: "primary_margin_infiltration",
           3: "node", 4: "node_necrosis", 5: "node_extranodal_extension"}

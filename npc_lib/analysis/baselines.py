@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, roc_auc_score
 
-from .staging import STAGE_LEVELS, ordinal
+from npc_lib.data.staging import STAGE_LEVELS, ordinal
 
 
 def binary_metrics(y_true, y_pred) -> dict:

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from .atomic import write_json
-from .cache import ImageStore, build_image_store
-from .cohort import Cohort, load_cohort
-from .config import config_hash
-from .progress import progress_bar
-from .rois import DATASETS, VARIANTS, Geometry, dataset_mask
-from .split import patient_split
+from npc_lib.atomic import write_json
+from npc_lib.data.cache import ImageStore, build_image_store
+from npc_lib.data.cohort import Cohort, load_cohort
+from npc_lib.config import config_hash
+from npc_lib.progress import progress_bar
+from npc_lib.data.rois import DATASETS, VARIANTS, Geometry, dataset_mask
+from npc_lib.data.split import patient_split
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def grid(profile: dict, datasets=None, variants=None, backbones=None) -> list[tu
 
 def train_grid(profile: dict, prep: Prepared, runs: list[tuple[str, str, str]], progress: bool = True) -> pd.DataFrame:
     """Train every run (skipping finished ones with the same config hash); returns a summary."""
-    from .train import extract_features, is_finished, run_config, slug, train_finetune, train_head
+    from npc_lib.learn.train import extract_features, is_finished, run_config, slug, train_finetune, train_head
     models_dir = prep.runs_dir / "models"
     rows = []
     by_backbone: dict[str, list] = {}
@@ -136,10 +136,10 @@ def ensure_cohort(profile: dict, cohort_dir: str | Path | None, runs_dir: str | 
     if cohort_dir:
         path = Path(cohort_dir)
         if not path.is_dir():
-            from .errors import CohortError
+            from npc_lib.errors import CohortError
             raise CohortError(f"cohort folder {path} does not exist")
         return path
-    from .synth import SynthConfig, generate_cohort
+    from npc_lib.synth import SynthConfig, generate_cohort
     path = Path(runs_dir) / "cohort"
     c = profile["cohort"]
     cfg = SynthConfig(patients=c["patients"], matrix=c["matrix"], slices=c["slices"],
@@ -160,7 +160,7 @@ def open_prepared(profile: dict, runs_dir: str | Path) -> Prepared:
     the DICOM headers (``cohort`` is left ``None``)."""
     import json
 
-    from .cache import open_image_store
+    from npc_lib.data.cache import open_image_store
     runs_dir = Path(runs_dir)
     ref = json.loads((runs_dir / "cohort.json").read_text())
     split = pd.read_csv(runs_dir / "split.csv").set_index("patient_id")["split"]
@@ -172,17 +172,17 @@ def train_one(profile: dict, runs_dir: str | Path, dataset: str, variant: str, b
     """Train (or reuse) one run of a prepared study; returns its run.json."""
     import json
     prep = open_prepared(profile, runs_dir)
-    from .train import slug
+    from npc_lib.learn.train import slug
     train_grid(profile, prep, [(dataset, variant, backbone_name)], progress=False)
     return json.loads((prep.runs_dir / "models" / slug(dataset, variant, backbone_name) / "run.json").read_text())
 
 
 def features_job(name: str, store_root: str, profile: dict, cache_dir: str) -> str:
     """One backbone's cached features, computed on a worker (the runner then reads the cache)."""
-    from .cache import open_image_store
-    from .errors import NpcError
-    from .executors import shared_paths_problem
-    from .train import extract_features
+    from npc_lib.data.cache import open_image_store
+    from npc_lib.errors import NpcError
+    from npc_lib.executors import shared_paths_problem
+    from npc_lib.learn.train import extract_features
     problem = shared_paths_problem([store_root, cache_dir])
     if problem:
         raise NpcError(problem)

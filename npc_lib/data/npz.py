@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_path
+from npc_lib.atomic import atomic_path
 
 
 def save_npz(path: str | Path, **arrays) -> None:

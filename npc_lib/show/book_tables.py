@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .models import BACKBONES
+from npc_lib.learn.models import BACKBONES
 
 VARIANT_HEADS = {"intratumour": "Intratumour", "intra_peritumour": "Intra-peritumour"}
 METRICS = {"auc": ("AUC", "{:.3f}", "{:.2f}", "{:+.2f}"), "accuracy": ("Accuracy (%)", "{:.1f}", "{:.2f}", "{:+.1f}")}
@@ -23,7 +23,7 @@ def table2_paper_form(t2: pd.DataFrame, metric: str = "auc", level: str = "image
 
     Parameters
     ----------
-    t2 : the long table of :func:`npc_lib.evaluation.table2` (``group, dataset, backbone,
+    t2 : the long table of :func:`npc_lib.analysis.evaluation.table2` (``group, dataset, backbone,
         <metric>_<variant>``, and, where published, ``..._published`` and ``..._diff``).
     metric : ``auc`` or ``accuracy``.
     level : ``image`` (the paper's unit) or ``patient`` (no published values).
@@ -61,7 +61,7 @@ def _ci(auc, low, high) -> str:
 
 
 def references_book_form(summary: pd.DataFrame) -> pd.DataFrame:
-    """The reference summary (:func:`npc_lib.references.reference_summary`) for the book: AUCs
+    """The reference summary (:func:`npc_lib.analysis.references.reference_summary`) for the book: AUCs
     with their 95 % CIs in one cell each, one row per dataset × variant × level."""
     out = pd.DataFrame({
         "Dataset": summary["dataset"], "Variant": summary["variant"], "Level": summary["level"],

@@ -22,7 +22,7 @@ import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
 
-from .errors import DicomError
+from npc_lib.errors import DicomError
 
 log = logging.getLogger(__name__)
 

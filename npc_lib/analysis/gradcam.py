@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import NpcError
-from .models import add_head, backbone, build_feature_extractor, resolve_weights
+from npc_lib.errors import NpcError
+from npc_lib.learn.models import add_head, backbone, build_feature_extractor, resolve_weights
 
 LESION_LABELS = {"npc": (1, 2), "cmln": (3, 4, 5)}  # synthetic mask label values per ROI region
 
@@ -188,7 +188,7 @@ def roi_masks(cohort_dir: str | Path, rows: pd.DataFrame, geometry, variant: str
     Uses the exact lesion masks (``masks/<patient>.npz``) when the cohort has them, else the drawn
     (intratumour) rectangle. Returns (bool [n, size, size], "lesion mask" | "rectangle").
     """
-    from .rois import roi_mask
+    from npc_lib.data.rois import roi_mask
     cohort_dir = Path(cohort_dir)
     box_cols = ("x0", "y0", "x1", "y1") if variant == "intratumour" else ("px0", "py0", "px1", "py1")
     have_masks = all((cohort_dir / "masks" / f"{p}.npz").is_file() for p in rows["patient_id"].unique())

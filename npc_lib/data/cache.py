@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .atomic import atomic_dir, write_json
-from .cohort import Cohort
-from .progress import progress_bar
-from .rois import Geometry, add_peritumoural_boxes, mark_max_tumour, roi_image
+from npc_lib import __version__
+from npc_lib.atomic import atomic_dir, write_json
+from npc_lib.data.cohort import Cohort
+from npc_lib.progress import progress_bar
+from npc_lib.data.rois import Geometry, add_peritumoural_boxes, mark_max_tumour, roi_image
 
 log = logging.getLogger(__name__)
 STORE_FORMAT = 1

@@ -18,7 +18,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from sklearn.metrics import roc_auc_score, roc_curve  # noqa: E402
 
-from .atomic import atomic_path  # noqa: E402
+from npc_lib.atomic import atomic_path  # noqa: E402
 
 # One theme for every statistical figure of the project: seaborn's whitegrid at a size that stays
 # legible when a figure is shown at the book's text width (about 750 px).
@@ -62,7 +62,7 @@ def _roc(ax, y, p, label, colour=None, lw=1.6):
 
 def roc_of_run(ax, pred: pd.DataFrame, level: str, label: str, **style) -> None:
     """Draw one run's test ROC at image or patient level (skipped when the test split has one class)."""
-    from .metrics import patient_scores
+    from npc_lib.analysis.metrics import patient_scores
     test = pred[pred["split"] == "test"]
     if level == "patient":
         test = patient_scores(test)
@@ -187,7 +187,7 @@ def history_frames(models_dir: str | Path) -> dict:
 
 def fig_gradcam_grid(example: dict, title: str, columns: int = 6, alpha: float = 0.45):
     """Figs 6/7: ROI images (lesion outlined) and each backbone's Grad-CAM overlay (viridis)."""
-    from .gradcam import overlay
+    from npc_lib.analysis.gradcam import overlay
     images, masks, cams = example["images"], example["masks"], example["cams"]
     order = np.argsort(-example["labels"], kind="stable")[:columns]  # DM images first
     names = list(cams)

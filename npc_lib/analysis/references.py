@@ -27,10 +27,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from .atomic import atomic_path
-from .cache import ImageStore
-from .metrics import MetricError, auc_ci_delong, patient_scores
-from .rois import DATASETS, VARIANTS, Geometry, dataset_mask, place
+from npc_lib.atomic import atomic_path
+from npc_lib.data.cache import ImageStore
+from npc_lib.analysis.metrics import MetricError, auc_ci_delong, patient_scores
+from npc_lib.data.rois import DATASETS, VARIANTS, Geometry, dataset_mask, place
 
 log = logging.getLogger(__name__)
 TRUTH_KEY = ["patient_id", "sop_instance_uid", "region", "x0", "y0", "x1", "y1"]
@@ -202,7 +202,7 @@ def study_references(runs_dir: str | Path, cohort_dir: str | Path, split: pd.Ser
     """
     import json
 
-    from .cache import open_image_store
+    from npc_lib.data.cache import open_image_store
     runs_dir = Path(runs_dir)
     ref = json.loads((runs_dir / "cohort.json").read_text())
     store = open_image_store(runs_dir / "cache" / f"images-{ref['store']}", verify=False)
@@ -222,9 +222,9 @@ def reference_summary(metrics: pd.DataFrame, pixel: pd.DataFrame, planted: pd.Da
 
     Parameters
     ----------
-    metrics : the per-run table of :func:`npc_lib.evaluation.evaluate_runs`
+    metrics : the per-run table of :func:`npc_lib.analysis.evaluation.evaluate_runs`
     pixel, planted : tables of :func:`score_references`
-    negative : the negative-control table (``npc_lib.negative_control.COLUMNS``)
+    negative : the negative-control table (``npc_lib.analysis.negative_control.COLUMNS``)
     """
     rows = []
     for r in pixel.itertuples():

@@ -13,7 +13,7 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.diagnostic import lilliefors
 
-from .staging import N_LEVELS, STAGE_LEVELS, T_LEVELS
+from npc_lib.data.staging import N_LEVELS, STAGE_LEVELS, T_LEVELS
 
 GROUPS = ("train_dm", "train_no_dm", "test_dm", "test_no_dm")
 P_COLUMNS = ("p_train_dm_vs_no", "p_test_dm_vs_no", "p_train_vs_test")

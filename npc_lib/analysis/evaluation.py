@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import NpcError
-from .metrics import MetricError, auc_ci_delong, bootstrap_auc_ci, patient_scores, threshold_metrics, youden_threshold
-from .published import published_table2
+from npc_lib.errors import NpcError
+from npc_lib.analysis.metrics import MetricError, auc_ci_delong, bootstrap_auc_ci, patient_scores, threshold_metrics, youden_threshold
+from npc_lib.analysis.published import published_table2
 
 VARIANT_COLUMNS = {"intratumour": "intratumour", "intra-peritumour": "intra_peritumour"}
 
@@ -119,7 +119,7 @@ def table2(metrics: pd.DataFrame, reference: pd.DataFrame | None = None) -> pd.D
 
 def tnm_scores(clinical: pd.DataFrame, split: pd.Series) -> pd.DataFrame:
     """Test patients' TNM scores: stage IV indicator and ordinal stage (1–4)."""
-    from .staging import STAGE_LEVELS, ordinal
+    from npc_lib.data.staging import STAGE_LEVELS, ordinal
     c = clinical[clinical["patient_id"].map(split) == "test"]
     return pd.DataFrame({"patient_id": c["patient_id"].to_numpy(), "label": c["dm"].to_numpy(int),
                          "stage_iv": (c["overall_stage"] == "IV").to_numpy(int),
@@ -128,7 +128,7 @@ def tnm_scores(clinical: pd.DataFrame, split: pd.Series) -> pd.DataFrame:
 
 def compare_with_tnm(runs: dict, tnm: pd.DataFrame) -> pd.DataFrame:
     """Paired DeLong (patient level) of each run against stage IV vs I–III on the same patients."""
-    from .metrics import delong_test
+    from npc_lib.analysis.metrics import delong_test
     rows = []
     for (d, v, b), pred in runs.items():
         pts = patient_scores(pred[pred["split"] == "test"]).merge(tnm, on=["patient_id", "label"])
@@ -144,7 +144,7 @@ def compare_with_tnm(runs: dict, tnm: pd.DataFrame) -> pd.DataFrame:
 
 def delong_matrix(runs: dict) -> pd.DataFrame:
     """Patient-level paired DeLong p-values between every two runs (on their common test patients)."""
-    from .metrics import delong_test
+    from npc_lib.analysis.metrics import delong_test
     keys = sorted(runs)
     scores = {k: patient_scores(runs[k][runs[k]["split"] == "test"]).set_index("patient_id") for k in keys}
     names = [" / ".join(k) for k in keys]
@@ -172,8 +172,8 @@ def select_on_training(runs_dir: Path, runs_meta: list[dict], folds: int = 5) ->
     DataFrame with one row per run: ``dataset, variant, backbone, train_oof_auc, selected,
     criterion`` (``selected`` marks one backbone per dataset × variant).
     """
-    from .hybrid import cached_oof_scores, train_oof_auc
-    from .train import slug
+    from npc_lib.analysis.hybrid import cached_oof_scores, train_oof_auc
+    from npc_lib.learn.train import slug
     rows = []
     for meta in runs_meta:
         cfg = meta["config"]
@@ -202,8 +202,8 @@ def hybrid_models(runs_dir: Path, clinical: pd.DataFrame, runs_meta: list[dict],
     """Hybrid (clinical + out-of-fold image score) vs clinical-only vs image-only, one row set per
     backbone of ``dataset``/``variant``. The figure's backbone is the one with the best
     *training* out-of-fold image AUC (never chosen on test)."""
-    from .hybrid import cached_oof_scores, fit_hybrid
-    from .train import slug
+    from npc_lib.analysis.hybrid import cached_oof_scores, fit_hybrid
+    from npc_lib.learn.train import slug
     tables, comps, tests, notes = [], [], {}, []
     best, best_auc = None, -np.inf
     for meta in runs_meta:
@@ -234,12 +234,12 @@ def evaluate_study(runs_dir: str | Path, cohort_dir: str | Path | None = None, n
                    hybrid_folds: int = 5) -> dict:
     """Write metrics, Table 2 (CSV + HTML), the references, TNM baselines and comparisons, the
     DeLong matrix and the figures under ``<runs_dir>/evaluation``; returns a summary."""
-    from . import plots
-    from .atomic import write_csv, write_json, write_text
-    from .baselines import tnm_baseline
-    from .cohort import load_clinical
-    from .metrics import calibration, net_benefit
-    from .references import study_references
+    from npc_lib.show import plots
+    from npc_lib.atomic import write_csv, write_json, write_text
+    from npc_lib.analysis.baselines import tnm_baseline
+    from npc_lib.data.cohort import load_clinical
+    from npc_lib.analysis.metrics import calibration, net_benefit
+    from npc_lib.analysis.references import study_references
     runs_dir = Path(runs_dir)
     out = runs_dir / "evaluation"
     fig_dir = out / "figures"

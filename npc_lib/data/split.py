@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from .errors import CohortError
+from npc_lib.errors import CohortError
 
 
 def patient_split(clinical: pd.DataFrame, seed: int = 42, test_fraction: float = 0.2) -> pd.Series:

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .dicom import Series, read_series
-from .errors import CohortError, DicomError
-from .progress import progress_bar
-from .staging import N_LEVELS, STAGE_LEVELS, T_LEVELS, overall_stage
-from .tables import line_of, read_csv_strict
+from npc_lib.data.dicom import Series, read_series
+from npc_lib.errors import CohortError, DicomError
+from npc_lib.progress import progress_bar
+from npc_lib.data.staging import N_LEVELS, STAGE_LEVELS, T_LEVELS, overall_stage
+from npc_lib.data.tables import line_of, read_csv_strict
 
 CLINICAL_COLUMNS = ["patient_id", "age", "sex", "t_stage", "n_stage", "overall_stage", "treatment", "dm"]
 ROI_COLUMNS = ["patient_id", "sop_instance_uid", "region", "x0", "y0", "x1", "y1"]

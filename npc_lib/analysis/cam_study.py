@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import NpcError
-from .gradcam import (build_backbone_model, cam_in_roi, cam_resolution, cam_model, gradcam, load_run_model, randomised_copy,
+from npc_lib.errors import NpcError
+from npc_lib.analysis.gradcam import (build_backbone_model, cam_in_roi, cam_resolution, cam_model, gradcam, load_run_model, randomised_copy,
                       rank_correlations, roi_masks, set_head)
-from .loaders import preprocess_images
-from .models import backbone
-from .rois import VARIANTS, Geometry, dataset_mask
+from npc_lib.learn.loaders import preprocess_images
+from npc_lib.learn.models import backbone
+from npc_lib.data.rois import VARIANTS, Geometry, dataset_mask
 
 PROBABILITY_TOLERANCE = 1e-3
 
@@ -52,8 +52,8 @@ def cam_study(runs_dir: str | Path, cohort_dir: str | Path | None = None, n_imag
     """Grad-CAM for every finished run; returns ``{"table", "examples", "seconds_per_image"}``."""
     import keras
 
-    from .cache import open_image_store
-    from .progress import progress_bar
+    from npc_lib.data.cache import open_image_store
+    from npc_lib.progress import progress_bar
     runs_dir = Path(runs_dir)
     cohort_dir = Path(cohort_dir or json.loads((runs_dir / "cohort.json").read_text())["cohort"])
     metas = []

@@ -24,12 +24,12 @@ from skimage.draw import polygon as fill_polygon
 from skimage.measure import label as connected_components
 from skimage.measure import regionprops
 
-from .atomic import write_csv
-from .cohort import CLINICAL_COLUMNS, ROI_COLUMNS, SERIES_CSV, _series_choices
-from .dicom import Series, read_series
-from .errors import CohortError
-from .progress import progress_bar
-from .tables import read_csv_strict
+from npc_lib.atomic import write_csv
+from npc_lib.data.cohort import CLINICAL_COLUMNS, ROI_COLUMNS, SERIES_CSV, _series_choices
+from npc_lib.data.dicom import Series, read_series
+from npc_lib.errors import CohortError
+from npc_lib.progress import progress_bar
+from npc_lib.data.tables import read_csv_strict
 
 log = logging.getLogger(__name__)
 FORMATS = {"nifti": (".nii.gz", ".nii"), "nrrd": (".seg.nrrd", ".nrrd", ".nhdr"), "seg": (".dcm",),

@@ -19,9 +19,9 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from .errors import NpcError
-from .metrics import MetricError, auc_ci_delong, delong_test, patient_scores
-from .staging import STAGE_LEVELS, ordinal
+from npc_lib.errors import NpcError
+from npc_lib.analysis.metrics import MetricError, auc_ci_delong, delong_test, patient_scores
+from npc_lib.data.staging import STAGE_LEVELS, ordinal
 
 CLINICAL_FEATURES = ["t", "n", "stage", "age"]
 
@@ -33,11 +33,11 @@ def _run_profile(meta: dict) -> dict:
 
 def oof_patient_scores(runs_dir: str | Path, run_dir: str | Path, folds: int = 5) -> pd.DataFrame:
     """Patient image scores: out-of-fold for training patients, the final model's for test."""
-    from .cache import open_image_store
-    from .headfit import fit_head, head_probabilities
-    from .models import build_head
-    from .rois import VARIANTS
-    from .train import _view, extract_features, seed_everything
+    from npc_lib.data.cache import open_image_store
+    from npc_lib.learn.headfit import fit_head, head_probabilities
+    from npc_lib.learn.models import build_head
+    from npc_lib.data.rois import VARIANTS
+    from npc_lib.learn.train import _view, extract_features, seed_everything
     import keras
 
     runs_dir, run_dir = Path(runs_dir), Path(run_dir)
@@ -79,7 +79,7 @@ def oof_patient_scores(runs_dir: str | Path, run_dir: str | Path, folds: int = 5
 def cached_oof_scores(runs_dir: str | Path, run_dir: str | Path, folds: int = 5) -> pd.DataFrame:
     """:func:`oof_patient_scores`, kept in the run folder (``oof_scores.parquet``) and reused
     while the run (its ``config_hash``) and the number of folds are unchanged."""
-    from .atomic import atomic_path, write_json
+    from npc_lib.atomic import atomic_path, write_json
     run_dir = Path(run_dir)
     meta = json.loads((run_dir / "run.json").read_text())
     key = {"config_hash": meta.get("config_hash"), "store": meta.get("store_fingerprint"), "folds": folds}

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .errors import NpcError  # noqa: E402
+from npc_lib.errors import NpcError  # noqa: E402
 
 
 def figure_png(fig, dpi: int = 100):
@@ -88,7 +88,7 @@ class SliceExplorer(Explorer):
         self.controls["patient"].observe(lambda ch: self._jump(ch["new"]), names="value")
 
     def _pixels(self, pid: str) -> np.ndarray:
-        from .dicom import read_series
+        from npc_lib.data.dicom import read_series
         if pid not in self._series:
             self._series = {pid: read_series(self.cohort_dir / "dicom" / pid).pixels}  # one patient in RAM
         return self._series[pid]
@@ -138,7 +138,7 @@ class RocExplorer(Explorer):
         self._connect()
 
     def figure(self):
-        from .plots import _frame, roc_of_run
+        from npc_lib.show.plots import _frame, roc_of_run
         d, v, level, chosen = (self.controls[c].value for c in ("dataset", "variant", "level", "backbones"))
         fig, ax = plt.subplots(figsize=(4.8, 4.8))
         for b in chosen:
@@ -171,7 +171,7 @@ class CamViewer(Explorer):
         self._connect()
 
     def figure(self):
-        from .gradcam import overlay
+        from npc_lib.analysis.gradcam import overlay
         key, b, i, alpha = (self.controls[c].value for c in ("run", "backbone", "image", "alpha"))
         images, masks = self.data[f"{key}|images"], self.data[f"{key}|masks"]
         i = min(i, len(images) - 1)
@@ -193,7 +193,7 @@ class CamViewer(Explorer):
 
 def save_cam_examples(examples: dict, path: str | Path) -> Path:
     """Store the Grad-CAM study's example images, masks and CAMs for :class:`CamViewer`."""
-    from .atomic import atomic_path
+    from npc_lib.atomic import atomic_path
     arrays = {}
     for (dataset, variant), ex in examples.items():
         key = f"{dataset}~{variant}"

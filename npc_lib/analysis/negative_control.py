@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .atomic import write_csv
-from .evaluation import evaluate_runs
-from .references import pixel_reference_scores, score_references
-from .rois import Geometry
+from npc_lib.atomic import write_csv
+from npc_lib.analysis.evaluation import evaluate_runs
+from npc_lib.analysis.references import pixel_reference_scores, score_references
+from npc_lib.data.rois import Geometry
 
 log = logging.getLogger(__name__)
 COLUMNS = ["dataset", "variant", "backbone", "auc", "auc_low", "auc_high", "patient_auc", "patient_auc_low",
@@ -48,7 +48,7 @@ def run_negative_control(profile: dict, runs_dir: str | Path, progress: bool = T
     the pixel reference model as backbone ``pixel reference``); AUCs with DeLong 95 % CIs on the
     null cohort's test split, at image and patient level.
     """
-    from .study import ensure_cohort, grid, prepare, train_grid
+    from npc_lib.learn.study import ensure_cohort, grid, prepare, train_grid
     t0 = time.perf_counter()
     runs_dir = Path(runs_dir)
     p = null_profile(profile)

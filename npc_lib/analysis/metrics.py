@@ -15,7 +15,7 @@ import pandas as pd
 from scipy import stats
 from sklearn.metrics import brier_score_loss, roc_auc_score, roc_curve
 
-from .baselines import binary_metrics
+from npc_lib.analysis.baselines import binary_metrics
 
 
 class MetricError(ValueError):

@@ -21,15 +21,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .atomic import atomic_path, write_json
-from .cache import ImageStore, sha256_file
-from .config import config_hash
-from .errors import NpcError
-from .headfit import fit_head, head_probabilities
-from .models import backbone, build_classifier, build_feature_extractor, build_head, input_size_for, resolve_weights
-from .rois import VARIANTS, dataset_mask
-from .split import assert_disjoint
+from npc_lib import __version__
+from npc_lib.atomic import atomic_path, write_json
+from npc_lib.data.cache import ImageStore, sha256_file
+from npc_lib.config import config_hash
+from npc_lib.errors import NpcError
+from npc_lib.learn.headfit import fit_head, head_probabilities
+from npc_lib.learn.models import backbone, build_classifier, build_feature_extractor, build_head, input_size_for, resolve_weights
+from npc_lib.data.rois import VARIANTS, dataset_mask
+from npc_lib.data.split import assert_disjoint
 
 log = logging.getLogger(__name__)
 FEATURE_BATCH = 64
@@ -112,7 +112,7 @@ def extract_features(store: ImageStore, name: str, profile: dict, cache_dir: Pat
         with atomic_path(fdir / "backbone.weights.h5", suffix=".weights.h5") as tmp:
             model.save_weights(tmp)
         prov = {**prov, "backbone_weights": "backbone.weights.h5"}
-    from .loaders import preprocessed_chunks
+    from npc_lib.learn.loaders import preprocessed_chunks
     files, out = {}, {}
     for v in variants:
         images = store.images(v)
@@ -222,7 +222,7 @@ def train_finetune(store: ImageStore, dataset: str, variant: str, name: str, pro
     """Fit the whole flat model (all layers trainable) on streamed images; resumable."""
     import keras
     import tensorflow as tf
-    from .loaders import tf_images
+    from npc_lib.learn.loaders import tf_images
     t0 = time.perf_counter()
     tr = profile["train"]
     cfg = run_config(profile, dataset, variant, name)

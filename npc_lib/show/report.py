@@ -77,8 +77,8 @@ def show(fig, path: str | Path | None = None, glue_as: str | None = None) -> Non
     import matplotlib.pyplot as plt
     from IPython.display import Image, display
 
-    from .plots import save
-    from .widgets import figure_png
+    from npc_lib.show.plots import save
+    from npc_lib.show.widgets import figure_png
     if path is None:
         display(figure_png(fig))
         plt.close(fig)
@@ -142,9 +142,9 @@ def open_notebook(profile: str = "", runs_dir: str | Path = "", cohort_dir: str 
     finished run (else the smoke profile, whose synthetic cohort is then generated); an empty
     ``cohort_dir`` means the profile's synthetic cohort.
     """
-    from .config import load_profile
-    from .layout import default_run, project_root, resolve
-    from .study import ensure_cohort
+    from npc_lib.config import load_profile
+    from npc_lib.layout import default_run, project_root, resolve
+    from npc_lib.learn.study import ensure_cohort
     root = project_root()
     if not runs_dir:
         chosen, runs, message = default_run(root)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import CohortError
+from npc_lib.errors import CohortError
 
 
 def read_csv_strict(path: str | Path, required: list[str]) -> pd.DataFrame:

@@ -1,0 +1,1 @@
+"""Metrics, statistics, baselines, evaluation (compute only), references, Grad-CAM."""

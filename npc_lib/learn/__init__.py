@@ -1,0 +1,1 @@
+"""Backbones, feature extraction, head and fine-tune training, and the training grid."""

@@ -1,0 +1,1 @@
+"""Published tables (CSV) shipped as package data."""

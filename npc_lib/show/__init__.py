@@ -1,0 +1,1 @@
+"""Figures, widgets and the notebooks' report helpers (banners, tables, glue)."""
