@@ -89,7 +89,7 @@ def main():
         m, _ = next((mm, pp) for mm, pp in load_runs(runs / "models") if mm["config"]["backbone"] == b)
         store = open_image_store(runs / "cache" / f"images-{m['store_fingerprint']}", verify=False)
         cm = load_run_model(runs, run)
-        x = preprocess_images(np.asarray(store.images("peri")[:32]), backbone(b), cm.input_size)
+        x = preprocess_images(np.asarray(store.images("intra-peritumour")[:32]), backbone(b), cm.input_size)
 
         def eager(xb):
             with tf.GradientTape() as tape:

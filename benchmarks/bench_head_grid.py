@@ -62,7 +62,7 @@ def main() -> None:
             t0 = time.perf_counter()
             for d in profile["datasets"]:
                 for var in profile["variants"]:
-                    train_head(prep.store, feats[VARIANTS[var]], d, var, profile, prep.split,
+                    train_head(prep.store, feats[var], d, var, profile, prep.split,
                                tmp / "heads" / f"{name}-{d}-{var}")
             t_heads = time.perf_counter() - t0
             ours = t_feat + t_heads
@@ -73,7 +73,7 @@ def main() -> None:
                 if layer.name not in ("head_dropout", "dm_probability"):
                     layer.trainable = False
             model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="binary_crossentropy", metrics=["accuracy"])
-            images = prep.store.images("intra")
+            images = prep.store.images("intratumour")
             rows = np.arange(min(a.subset, images.shape[0]))
             labels = prep.store.index["label"].to_numpy(np.float32)[rows]
             k_test = max(1, len(rows) // 4)

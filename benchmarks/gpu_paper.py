@@ -85,7 +85,7 @@ def main(argv=None) -> int:
             model = keras.models.load_model(out / "model.keras")
             rows = prep.store.index.loc[dataset_mask(prep.store.index, d), "image_id"].to_numpy()
             size = input_size_for(b, profile["geometry"]["input_size"])
-            ds = tf_images(prep.store.images(VARIANTS[a.variant]), rows, backbone(b), size,
+            ds = tf_images(prep.store.images(a.variant), rows, backbone(b), size,
                            profile["train"]["batch_size"])
             model.predict(ds.take(1), verbose=0)  # graph warm-up
             t1 = time.perf_counter()

@@ -1,7 +1,6 @@
 """Profiles (``npc_lib/profiles/*.yaml``): load by name or path, validate, and hash."""
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from importlib import resources
@@ -10,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from npc_lib.errors import NpcError
+from npc_lib.vocabulary import BACKBONES, DATASETS, VARIANTS
 
 REQUIRED = ("name", "cohort", "geometry", "split", "train", "weights", "backbones", "datasets", "variants")
 
@@ -34,8 +34,6 @@ def load_profile(name_or_path: str | Path, overrides: dict | None = None) -> dic
     missing = [k for k in REQUIRED if k not in profile]
     if missing:
         raise NpcError(f"profile {name_or_path}: missing {', '.join(missing)}")
-    from npc_lib.learn.models import BACKBONES
-    from npc_lib.data.rois import DATASETS, VARIANTS
     for b in profile["backbones"]:
         if b not in BACKBONES:
             raise NpcError(f"profile {name_or_path}: unknown backbone {b!r}; known: {', '.join(BACKBONES)}")
@@ -61,6 +59,3 @@ def config_hash(obj) -> str:
     """Stable short hash of a JSON-able object (sorted keys)."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
-
-def clone(profile: dict) -> dict:
-    return copy.deepcopy(profile)

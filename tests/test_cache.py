@@ -24,8 +24,8 @@ def test_store_holds_every_roi_in_both_variants(store_and_cohort):
     assert set(store.index.patient_id) == set(cohort.clinical.patient_id)
     r = store.index.iloc[5]
     pixels = cohort.load_series(r.patient_id).pixels[r.slice_index]
-    np.testing.assert_array_equal(store.images("intra")[5], roi_image(pixels, (r.x0, r.y0, r.x1, r.y1), GEO))
-    np.testing.assert_array_equal(store.images("peri")[5], roi_image(pixels, (r.px0, r.py0, r.px1, r.py1), GEO))
+    np.testing.assert_array_equal(store.images("intratumour")[5], roi_image(pixels, (r.x0, r.y0, r.x1, r.y1), GEO))
+    np.testing.assert_array_equal(store.images("intra-peritumour")[5], roi_image(pixels, (r.px0, r.py0, r.px1, r.py1), GEO))
     assert ((store.index.px1 - store.index.px0) >= (store.index.x1 - store.index.x0)).all()
     labels = cohort.clinical.set_index("patient_id")["dm"]
     assert (store.index.label == store.index.patient_id.map(labels)).all()
@@ -33,9 +33,9 @@ def test_store_holds_every_roi_in_both_variants(store_and_cohort):
 
 def test_unchanged_input_is_reused(store_and_cohort, tmp_path):
     store, cohort = store_and_cohort
-    mtime = (store.root / "intra.u8").stat().st_mtime_ns
+    mtime = (store.root / "intratumour.u8").stat().st_mtime_ns
     again = build_image_store(cohort, GEO, tmp_path / "cache", progress=False)
-    assert again.root == store.root and (again.root / "intra.u8").stat().st_mtime_ns == mtime
+    assert again.root == store.root and (again.root / "intratumour.u8").stat().st_mtime_ns == mtime
 
 
 def test_changed_input_or_geometry_rebuilds(store_and_cohort, tmp_path):
@@ -52,8 +52,8 @@ def test_changed_input_or_geometry_rebuilds(store_and_cohort, tmp_path):
 @pytest.mark.parametrize("damage", ["flip_byte", "truncate", "no_manifest"])
 def test_damaged_store_is_detected_and_rebuilt(store_and_cohort, tmp_path, damage):
     store, cohort = store_and_cohort
-    good = np.array(store.images("peri"))
-    path = store.root / "peri.u8"
+    good = np.array(store.images("intra-peritumour"))
+    path = store.root / "intra-peritumour.u8"
     if damage == "flip_byte":
         data = bytearray(path.read_bytes())
         data[len(data) // 2] ^= 0xFF
@@ -65,7 +65,7 @@ def test_damaged_store_is_detected_and_rebuilt(store_and_cohort, tmp_path, damag
     with pytest.raises(CacheError):
         open_image_store(store.root)
     rebuilt = build_image_store(cohort, GEO, tmp_path / "cache", progress=False)
-    np.testing.assert_array_equal(np.array(rebuilt.images("peri")), good)
+    np.testing.assert_array_equal(np.array(rebuilt.images("intra-peritumour")), good)
 
 
 def test_interrupted_build_leaves_no_store(cohort_copy, tmp_path, monkeypatch):

@@ -96,7 +96,7 @@ def test_rebuilt_run_models_match_saved_predictions(smoke_runs):
         store = open_image_store(smoke_runs / "cache" / f"images-{meta['store_fingerprint']}", verify=False)
         pred = pd.read_parquet(run / "predictions.parquet").head(12)
         cm = load_run_model(smoke_runs, run)
-        x = preprocess_images(np.asarray(store.images("peri")[pred["image_id"].to_numpy()]), backbone(b),
+        x = preprocess_images(np.asarray(store.images("intra-peritumour")[pred["image_id"].to_numpy()]), backbone(b),
                               cm.input_size)
         np.testing.assert_allclose(cm.model.predict(x, verbose=0).ravel(), pred["probability"], atol=1e-4)
 

@@ -16,8 +16,8 @@ import pandas as pd
 from npc_lib.errors import NpcError
 from npc_lib.analysis.metrics import MetricError, auc_ci_delong, bootstrap_auc_ci, patient_scores, threshold_metrics, youden_threshold
 from npc_lib.analysis.published import published_table2
+from npc_lib.vocabulary import variant_column
 
-VARIANT_COLUMNS = {"intratumour": "intratumour", "intra-peritumour": "intra_peritumour"}
 
 
 def load_runs(models_dir: str | Path) -> list[tuple[dict, pd.DataFrame]]:
@@ -90,7 +90,7 @@ def table2(metrics: pd.DataFrame, reference: pd.DataFrame | None = None) -> pd.D
     group (``group`` = ``pixel reference``), the image-level AUCs of the pixel reference model."""
     wide = metrics.pivot_table(index=["dataset", "backbone"], columns="variant", values=["auc", "accuracy"],
                                aggfunc="first")
-    wide.columns = [f"{m}_{VARIANT_COLUMNS[v]}" for m, v in wide.columns]
+    wide.columns = [f"{m}_{variant_column(v)}" for m, v in wide.columns]
     wide = wide.reset_index()
     for c in [c for c in wide.columns if c.startswith("accuracy_")]:
         wide[c] = 100 * wide[c]
@@ -110,7 +110,7 @@ def table2(metrics: pd.DataFrame, reference: pd.DataFrame | None = None) -> pd.D
     if reference is not None and len(reference):
         ref = reference[reference["level"] == "image"].pivot_table(index="dataset", columns="variant", values="auc",
                                                                    aggfunc="first")
-        ref.columns = [f"auc_{VARIANT_COLUMNS[v]}" for v in ref.columns]
+        ref.columns = [f"auc_{variant_column(v)}" for v in ref.columns]
         ref = ref.reset_index().assign(group="pixel reference", backbone="logistic regression")
         ref["_o"] = ref["dataset"].map(order).fillna(99)
         out = pd.concat([out, ref.sort_values("_o").drop(columns="_o")], ignore_index=True)

@@ -49,7 +49,7 @@ def oof_patient_scores(runs_dir: str | Path, run_dir: str | Path, folds: int = 5
     store = open_image_store(runs_dir / "cache" / f"images-{meta['store_fingerprint']}", verify=False)
     profile = _run_profile(meta)
     feats = extract_features(store, cfg["backbone"], profile, runs_dir / "cache", progress=False)
-    values = feats[VARIANTS[cfg["variant"]]].values
+    values = feats[cfg["variant"]].values
     split = pd.read_csv(runs_dir / "split.csv").set_index("patient_id")["split"]
     view = _view(store, cfg["dataset"], split)
     train = view[view["split"] == "train"]

@@ -5,6 +5,8 @@ from importlib import resources
 
 import pandas as pd
 
+from npc_lib.vocabulary import INTRATUMOUR, VARIANTS, variant_column
+
 
 def published_table1() -> pd.DataFrame:
     """Published Table 1: counts, age mean/SD and p-values by split and DM status."""
@@ -25,7 +27,7 @@ def published_facts() -> dict:
     n = t1.loc[("patients", "all")]
     t2 = published_table2()
     models = t2[t2["model"] != "-"]
-    long = models.melt(id_vars=["dataset", "model"], value_vars=["auc_intratumour", "auc_intra_peritumour"],
+    long = models.melt(id_vars=["dataset", "model"], value_vars=[f"auc_{variant_column(v)}" for v in VARIANTS],
                        var_name="variant", value_name="auc")
     best = long.sort_values("auc", ascending=False, kind="stable").iloc[0]
     tnm = t2[t2["model"] == "-"].iloc[0]
@@ -33,6 +35,6 @@ def published_facts() -> dict:
             "train": int(n["train_dm"] + n["train_no_dm"]), "test": int(n["test_dm"] + n["test_no_dm"]),
             "dm": int(n["train_dm"] + n["test_dm"]),
             "best_auc": float(best["auc"]), "best_dataset": best["dataset"],
-            "best_variant": "intra-peritumour" if best["variant"].endswith("intra_peritumour") else "intratumour",
-            "best_model": best["model"], "tnm_auc": float(tnm["auc_intratumour"]),
-            "tnm_accuracy": float(tnm["accuracy_intratumour"])}
+            "best_variant": {f"auc_{variant_column(v)}": v for v in VARIANTS}[best["variant"]],
+            "best_model": best["model"], "tnm_auc": float(tnm[f"auc_{variant_column(INTRATUMOUR)}"]),
+            "tnm_accuracy": float(tnm[f"accuracy_{variant_column(INTRATUMOUR)}"])}

@@ -30,7 +30,7 @@ from sklearn.preprocessing import StandardScaler
 from npc_lib.atomic import atomic_path
 from npc_lib.data.cache import ImageStore
 from npc_lib.analysis.metrics import MetricError, auc_ci_delong, patient_scores
-from npc_lib.data.rois import DATASETS, VARIANTS, Geometry, dataset_mask, place
+from npc_lib.data.rois import BOX_COLUMNS, DATASETS, INTRA_PERITUMOUR, VARIANTS, Geometry, dataset_mask, place
 
 log = logging.getLogger(__name__)
 TRUTH_KEY = ["patient_id", "sop_instance_uid", "region", "x0", "y0", "x1", "y1"]
@@ -74,7 +74,7 @@ def planted_image_scores(store: ImageStore, split: pd.Series, cohort_dir: str | 
     out = {}
     for d, v, view in _views(store, split, datasets, variants):
         t = joined.loc[view["image_id"]]
-        score = t["risk_stage"] + t["risk_core"] + (t["risk_margin"] if VARIANTS[v] == "peri" else 0.0)
+        score = t["risk_stage"] + t["risk_core"] + (t["risk_margin"] if v == INTRA_PERITUMOUR else 0.0)
         out[(d, v)] = view[["patient_id", "image_id", "label", "split"]].assign(probability=score.to_numpy())
     return out
 
@@ -127,7 +127,7 @@ def store_features(store: ImageStore, geometry: Geometry, cache_dir: str | Path 
     idx = store.index
     masks: dict = {}
     out = {}
-    for variant, cols in (("intra", ("x0", "y0", "x1", "y1")), ("peri", ("px0", "py0", "px1", "py1"))):
+    for variant, cols in BOX_COLUMNS.items():
         images = store.images(variant)
         h = (idx[cols[3]] - idx[cols[1]]).to_numpy()
         w = (idx[cols[2]] - idx[cols[0]]).to_numpy()
@@ -153,7 +153,7 @@ def pixel_reference_scores(store: ImageStore, split: pd.Series, geometry: Geomet
     feats = store_features(store, geometry, cache_dir)
     out = {}
     for d, v, view in _views(store, split, datasets, variants):
-        X = feats[VARIANTS[v]][view["image_id"].to_numpy()]
+        X = feats[v][view["image_id"].to_numpy()]
         y = view["label"].to_numpy()
         train = (view["split"] == "train").to_numpy()
         frame = view[["patient_id", "image_id", "label", "split"]].copy()

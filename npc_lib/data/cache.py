@@ -22,11 +22,10 @@ from npc_lib import __version__
 from npc_lib.atomic import atomic_dir, write_json
 from npc_lib.data.cohort import Cohort
 from npc_lib.progress import progress_bar
-from npc_lib.data.rois import Geometry, add_peritumoural_boxes, mark_max_tumour, roi_image
+from npc_lib.data.rois import BOX_COLUMNS, VARIANTS, Geometry, add_peritumoural_boxes, mark_max_tumour, roi_image
 
 log = logging.getLogger(__name__)
 STORE_FORMAT = 1
-STORE_VARIANTS = ("intra", "peri")
 
 
 class CacheError(RuntimeError):
@@ -122,7 +121,7 @@ def build_image_store(cohort: Cohort, geometry: Geometry, cache_dir: str | Path,
     with atomic_dir(root) as tmp:
         index = _index(cohort, geometry)
         n, s = len(index), geometry.input_size
-        files = {v: open(tmp / f"{v}.u8", "wb") for v in STORE_VARIANTS}
+        files = {v: open(tmp / f"{v}.u8", "wb") for v in VARIANTS}
         written = 0
         try:  # sequential writes, one patient's block at a time: memory stays flat
             for pid, rows in progress_bar(index.groupby("patient_id", sort=False), desc="ROI images",
@@ -130,7 +129,7 @@ def build_image_store(cohort: Cohort, geometry: Geometry, cache_dir: str | Path,
                 if rows.index[0] != written or rows.index[-1] != written + len(rows) - 1:
                     raise RuntimeError(f"ROI index of patient {pid} is not contiguous")
                 pixels = cohort.load_series(pid).pixels
-                for v, cols in (("intra", ("x0", "y0", "x1", "y1")), ("peri", ("px0", "py0", "px1", "py1"))):
+                for v, cols in BOX_COLUMNS.items():
                     block = np.stack([roi_image(pixels[r.slice_index], tuple(getattr(r, c) for c in cols), geometry)
                                       for r in rows.itertuples()])
                     files[v].write(block.tobytes())
@@ -139,7 +138,7 @@ def build_image_store(cohort: Cohort, geometry: Geometry, cache_dir: str | Path,
             for f in files.values():
                 f.close()
         index.to_parquet(tmp / "index.parquet", index=False)
-        digests = {f"{v}.u8": sha256_file(tmp / f"{v}.u8") for v in STORE_VARIANTS}
+        digests = {f"{v}.u8": sha256_file(tmp / f"{v}.u8") for v in VARIANTS}
         digests["index.parquet"] = sha256_file(tmp / "index.parquet")
         write_json(tmp / "manifest.json", {
             "format": STORE_FORMAT, "fingerprint": fp, "count": n, "size": s, "geometry": asdict(geometry),

@@ -17,13 +17,13 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-DATASETS = {
-    "NPC-CMLN": ("npc", "cmln"),
-    "NPC": ("npc",),
-    "CMLN": ("cmln",),
-    "Max tumour": ("npc",),
-}
-VARIANTS = {"intratumour": "intra", "intra-peritumour": "peri"}
+from npc_lib.vocabulary import DATASETS as DATASET_NAMES
+from npc_lib.vocabulary import INTRA_PERITUMOUR, INTRATUMOUR, VARIANTS  # noqa: F401 (re-exported)
+
+#: regions of each dataset (keyed by the vocabulary's dataset names)
+DATASETS = dict(zip(DATASET_NAMES, (("npc", "cmln"), ("npc",), ("cmln",), ("npc",))))
+#: the index columns holding each variant's rectangle
+BOX_COLUMNS = {INTRATUMOUR: ("x0", "y0", "x1", "y1"), INTRA_PERITUMOUR: ("px0", "py0", "px1", "py1")}
 MAX_TUMOUR_SLICES = 3
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from npc_lib.errors import NpcError
+from npc_lib.vocabulary import BACKBONES as BACKBONE_NAMES
 
 def keras_cache_dir() -> Path:
     """Where Keras keeps downloaded weights (``$KERAS_HOME/models``, default ``~/.keras/models``)."""
@@ -51,7 +52,7 @@ class BackboneSpec:
         return getattr(keras.applications, self.preprocess_module).preprocess_input(x)
 
 
-BACKBONES = {
+BACKBONES = {  # keyed by the vocabulary's backbone names (checked below)
     "efficientnet-b0": BackboneSpec("efficientnet-b0", "EfficientNetB0", "efficientnet", 32, "top_activation", 1280,
                                     "efficientnetb0_notop.h5"),
     "inception-resnet-v2": BackboneSpec("inception-resnet-v2", "InceptionResNetV2", "inception_resnet_v2", 75,
@@ -62,6 +63,7 @@ BACKBONES = {
     "xception": BackboneSpec("xception", "Xception", "xception", 71, "block14_sepconv2_act", 2048,
                              "xception_weights_tf_dim_ordering_tf_kernels_notop.h5"),
 }
+assert tuple(BACKBONES) == BACKBONE_NAMES, "models.BACKBONES and vocabulary.BACKBONES disagree"
 
 
 def backbone(name: str) -> BackboneSpec:

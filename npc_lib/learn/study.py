@@ -91,7 +91,7 @@ def train_grid(profile: dict, prep: Prepared, runs: list[tuple[str, str, str]], 
         for d, v in pending:
             out = models_dir / slug(d, v, b)
             if feats is not None:
-                meta = train_head(prep.store, feats[VARIANTS[v]], d, v, profile, prep.split, out)
+                meta = train_head(prep.store, feats[v], d, v, profile, prep.split, out)
             else:
                 meta = train_finetune(prep.store, d, v, b, profile, prep.split, out, progress=progress)
             rows.append({"dataset": d, "variant": v, "backbone": b, "status": "trained", "wall_s": meta["wall_s"]})

@@ -91,7 +91,7 @@ def extract_features(store: ImageStore, name: str, profile: dict, cache_dir: Pat
     seed = int(profile["train"]["seed"])
     fdir = feature_dir(store, cache_dir, name, size, prov, seed)
     manifest_path = fdir / "manifest.json"
-    variants = sorted({VARIANTS[v] for v in profile["variants"]})
+    variants = [v for v in VARIANTS if v in profile["variants"]]
     if manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text())
         try:
@@ -233,7 +233,7 @@ def train_finetune(store: ImageStore, dataset: str, variant: str, name: str, pro
     if mixed:
         keras.mixed_precision.set_global_policy("mixed_float16")
     view = _view(store, dataset, split)
-    images = store.images(VARIANTS[variant])
+    images = store.images(variant)
     is_train = (view["split"] == "train").to_numpy()
     rows, y = view["image_id"].to_numpy(), view["label"].to_numpy(np.float32)
     out.mkdir(parents=True, exist_ok=True)

@@ -4,8 +4,9 @@ from __future__ import annotations
 import pandas as pd
 
 from npc_lib.learn.models import BACKBONES
+from npc_lib.vocabulary import VARIANT_TITLES, variant_column
 
-VARIANT_HEADS = {"intratumour": "Intratumour", "intra_peritumour": "Intra-peritumour"}
+VARIANT_HEADS = {variant_column(v): title for v, title in VARIANT_TITLES.items()}
 METRICS = {"auc": ("AUC", "{:.3f}", "{:.2f}", "{:+.2f}"), "accuracy": ("Accuracy (%)", "{:.1f}", "{:.2f}", "{:+.1f}")}
 
 
@@ -38,7 +39,7 @@ def table2_paper_form(t2: pd.DataFrame, metric: str = "auc", level: str = "image
     rows, last = [], None
     for r in t2.to_dict("records"):
         group = r.get("group", "CNN")
-        if group != "CNN" and pd.isna(r.get(f"{metric}_intratumour")) and pd.isna(r.get(f"{metric}_intra_peritumour")):
+        if group != "CNN" and all(pd.isna(r.get(f"{metric}_{c}")) for c in VARIANT_HEADS):
             continue
         model = _model_name(r["backbone"]) if group == "CNN" else f"Pixel reference ({r['backbone']})"
         row = {("", "Dataset"): r["dataset"] if (r["dataset"], group) != last else "", ("", "Model"): model}

@@ -1,0 +1,22 @@
+"""The study's names, spelled once: datasets, region variants and backbones.
+
+A variant's name (``intratumour``, ``intra-peritumour``) is the one spelling used in profiles,
+tables, image stores and feature caches; :func:`variant_column` derives the form a wide
+table's column name needs (``auc_intra_peritumour``).
+"""
+from __future__ import annotations
+
+INTRATUMOUR = "intratumour"
+INTRA_PERITUMOUR = "intra-peritumour"
+VARIANTS = (INTRATUMOUR, INTRA_PERITUMOUR)
+VARIANT_TITLES = {INTRATUMOUR: "Intratumour", INTRA_PERITUMOUR: "Intra-peritumour"}
+
+DATASETS = ("NPC-CMLN", "NPC", "CMLN", "Max tumour")
+BACKBONES = ("efficientnet-b0", "inception-resnet-v2", "resnet50", "xception")
+
+
+def variant_column(variant: str) -> str:
+    """The variant as part of a column name: ``intra-peritumour`` -> ``intra_peritumour``."""
+    if variant not in VARIANTS:
+        raise KeyError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
+    return variant.replace("-", "_")
