@@ -47,7 +47,8 @@ def main():
     import pandas as pd
 
     from npc_lib.analysis.cam_study import cam_study
-    from npc_lib.analysis.evaluation import evaluate_study, load_runs
+    from npc_lib.analysis.evaluation import load_runs
+    from npc_lib.analysis.study_evaluation import evaluate_study
     from npc_lib.analysis.metrics import bootstrap_auc_ci, patient_scores
 
     work = Path(tempfile.mkdtemp())
@@ -58,7 +59,7 @@ def main():
     n = len(load_runs(runs / "models"))
     _, t_core = timed(evaluate_study, runs, hybrid_folds=0)
     _, t_all = timed(evaluate_study, runs, hybrid_folds=5)
-    print(f"evaluate, {n} runs: core (metrics, CIs, DeLong, tables, figures) {t_core:.1f} s; "
+    print(f"evaluate, {n} runs: core (metrics, CIs, DeLong, references, tables) {t_core:.1f} s; "
           f"with hybrid (5-fold OOF, 4 backbones) {t_all:.1f} s (budget 120 s)")
 
     meta, pred = load_runs(runs / "models")[0]

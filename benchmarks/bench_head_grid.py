@@ -28,7 +28,7 @@ def main() -> None:
     from npc_lib.config import load_profile
     from npc_lib.learn.loaders import tf_images
     from npc_lib.learn.models import BACKBONES, build_classifier, input_size_for
-    from npc_lib.data.rois import VARIANTS, dataset_mask
+    from npc_lib.data.rois import dataset_mask
     from npc_lib.learn.study import prepare
     from npc_lib.learn.train import extract_features, train_head
 

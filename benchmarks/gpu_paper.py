@@ -21,9 +21,11 @@ import npc_lib  # noqa: F401 - quiet TensorFlow start-up
 from npc_lib.config import load_profile
 from npc_lib.learn.loaders import tf_images
 from npc_lib.learn.models import backbone, input_size_for
-from npc_lib.data.rois import VARIANTS, dataset_mask
-from npc_lib.learn.study import dataset_counts, ensure_cohort, prepare
-from npc_lib.learn.train import slug, train_finetune
+from npc_lib.data.rois import dataset_mask
+from npc_lib.learn.study import dataset_counts, prepare
+from npc_lib.synth import ensure_cohort
+from npc_lib.layout import RunLayout
+from npc_lib.learn.train import train_finetune
 
 
 def _gpu_peak_mb(tf) -> float:
@@ -77,12 +79,12 @@ def main(argv=None) -> int:
                 tf.config.experimental.reset_memory_stats("GPU:0")
             except (ValueError, RuntimeError):
                 pass
-            out = runs / "models" / slug(d, a.variant, b)
+            out = RunLayout(runs).model(d, a.variant, b)
             meta = train_finetune(prep.store, d, a.variant, b, profile, prep.split, out, progress=False)
             n_train = float(counts.loc[d, "train"])
             n_all = float(counts.loc[d].sum())
             import keras
-            model = keras.models.load_model(out / "model.keras")
+            model = keras.models.load_model(out.model)
             rows = prep.store.index.loc[dataset_mask(prep.store.index, d), "image_id"].to_numpy()
             size = input_size_for(b, profile["geometry"]["input_size"])
             ds = tf_images(prep.store.images(a.variant), rows, backbone(b), size,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from npc_lib import __version__
 from npc_lib.errors import NpcError
+from npc_lib.layout import RunLayout, runs_for
 
 EXAMPLES = {
     "synth": "npc-study synth runs/cohort --patients 441 --matrix 256 --scenario paper --seed 42",
@@ -79,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--variant", action="append", choices=["intratumour", "intra-peritumour"])
     r.add_argument("--backbone", action="append", help="restrict to this backbone (repeatable)")
     r.add_argument("--weights", help="override the profile's weights: imagenet, none or a file path")
-    e = cmd("evaluate", "Table 2, TNM comparisons, DeLong matrix and figures for a run folder")
+    e = cmd("evaluate", "Table 2, references, TNM comparisons and DeLong matrix (tables) for a run folder")
     e.add_argument("runs_dir", type=Path)
     e.add_argument("--cohort", type=Path, help="cohort directory (default: the one recorded in the run folder)")
     e.add_argument("--bootstrap", type=int, default=2000, help="patient bootstrap resamples for AUC CIs")
@@ -115,11 +116,10 @@ def _parser() -> argparse.ArgumentParser:
 def _run(a) -> int:
     from npc_lib.config import load_profile
     from npc_lib.runner import run_profile
-    from npc_lib.learn.study import runs_dir_for
     overrides = {"weights": a.weights} if a.weights else {}
     profile = load_profile(a.profile, overrides or None)
     profile["_overrides"] = overrides
-    runs = a.runs or runs_dir_for(profile)
+    runs = a.runs or runs_for(profile["name"])
     s = run_profile(profile, runs, a.cohort, n_jobs=a.jobs, scheduler=a.scheduler, book_root=a.book_root,
                     timeout=a.cell_timeout,
                     build=not a.no_book)
@@ -134,25 +134,26 @@ def _run(a) -> int:
 
 
 def _evaluate(a) -> int:
-    from npc_lib.analysis.evaluation import evaluate_study
+    from npc_lib.analysis.study_evaluation import evaluate_study
     t0 = time.perf_counter()
     summary = evaluate_study(a.runs_dir, a.cohort, n_boot=a.bootstrap, hybrid_dataset=a.hybrid_dataset,
-                             hybrid_variant=a.hybrid_variant, hybrid_folds=a.hybrid_folds)
+                             hybrid_variant=a.hybrid_variant, hybrid_folds=a.hybrid_folds).summary
     for b in summary["selected_on_training"]:
         print(f"chosen on training {b['dataset']:10s} {b['variant']:16s}: {b['backbone']:20s} "
               f"out-of-fold training AUC {b['train_oof_auc']:.3f}")
     s = summary["tnm"]["stage_iv_vs_i_iii"]
     print(f"TNM stage IV vs I–III: AUC {s['auc']:.3f}, accuracy {100 * s['accuracy']:.2f} %")
-    print(f"wrote {a.runs_dir / 'evaluation'} in {time.perf_counter() - t0:.1f} s")
+    print(f"wrote the tables under {RunLayout(a.runs_dir).evaluation} in {time.perf_counter() - t0:.1f} s "
+          "(the figures are drawn by notebooks/04_evaluate.ipynb)")
     return 0
 
 
 def _prepare(a):
     from npc_lib.config import load_profile
-    from npc_lib.learn.study import prepare, runs_dir_for
+    from npc_lib.learn.study import prepare
     overrides = {"weights": a.weights} if getattr(a, "weights", None) else None
     profile = load_profile(a.profile, overrides)
-    runs = a.runs or runs_dir_for(profile)
+    runs = a.runs or runs_for(profile["name"])
     runs.mkdir(parents=True, exist_ok=True)
     return profile, prepare(profile, a.cohort, runs)
 
@@ -180,12 +181,13 @@ def _train(a) -> int:
             raise NpcError(f"unknown backbone {b!r}; this profile has {', '.join(profile['backbones'])}")
     runs = grid(profile, a.dataset, a.variant, a.backbone)
     summary = train_grid(profile, prep, runs)
-    from npc_lib.learn.study import summarise_runs
-    done = summarise_runs(prep.runs_dir / "models")
+    from npc_lib.analysis.evaluation import evaluate_runs
     keys = ["dataset", "variant", "backbone"]
+    done = evaluate_runs(prep.layout.models, n_boot=0)[keys + ["test_images", "test_patients", "auc", "accuracy",
+                                                             "patient_auc"]]
     table = summary[keys + ["status"]].merge(done, on=keys, how="left")
     print(table.round(3).to_string(index=False))
-    print(f"models in {prep.runs_dir / 'models'}")
+    print(f"models in {prep.layout.models}")
     return 0
 
 

@@ -14,10 +14,8 @@ where it starts); if it dies again the job is recorded as failed and the others 
 from __future__ import annotations
 
 import logging
-import socket
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterator
 
 from npc_lib.errors import NpcError
 
@@ -35,15 +33,6 @@ class ExecutorInfo:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def shared_paths_problem(paths: Iterable[str | Path]) -> str:
-    """Empty when this machine sees every path, else a sentence saying which one it does not."""
-    for p in paths:
-        if p and not Path(p).exists():
-            return (f"worker {socket.gethostname()} cannot see {p}: Dask workers need the project folder and the "
-                    "runs folder at the same paths as the runner (a shared file system)")
-    return ""
 
 
 class Executor:

@@ -1,4 +1,4 @@
-"""Where things are: the project root and the runs under it.
+"""Where things are: the project root, the runs under it, and every path inside a run.
 
 Notebooks resolve every relative path against the project root — the folder holding
 ``_config.yml`` and ``notebooks/`` — whatever the kernel's working directory (JupyterLab starts
@@ -8,7 +8,10 @@ kernels in ``notebooks/``, papermill in the project root), so nothing is ever wr
 from __future__ import annotations
 
 import json
+import socket
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 RUNS = "runs"
 RUN_SUMMARY = "run_summary.json"
@@ -53,3 +56,219 @@ def default_run(root: Path) -> tuple[str, Path, str]:
         return profile, folder, f"Opened on the newest finished run: {folder.relative_to(root)} ({profile} profile)."
     return "smoke", root / RUNS / "smoke", ("No finished run found under runs/: using the smoke profile "
                                             "(its synthetic cohort is generated if missing, a few minutes).")
+
+
+
+
+
+def shared_paths_problem(paths: Iterable[str | Path]) -> str:
+    """Empty when this machine sees every path, else a sentence saying which one it does not."""
+    for p in paths:
+        if p and not Path(p).exists():
+            return (f"worker {socket.gethostname()} cannot see {p}: Dask workers need the project folder and the "
+                    "runs folder at the same paths as the runner (a shared file system)")
+    return ""
+
+
+def store_folder(cache: Path, fingerprint: str) -> Path:
+    """An image store inside a cache folder."""
+    return Path(cache) / f"images-{fingerprint}"
+
+
+def features_folder(cache: Path, fingerprint: str) -> Path:
+    """The backbone features of one image store inside a cache folder."""
+    return Path(cache) / f"features-{fingerprint}"
+
+
+def runs_for(profile_name: str, runs_root: str | Path = RUNS) -> Path:
+    """A profile's default runs folder: ``runs/<profile>``."""
+    return Path(runs_root) / profile_name
+
+
+def slug(dataset: str, variant: str, backbone: str) -> str:
+    """The folder name of one trained model: ``npc-cmln__intra-peritumour__resnet50``."""
+    return f"{dataset.lower().replace(' ', '-')}__{variant}__{backbone}"
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """The files of one trained model (``runs/<profile>/models/<slug>/``); ``meta`` is written
+    last, so its presence marks a finished run."""
+
+    root: Path
+
+    @property
+    def meta(self) -> Path:
+        return self.root / "run.json"
+
+    @property
+    def history(self) -> Path:
+        return self.root / "history.csv"
+
+    @property
+    def predictions(self) -> Path:
+        return self.root / "predictions.parquet"
+
+    @property
+    def head(self) -> Path:
+        return self.root / "head.keras"
+
+    @property
+    def standardiser(self) -> Path:
+        return self.root / "standardiser.npz"
+
+    @property
+    def model(self) -> Path:
+        return self.root / "model.keras"
+
+    @property
+    def backup(self) -> Path:
+        return self.root / "backup"
+
+    @property
+    def oof_scores(self) -> Path:
+        return self.root / "oof_scores.parquet"
+
+    @property
+    def oof_stamp(self) -> Path:
+        return self.root / "oof_scores.json"
+
+    @property
+    def finished(self) -> bool:
+        return self.meta.is_file() and self.predictions.is_file()
+
+    def read_meta(self) -> dict:
+        return json.loads(self.meta.read_text())
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Every path under a runs folder (``runs/<profile>/``), named here once.
+
+    ::
+
+        cohort/              the synthetic cohort (when no cohort folder is given)
+        cohort.json          which cohort and image store the run used
+        split.csv            patient -> train/test
+        cache/images-<fp>/   image store;  cache/features-<fp>/<backbone>-<size>px-<weights>/
+        models/<slug>/       one trained model (see ModelRun)
+        evaluation/          tables (CSV/JSON) of the evaluation
+        figures/             every figure the notebooks draw (PNG + SVG)
+        gradcam/             Grad-CAM arrays and table
+        negative_control/    the null-scenario control, itself laid out like this folder
+        executed/            executed notebooks (train/ per model; .state/ for resuming)
+        book_build.log       the last book build's output
+        run_summary.json     what the main job did
+    """
+
+    root: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
+
+    # what the preparation writes
+    @property
+    def synthetic_cohort(self) -> Path:
+        return self.root / "cohort"
+
+    @property
+    def cohort_ref(self) -> Path:
+        return self.root / "cohort.json"
+
+    @property
+    def split(self) -> Path:
+        return self.root / "split.csv"
+
+    @property
+    def cache(self) -> Path:
+        return self.root / "cache"
+
+    def image_store(self, fingerprint: str) -> Path:
+        return store_folder(self.cache, fingerprint)
+
+    def features(self, fingerprint: str) -> Path:
+        return features_folder(self.cache, fingerprint)
+
+    def pixel_features(self, fingerprint: str) -> Path:
+        return self.cache / f"pixel-features-{fingerprint}.npz"
+
+    def read_cohort_ref(self) -> dict:
+        """``cohort.json``: ``{"cohort": folder, "store": fingerprint, ...}``."""
+        if not self.cohort_ref.is_file():
+            raise FileNotFoundError(f"{self.cohort_ref} missing: prepare the study first (or pass the cohort folder)")
+        return json.loads(self.cohort_ref.read_text())
+
+    def read_split(self):
+        """``split.csv`` as a Series patient_id -> ``train``/``test``."""
+        import pandas as pd
+        return pd.read_csv(self.split).set_index("patient_id")["split"]
+
+    # models
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    def model(self, dataset: str, variant: str, backbone: str) -> ModelRun:
+        return ModelRun(self.models / slug(dataset, variant, backbone))
+
+    def model_runs(self) -> list[ModelRun]:
+        """Every model folder holding a ``run.json``, sorted by name."""
+        if not self.models.is_dir():
+            return []
+        return [ModelRun(d) for d in sorted(self.models.iterdir()) if (d / "run.json").is_file()]
+
+    # results
+    @property
+    def evaluation(self) -> Path:
+        return self.root / "evaluation"
+
+    def table(self, name: str, suffix: str = ".csv") -> Path:
+        """An evaluation table, e.g. ``table("metrics")`` -> ``evaluation/metrics.csv``."""
+        return self.evaluation / f"{name}{suffix}"
+
+    @property
+    def figures(self) -> Path:
+        return self.root / "figures"
+
+    @property
+    def gradcam(self) -> Path:
+        return self.root / "gradcam"
+
+    @property
+    def gradcam_examples(self) -> Path:
+        """The Grad-CAM maps and images the explorer widget shows."""
+        return self.gradcam / "cams.npz"
+
+    @property
+    def gradcam_table(self) -> Path:
+        return self.root / "gradcam_table.csv"
+
+    @property
+    def negative_control(self) -> "RunLayout":
+        return RunLayout(self.root / "negative_control")
+
+    # the main job
+    @property
+    def executed(self) -> Path:
+        return self.root / "executed"
+
+    def executed_notebook(self, notebook: str, model: str | None = None) -> Path:
+        """An executed notebook: ``executed/<notebook>.ipynb``, or ``executed/train/<model slug>.ipynb``
+        for one model's training notebook."""
+        return self.executed / "train" / f"{model}.ipynb" if model else self.executed / f"{notebook}.ipynb"
+
+    @property
+    def book_log(self) -> Path:
+        return self.root / "book_build.log"
+
+    @property
+    def job_state(self) -> Path:
+        return self.executed / ".state"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / RUN_SUMMARY
+
+    @property
+    def screens(self) -> Path:
+        return self.root / "screens"

@@ -28,6 +28,7 @@ from pathlib import Path
 from npc_lib import __version__
 from npc_lib.atomic import write_json, write_text
 from npc_lib.errors import NpcError
+from npc_lib.layout import RunLayout, slug
 
 log = logging.getLogger(__name__)
 NOTEBOOKS = ["01_cohort", "02_roi_datasets", "03_train", "04_evaluate", "05_gradcam", "06_explore"]
@@ -79,8 +80,7 @@ def plan(profile: dict, runs_dir: Path, cohort_dir: Path, notebooks_dir: Path, g
     """One job per notebook, and one ``03_train`` job per (dataset, variant, backbone)."""
     from npc_lib.learn.study import grid as profile_grid
     from npc_lib.learn.models import backbone
-    from npc_lib.learn.train import slug
-    out = Path(runs_dir).resolve() / "executed"  # absolute: Dask workers may start elsewhere
+    layout = RunLayout(Path(runs_dir).resolve())  # absolute: Dask workers may start elsewhere
     root = Path(notebooks_dir).resolve().parent
     base = {"profile": profile["name"], "runs_dir": _rel(runs_dir, root), "cohort_dir": _rel(cohort_dir, root),
             "overrides": profile.get("_overrides", {})}
@@ -89,11 +89,11 @@ def plan(profile: dict, runs_dir: Path, cohort_dir: Path, notebooks_dir: Path, g
         src = Path(notebooks_dir).resolve() / f"{nb}.ipynb"
         if nb == "03_train":
             for d, v, b in grid or profile_grid(profile):
-                jobs.append(Job(f"03_train__{slug(d, v, b)}", str(src), str(out / "train" / f"{slug(d, v, b)}.ipynb"),
+                jobs.append(Job(f"03_train__{slug(d, v, b)}", str(src), str(layout.executed_notebook(nb, slug(d, v, b))),
                                 {**base, "dataset": d, "variant": v, "backbone": b},
                                 title=f"Train {d}, {v}, {backbone(b).constructor}", cwd=str(root)))
         else:
-            jobs.append(Job(nb, str(src), str(out / f"{nb}.ipynb"), dict(base), phase=PHASES[nb], cwd=str(root)))
+            jobs.append(Job(nb, str(src), str(layout.executed_notebook(nb)), dict(base), phase=PHASES[nb], cwd=str(root)))
     return jobs
 
 
@@ -174,7 +174,7 @@ def _terminate_as_interrupt():
 
 def run_job_on_worker(job: Job, timeout: int, kernel: str | None = None) -> Outcome:
     """:func:`execute_job` after checking that this machine sees the job's files (Dask workers)."""
-    from npc_lib.executors import shared_paths_problem
+    from npc_lib.layout import shared_paths_problem
     problem = shared_paths_problem([job.notebook, job.cwd, Path(job.output).parent.parent])
     if problem:
         return Outcome(job.name, "failed", 0.0, problem, job.output)
@@ -237,7 +237,8 @@ def prepare_study(profile: dict, runs_dir: Path, cohort_dir: str | Path | None, 
     process sharing those features (minutes); each training notebook presents its finished run
     instead of paying a kernel's TensorFlow start-up to fit it. In finetune mode the training
     notebooks train."""
-    from npc_lib.learn.study import ensure_cohort, prepare
+    from npc_lib.learn.study import prepare
+    from npc_lib.synth import ensure_cohort
     cohort = ensure_cohort(profile, cohort_dir, runs_dir, progress=progress)
     prep = prepare(profile, cohort, runs_dir, progress=progress)
     if profile["train"]["mode"] == "head":  # cheap in-process: the training notebooks then reuse the runs
@@ -251,8 +252,10 @@ def prepare_study(profile: dict, runs_dir: Path, cohort_dir: str | Path | None, 
         log.info("%d-model head grid ready in %.1f s", len(cells), time.perf_counter() - t0)
     if cohort_dir is None and profile.get("negative_control"):
         # the synthetic cohort's leakage alarm: the same pipeline on the null scenario (DESIGN §4)
-        from npc_lib.analysis.negative_control import run_negative_control
-        run_negative_control(profile, runs_dir, progress=progress)
+        from npc_lib.analysis.negative_control import null_profile, run_negative_control
+        null = null_profile(profile)
+        null_cohort = ensure_cohort(null, None, RunLayout(runs_dir).negative_control.root, progress=progress)
+        run_negative_control(profile, runs_dir, null_cohort, progress=progress)
     return cohort, prep
 
 
@@ -276,7 +279,7 @@ def build_book(book_root: Path, runs_dir: Path, outcomes: list[Outcome], profile
     if target.exists():
         shutil.rmtree(target)
     (target / "train").mkdir(parents=True)
-    executed = Path(runs_dir) / "executed"
+    executed = RunLayout(runs_dir).executed
     for nb in executed.rglob("*.ipynb"):
         if not nb.name.startswith("."):
             dest = target / nb.relative_to(executed)
@@ -289,7 +292,7 @@ def build_book(book_root: Path, runs_dir: Path, outcomes: list[Outcome], profile
     cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(book_root), "--all", "--quiet"]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    log_path = Path(runs_dir) / "book_build.log"
+    log_path = RunLayout(runs_dir).book_log
     write_text(log_path, res.stdout + "\n" + res.stderr)
     if res.returncode != 0:
         raise NpcError(f"the book build failed (exit {res.returncode}); see {log_path}")
@@ -318,7 +321,7 @@ def run_profile(profile: dict, runs_dir: Path, cohort_dir: str | Path | None = N
         cohort, prep = prepare_study(profile, runs_dir, cohort_dir, progress, executor=ex)
         t_prep = time.perf_counter() - t0
         jobs = plan(profile, runs_dir, cohort, notebooks)
-        outcomes = run_jobs(jobs, prep.store.fingerprint, runs_dir / "executed" / ".state", n_jobs, timeout,
+        outcomes = run_jobs(jobs, prep.store.fingerprint, RunLayout(runs_dir).job_state, n_jobs, timeout,
                             progress, executor_info=executor, executor=ex)
     t_nb = time.perf_counter() - t0 - t_prep
     html = build_book(book_root, runs_dir, outcomes, profile["name"]) if build else None
@@ -329,5 +332,5 @@ def run_profile(profile: dict, runs_dir: Path, cohort_dir: str | Path | None = N
                "executor": executor,
                "seconds": {"prepare": round(t_prep, 1), "notebooks": round(t_nb, 1),
                            "total": round(time.perf_counter() - t0, 1)}}
-    write_json(runs_dir / "run_summary.json", summary)
+    write_json(RunLayout(runs_dir).summary, summary)
     return summary

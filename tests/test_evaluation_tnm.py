@@ -1,7 +1,8 @@
 import numpy as np
 import pandas as pd
 
-from npc_lib.analysis.evaluation import compare_with_tnm, delong_matrix, tnm_scores
+from npc_lib.analysis.baselines import tnm_scores
+from npc_lib.analysis.evaluation import compare_with_tnm, delong_matrix
 
 
 def test_tnm_comparison_uses_the_same_patients():

@@ -11,10 +11,13 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from npc_lib.cli import main  # noqa: E402
-from npc_lib.analysis.gradcam import (cam_in_roi, cam_model, gradcam, load_run_model, overlay, randomised_copy,  # noqa: E402
+from npc_lib.analysis.gradcam import (cam_in_roi, cam_model, gradcam, load_run_model, randomised_copy,  # noqa: E402
                              rank_correlations)
 from npc_lib.analysis.hybrid import fit_hybrid, oof_patient_scores  # noqa: E402
+from npc_lib.analysis.study_evaluation import evaluate_study  # noqa: E402
 from npc_lib.data.rois import Geometry, roi_image, roi_mask  # noqa: E402
+from npc_lib.show import plots  # noqa: E402
+from npc_lib.show.plots import overlay  # noqa: E402
 
 
 def _square_data(n: int, size: int = 32, seed: int = 0):
@@ -155,7 +158,27 @@ def test_evaluate_writes_everything_for_the_smoke_grid(smoke_runs, small_cohort,
     assert set(hybrid["model"]) == {"clinical", "image", "hybrid"} and hybrid["backbone"].nunique() == 4
     mat = pd.read_csv(out / "delong_matrix.csv").set_index("run")
     assert mat.shape == (32, 32) and np.allclose(np.diag(mat.to_numpy()), 1)
-    for fig in ("fig3_roc_image", "fig3_roc_patient", "fig4_tnm_roc", "fig5_accuracy", "fig8_loss",
-                "calibration", "decision_curves", "hybrid_roc"):
-        assert (out / "figures" / f"{fig}.png").stat().st_size > 5000
+    assert not (out / "figures").exists()  # the evaluation computes; the notebooks draw
     assert "TNM stage IV" in capsys.readouterr().out
+
+
+def test_every_evaluation_figure_is_one_plots_call(smoke_runs, tmp_path):
+    """What 04_evaluate draws, each figure from one npc_lib.show.plots function on the returned results."""
+    ev = evaluate_study(smoke_runs, n_boot=0, hybrid_folds=3)
+    assert ev.metrics.equals(pd.read_csv(smoke_runs / "evaluation" / "metrics.csv")) or len(ev.metrics) == 32
+    hb = ev.hybrid["figure_backbone"]
+    figures = {
+        "fig3_roc_image": plots.fig3_roc(ev.predictions, "image", ev.references),
+        "fig3_roc_patient": plots.fig3_roc(ev.predictions, "patient", ev.references),
+        "fig4_tnm_roc": plots.fig4_tnm_roc(ev.tnm["label"], ev.tnm["stage_iv"], ev.tnm["ordinal_stage"]),
+        "fig5_accuracy": plots.fig_curves(ev.histories, "accuracy"),
+        "fig8_loss": plots.fig_curves(ev.histories, "loss"),
+        "calibration": plots.fig_calibration(ev.calibration),
+        "decision_curves": plots.fig_decision_curve(ev.decision),
+        "hybrid_roc": plots.fig_hybrid_roc(ev.hybrid["test"][hb], hb),
+        "delong_matrix": plots.fig_delong_matrix(ev.delong),
+    }
+    for name, fig in figures.items():
+        png = plots.save(fig, tmp_path / name)[0]
+        assert png.stat().st_size > 5000, name
+    assert len(ev.calibration) == ev.selection["selected"].sum() == 8

@@ -20,6 +20,8 @@ import pytest
 from scipy.stats import norm
 
 from npc_lib.config import load_profile
+from npc_lib.layout import RunLayout
+from npc_lib.synth import ensure_cohort
 from npc_lib.analysis.negative_control import COLUMNS, PIXEL_REFERENCE, null_profile, run_negative_control
 
 TOLERANCE = 0.07
@@ -33,7 +35,8 @@ def test_null_control_auc_is_near_one_half(tmp_path):
     profile["split"]["test_fraction"] = 0.5
     profile["weights"] = "none"
     profile["negative_control"] = {"backbones": ["efficientnet-b0"]}
-    table = run_negative_control(profile, tmp_path, progress=False)
+    null_cohort = ensure_cohort(null_profile(profile), None, RunLayout(tmp_path).negative_control.root, progress=False)
+    table = run_negative_control(profile, tmp_path, null_cohort, progress=False)
     assert list(table.columns) == COLUMNS
     cnn = table[table["backbone"] != PIXEL_REFERENCE]
     assert len(cnn) == 8 and len(table) == 16

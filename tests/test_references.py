@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from npc_lib.config import load_profile
-from npc_lib.analysis.evaluation import select_on_training
+from npc_lib.analysis.study_evaluation import select_on_training
 from npc_lib.analysis.references import (planted_image_scores, pixel_reference_scores, reference_summary,
                                 score_references)
 from npc_lib.data.rois import Geometry
@@ -89,7 +89,6 @@ def test_model_choice_never_looks_at_test_data(tmp_path, monkeypatch):
                              "label": np.r_[y, y], "image_score": np.r_[good if a else bad, bad if a else good]})
 
     monkeypatch.setattr(hybrid, "cached_oof_scores", fake_oof)
-    monkeypatch.setattr("npc_lib.learn.train.slug", lambda d, v, b: f"{d}__{v}__{b}")
     metas = [{"config": {"dataset": "CMLN", "variant": "intratumour", "backbone": b}} for b in ("a", "b")]
     sel = select_on_training(tmp_path, metas, folds=3)
     chosen = sel[sel["selected"]]

@@ -3,22 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, roc_auc_score
+from sklearn.metrics import roc_auc_score
 
+from npc_lib.analysis.metrics import binary_metrics
 from npc_lib.data.staging import STAGE_LEVELS, ordinal
-
-
-def binary_metrics(y_true, y_pred) -> dict:
-    """Accuracy, sensitivity, specificity and F1 of 0/1 predictions."""
-    y_true, y_pred = np.asarray(y_true, int), np.asarray(y_pred, int)
-    tn, fp, fn, tp = confusion_matrix(y_true, y_pred, labels=[0, 1]).ravel()
-    return {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "sensitivity": float(tp / (tp + fn)) if tp + fn else float("nan"),
-        "specificity": float(tn / (tn + fp)) if tn + fp else float("nan"),
-        "f1": float(f1_score(y_true, y_pred, zero_division=0)),
-        "tp": int(tp), "fp": int(fp), "tn": int(tn), "fn": int(fn),
-    }
 
 
 def _auc(y, score) -> float:
@@ -26,17 +14,31 @@ def _auc(y, score) -> float:
     return float(roc_auc_score(y, score)) if len(np.unique(y)) == 2 else float("nan")
 
 
-def tnm_baseline(clinical: pd.DataFrame, split: pd.Series, subset: str = "test") -> dict:
-    """TNM baselines on the ``subset`` patients: stage IV vs I–III, and ordinal stage (AUC)."""
+def tnm_scores(clinical: pd.DataFrame, split: pd.Series, subset: str = "test") -> pd.DataFrame:
+    """The ``subset`` patients' TNM scores.
+
+    Returns
+    -------
+    DataFrame, one row per patient: ``patient_id, label`` (DM 0/1), ``stage_iv`` (0/1),
+    ``ordinal_stage`` (1–4), ``t_plus_n`` (T number + N number).
+    """
     c = clinical[clinical["patient_id"].map(split) == subset]
-    y = c["dm"].to_numpy(int)
-    stage_iv = (c["overall_stage"] == "IV").to_numpy(int)
-    ordinal_stage = c["overall_stage"].map(lambda s: ordinal(s, STAGE_LEVELS)).to_numpy()
+    return pd.DataFrame({"patient_id": c["patient_id"].to_numpy(), "label": c["dm"].to_numpy(int),
+                         "stage_iv": (c["overall_stage"] == "IV").to_numpy(int),
+                         "ordinal_stage": c["overall_stage"].map(lambda s: ordinal(s, STAGE_LEVELS)).to_numpy(),
+                         "t_plus_n": (c["t_stage"].str[1].astype(int) + c["n_stage"].str[1].astype(int)).to_numpy()})
+
+
+def tnm_baseline(clinical: pd.DataFrame, split: pd.Series, subset: str = "test") -> dict:
+    """TNM baselines on the ``subset`` patients: stage IV vs I–III (AUC and 0/1 metrics), ordinal
+    stage and T + N (AUC)."""
+    s = tnm_scores(clinical, split, subset)
+    y, stage_iv = s["label"].to_numpy(), s["stage_iv"].to_numpy()
     return {
         "subset": subset,
-        "patients": int(len(c)),
+        "patients": int(len(s)),
         "dm": int(y.sum()),
         "stage_iv_vs_i_iii": {"auc": _auc(y, stage_iv), **binary_metrics(y, stage_iv)},
-        "ordinal_stage": {"auc": _auc(y, ordinal_stage)},
-        "t_plus_n_ordinal": {"auc": _auc(y, c["t_stage"].str[1].astype(int) + c["n_stage"].str[1].astype(int))},
+        "ordinal_stage": {"auc": _auc(y, s["ordinal_stage"].to_numpy())},
+        "t_plus_n_ordinal": {"auc": _auc(y, s["t_plus_n"].to_numpy())},
     }

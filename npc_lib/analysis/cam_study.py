@@ -6,19 +6,21 @@ rebuilt model is checked against the run's saved probabilities before its CAMs a
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from npc_lib.data.cache import open_image_store
 from npc_lib.errors import NpcError
+from npc_lib.layout import ModelRun, RunLayout
+from npc_lib.progress import progress_bar
 from npc_lib.analysis.gradcam import (build_backbone_model, cam_in_roi, cam_resolution, cam_model, gradcam, load_run_model, randomised_copy,
                       rank_correlations, roi_masks, set_head)
 from npc_lib.learn.loaders import preprocess_images
 from npc_lib.learn.models import backbone
-from npc_lib.data.rois import VARIANTS, Geometry, dataset_mask
+from npc_lib.data.rois import Geometry, dataset_mask
 
 PROBABILITY_TOLERANCE = 1e-3
 
@@ -52,17 +54,12 @@ def cam_study(runs_dir: str | Path, cohort_dir: str | Path | None = None, n_imag
     """Grad-CAM for every finished run; returns ``{"table", "examples", "seconds_per_image"}``."""
     import keras
 
-    from npc_lib.data.cache import open_image_store
-    from npc_lib.progress import progress_bar
-    runs_dir = Path(runs_dir)
-    cohort_dir = Path(cohort_dir or json.loads((runs_dir / "cohort.json").read_text())["cohort"])
-    metas = []
-    for d in sorted((runs_dir / "models").iterdir()):
-        if (d / "run.json").is_file():
-            metas.append((d, json.loads((d / "run.json").read_text())))
+    layout = RunLayout(Path(runs_dir))
+    cohort_dir = Path(cohort_dir or layout.read_cohort_ref()["cohort"])
+    metas = [(run.root, run.read_meta()) for run in layout.model_runs()]
     if not metas:
-        raise NpcError(f"no finished runs under {runs_dir / 'models'}")
-    split = pd.read_csv(runs_dir / "split.csv").set_index("patient_id")["split"]
+        raise NpcError(f"no finished runs under {layout.models}")
+    split = layout.read_split()
     stores, rows, examples, cam_seconds, n_cams = {}, [], {}, 0.0, 0
     by_backbone: dict[str, list] = {}
     for d, m in metas:
@@ -75,7 +72,7 @@ def cam_study(runs_dir: str | Path, cohort_dir: str | Path | None = None, n_imag
             cfg = meta["config"]
             fp = meta["store_fingerprint"]
             if fp not in stores:
-                stores[fp] = open_image_store(runs_dir / "cache" / f"images-{fp}", verify=False)
+                stores[fp] = open_image_store(layout.image_store(fp), verify=False)
             store = stores[fp]
             geometry = Geometry(**store.manifest["geometry"])
             sel = select_images(store.index, split, cfg["dataset"], n_images, seed)
@@ -89,7 +86,7 @@ def cam_study(runs_dir: str | Path, cohort_dir: str | Path | None = None, n_imag
             else:
                 cm = load_run_model(runs_dir, run_dir)
             x = preprocess_images(images, backbone(name), cm.input_size)
-            pred = pd.read_parquet(run_dir / "predictions.parquet").set_index("image_id")["probability"]
+            pred = pd.read_parquet(ModelRun(run_dir).predictions).set_index("image_id")["probability"]
             t0 = time.perf_counter()
             cams = _resize(gradcam(cm, x), images.shape[1])
             cam_seconds += time.perf_counter() - t0

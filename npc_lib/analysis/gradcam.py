@@ -1,4 +1,4 @@
-"""Grad-CAM on the flat classifier graph, viridis overlays, CAM-in-ROI and a randomisation check.
+"""Grad-CAM on the flat classifier graph, CAM-in-ROI and a randomisation check.
 
 A head-mode run is rebuilt as one flat model (image → backbone layers → GAP → Dropout → Dense):
 the backbone gets the run's weights (ImageNet, a file, or the saved random initialisation) and
@@ -12,14 +12,16 @@ with those of a weight-randomised copy of the model by Spearman rank correlation
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import spearmanr
 
+from npc_lib.data.rois import roi_mask
 from npc_lib.errors import NpcError
+from npc_lib.layout import ModelRun, RunLayout
 from npc_lib.learn.models import add_head, backbone, build_feature_extractor, resolve_weights
 
 LESION_LABELS = {"npc": (1, 2), "cmln": (3, 4, 5)}  # synthetic mask label values per ROI region
@@ -51,7 +53,7 @@ def backbone_weights(runs_dir: Path, meta: dict):
     """The weights argument that rebuilds a head-mode run's backbone exactly."""
     prov = meta["weights"]
     if prov["used"] == "random":
-        path = Path(runs_dir) / "cache" / f"features-{meta['store_fingerprint']}" / meta["features"] / \
+        path = RunLayout(Path(runs_dir)).features(meta["store_fingerprint"]) / meta["features"] / \
             prov.get("backbone_weights", "backbone.weights.h5")
         if not path.is_file():
             raise NpcError(f"{path}: saved random backbone weights missing (delete the feature cache and retrain)")
@@ -78,10 +80,10 @@ def build_backbone_model(runs_dir: str | Path, meta: dict) -> CamModel:
 def set_head(cm: CamModel, run_dir: str | Path) -> None:
     """Load a run's head into the flat model, folding the feature standardisation into Dense."""
     import keras
-    run_dir = Path(run_dir)
-    head = keras.models.load_model(run_dir / "head.keras", compile=False)
+    run = ModelRun(Path(run_dir))
+    head = keras.models.load_model(run.head, compile=False)
     kernel, bias = head.get_layer("dm_probability").get_weights()
-    st = np.load(run_dir / "standardiser.npz")
+    st = np.load(run.standardiser)
     sd = np.where(st["sd"] > 1e-6, st["sd"], 1.0)
     w = kernel[:, 0] / sd
     b = bias - np.sum(w * st["mean"])
@@ -91,14 +93,14 @@ def set_head(cm: CamModel, run_dir: str | Path) -> None:
 def load_run_model(runs_dir: str | Path, run_dir: str | Path) -> CamModel:
     """Any finished run as a flat CamModel (head mode rebuilt; finetune loaded as saved)."""
     import keras
-    run_dir = Path(run_dir)
-    meta = json.loads((run_dir / "run.json").read_text())
+    run = ModelRun(Path(run_dir))
+    meta = run.read_meta()
     spec = backbone(meta["config"]["backbone"])
     if meta["mode"] == "finetune":
-        return cam_model(keras.models.load_model(run_dir / "model.keras", compile=False), spec.last_conv,
+        return cam_model(keras.models.load_model(run.model, compile=False), spec.last_conv,
                          spec.name, int(meta["input_size"]))
     cm = build_backbone_model(runs_dir, meta)
-    set_head(cm, run_dir)
+    set_head(cm, run.root)
     return cm
 
 
@@ -142,15 +144,6 @@ def gradcam(cm: CamModel, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0,) + x.shape[1:3], np.float32)
 
 
-def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """RGB float image: the grey ROI image under the CAM in viridis (purple low → yellow high)."""
-    from matplotlib import colormaps
-    grey = np.asarray(image, np.float32)
-    grey = grey / 255.0 if grey.max() > 1 else grey
-    heat = colormaps["viridis"](np.clip(cam, 0, 1))[..., :3]
-    return np.clip((1 - alpha) * grey[..., None] + alpha * heat, 0, 1)
-
-
 def cam_in_roi(cam: np.ndarray, mask: np.ndarray) -> dict:
     """Share of positive CAM mass inside ``mask``, the mask's share of the image, and their ratio."""
     cam, mask = np.asarray(cam, float), np.asarray(mask, bool)
@@ -173,7 +166,6 @@ def randomised_copy(model, seed: int = 0):
 
 def rank_correlations(cams_a: np.ndarray, cams_b: np.ndarray) -> np.ndarray:
     """Spearman rank correlation between paired CAMs (NaN where one is constant)."""
-    from scipy.stats import spearmanr
     out = []
     for a, b in zip(cams_a, cams_b):
         a, b = a.ravel(), b.ravel()
@@ -188,7 +180,6 @@ def roi_masks(cohort_dir: str | Path, rows: pd.DataFrame, geometry, variant: str
     Uses the exact lesion masks (``masks/<patient>.npz``) when the cohort has them, else the drawn
     (intratumour) rectangle. Returns (bool [n, size, size], "lesion mask" | "rectangle").
     """
-    from npc_lib.data.rois import roi_mask
     cohort_dir = Path(cohort_dir)
     box_cols = ("x0", "y0", "x1", "y1") if variant == "intratumour" else ("px0", "py0", "px1", "py1")
     have_masks = all((cohort_dir / "masks" / f"{p}.npz").is_file() for p in rows["patient_id"].unique())

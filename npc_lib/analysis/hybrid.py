@@ -15,13 +15,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from npc_lib.errors import NpcError
 from npc_lib.analysis.metrics import MetricError, auc_ci_delong, delong_test, patient_scores
+from npc_lib.atomic import atomic_path, write_json
+from npc_lib.data.cache import open_image_store
+from npc_lib.data.split import patient_folds
 from npc_lib.data.staging import STAGE_LEVELS, ordinal
+from npc_lib.errors import NpcError
+from npc_lib.layout import ModelRun, RunLayout
+from npc_lib.learn.features import extract_features
+from npc_lib.learn.headfit import fit_head, head_probabilities, standardise
+from npc_lib.learn.models import build_head
+from npc_lib.learn.runtime import seed_everything
+from npc_lib.learn.train import dataset_view
 
 CLINICAL_FEATURES = ["t", "n", "stage", "age"]
 
@@ -32,38 +40,42 @@ def _run_profile(meta: dict) -> dict:
 
 
 def oof_patient_scores(runs_dir: str | Path, run_dir: str | Path, folds: int = 5) -> pd.DataFrame:
-    """Patient image scores: out-of-fold for training patients, the final model's for test."""
-    from npc_lib.data.cache import open_image_store
-    from npc_lib.learn.headfit import fit_head, head_probabilities
-    from npc_lib.learn.models import build_head
-    from npc_lib.data.rois import VARIANTS
-    from npc_lib.learn.train import _view, extract_features, seed_everything
+    """Patient image scores: out-of-fold for training patients, the final model's for test.
+
+    Parameters
+    ----------
+    runs_dir : the runs folder (split, image store, feature cache)
+    run_dir : one head-mode run under ``runs_dir/models``
+    folds : patient folds of the training split (stratified by DM, seeded by the run's seed)
+
+    Returns
+    -------
+    DataFrame, one row per patient: ``patient_id, label, image_score, split``.
+    """
     import keras
 
-    runs_dir, run_dir = Path(runs_dir), Path(run_dir)
-    meta = json.loads((run_dir / "run.json").read_text())
+    layout, run = RunLayout(Path(runs_dir)), ModelRun(Path(run_dir))
+    meta = run.read_meta()
     if meta.get("mode") != "head":
-        raise NpcError(f"{run_dir.name}: out-of-fold image scores need head mode (cached features); "
+        raise NpcError(f"{run.root.name}: out-of-fold image scores need head mode (cached features); "
                        f"this run is {meta.get('mode')}")
     cfg, tr = meta["config"], meta["config"]["train"]
-    store = open_image_store(runs_dir / "cache" / f"images-{meta['store_fingerprint']}", verify=False)
-    profile = _run_profile(meta)
-    feats = extract_features(store, cfg["backbone"], profile, runs_dir / "cache", progress=False)
+    store = open_image_store(layout.image_store(meta["store_fingerprint"]), verify=False)
+    feats = extract_features(store, cfg["backbone"], _run_profile(meta), layout.cache)
     values = feats[cfg["variant"]].values
-    split = pd.read_csv(runs_dir / "split.csv").set_index("patient_id")["split"]
-    view = _view(store, cfg["dataset"], split)
+    view = dataset_view(store, cfg["dataset"], layout.read_split())
     train = view[view["split"] == "train"]
     patients = train.groupby("patient_id")["label"].first()
     if patients.value_counts().min() < folds:
-        raise NpcError(f"{run_dir.name}: fewer than {folds} training patients in a class; lower the folds")
-    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=int(tr["seed"]))
+        raise NpcError(f"{run.root.name}: fewer than {folds} training patients in a class; lower the folds")
+    fold_of = patient_folds(pd.DataFrame({"patient_id": patients.index, "dm": patients.to_numpy()}), k=folds,
+                            seed=int(tr["seed"]))
+    X = np.asarray(values[train["image_id"].to_numpy()], np.float32)
+    y = train["label"].to_numpy(np.float32)
     oof = pd.Series(np.nan, index=train.index)
-    for k, (fit_idx, held_idx) in enumerate(skf.split(patients.index, patients.to_numpy())):
-        held = train["patient_id"].isin(patients.index[held_idx]).to_numpy()
-        X = np.asarray(values[train["image_id"].to_numpy()], np.float32)
-        mean, sd = X[~held].mean(axis=0), X[~held].std(axis=0)
-        Xs = (X - mean) / np.where(sd > 1e-6, sd, 1.0)
-        y = train["label"].to_numpy(np.float32)
+    for k in range(folds):
+        held = (train["patient_id"].map(fold_of) == k).to_numpy()
+        Xs = standardise(X, ~held)[0]
         seed_everything(int(tr["seed"]) + k)
         head = build_head(X.shape[1], tr["dropout"], tr["l2"])
         fit_head(head, keras.optimizers.Adam(tr["learning_rate"]), Xs[~held], y[~held], Xs[:0], y[:0],
@@ -71,25 +83,23 @@ def oof_patient_scores(runs_dir: str | Path, run_dir: str | Path, folds: int = 5
         oof[train.index[held]] = head_probabilities(head, Xs[held])
     keras.backend.clear_session()
     train_scores = patient_scores(train.assign(probability=oof.to_numpy())).assign(split="train")
-    pred = pd.read_parquet(run_dir / "predictions.parquet")
+    pred = pd.read_parquet(run.predictions)
     test_scores = patient_scores(pred[pred["split"] == "test"]).assign(split="test")
     return pd.concat([train_scores, test_scores], ignore_index=True).rename(columns={"probability": "image_score"})
 
 
 def cached_oof_scores(runs_dir: str | Path, run_dir: str | Path, folds: int = 5) -> pd.DataFrame:
-    """:func:`oof_patient_scores`, kept in the run folder (``oof_scores.parquet``) and reused
+    """:func:`oof_patient_scores`, kept in the run folder (``ModelRun.oof_scores``) and reused
     while the run (its ``config_hash``) and the number of folds are unchanged."""
-    from npc_lib.atomic import atomic_path, write_json
-    run_dir = Path(run_dir)
-    meta = json.loads((run_dir / "run.json").read_text())
+    run = ModelRun(Path(run_dir))
+    meta = run.read_meta()
     key = {"config_hash": meta.get("config_hash"), "store": meta.get("store_fingerprint"), "folds": folds}
-    path, stamp = run_dir / "oof_scores.parquet", run_dir / "oof_scores.json"
-    if path.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == key:
-        return pd.read_parquet(path)
-    scores = oof_patient_scores(runs_dir, run_dir, folds)
-    with atomic_path(path, suffix=".parquet") as tmp:
+    if run.oof_scores.is_file() and run.oof_stamp.is_file() and json.loads(run.oof_stamp.read_text()) == key:
+        return pd.read_parquet(run.oof_scores)
+    scores = oof_patient_scores(runs_dir, run.root, folds)
+    with atomic_path(run.oof_scores, suffix=".parquet") as tmp:
         scores.to_parquet(tmp, index=False)
-    write_json(stamp, key)
+    write_json(run.oof_stamp, key)
     return scores
 
 

@@ -13,9 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sklearn.metrics import brier_score_loss, roc_auc_score, roc_curve
-
-from npc_lib.analysis.baselines import binary_metrics
+from sklearn.metrics import accuracy_score, brier_score_loss, confusion_matrix, f1_score, roc_auc_score, roc_curve
 
 
 class MetricError(ValueError):
@@ -165,6 +163,19 @@ def youden_threshold(y, score) -> float:
     j = tpr - fpr
     best = int(np.argmax(j))
     return float(min(thr[best], 1.0)) if np.isfinite(thr[best]) else float(s.max())
+
+
+def binary_metrics(y_true, y_pred) -> dict:
+    """Accuracy, sensitivity, specificity and F1 of 0/1 predictions."""
+    y_true, y_pred = np.asarray(y_true, int), np.asarray(y_pred, int)
+    tn, fp, fn, tp = confusion_matrix(y_true, y_pred, labels=[0, 1]).ravel()
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "sensitivity": float(tp / (tp + fn)) if tp + fn else float("nan"),
+        "specificity": float(tn / (tn + fp)) if tn + fp else float("nan"),
+        "f1": float(f1_score(y_true, y_pred, zero_division=0)),
+        "tp": int(tp), "fp": int(fp), "tn": int(tn), "fn": int(fn),
+    }
 
 
 def threshold_metrics(y, score, threshold: float) -> dict:

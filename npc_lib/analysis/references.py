@@ -28,9 +28,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from npc_lib.atomic import atomic_path
-from npc_lib.data.cache import ImageStore
+from npc_lib.data.cache import ImageStore, open_image_store
+from npc_lib.layout import RunLayout
 from npc_lib.analysis.metrics import MetricError, auc_ci_delong, patient_scores
-from npc_lib.data.rois import BOX_COLUMNS, DATASETS, INTRA_PERITUMOUR, VARIANTS, Geometry, dataset_mask, place
+from npc_lib.data.rois import BOX_COLUMNS, DATASETS, Geometry, dataset_mask, place
+from npc_lib.vocabulary import INTRA_PERITUMOUR, VARIANTS
 
 log = logging.getLogger(__name__)
 TRUTH_KEY = ["patient_id", "sop_instance_uid", "region", "x0", "y0", "x1", "y1"]
@@ -200,15 +202,11 @@ def study_references(runs_dir: str | Path, cohort_dir: str | Path, split: pd.Ser
     dict with ``planted`` and ``pixel`` (pseudo-runs as above; ``planted`` is None without
     ground truth) and their scored tables ``planted_table`` (or None) and ``pixel_table``.
     """
-    import json
-
-    from npc_lib.data.cache import open_image_store
-    runs_dir = Path(runs_dir)
-    ref = json.loads((runs_dir / "cohort.json").read_text())
-    store = open_image_store(runs_dir / "cache" / f"images-{ref['store']}", verify=False)
+    layout = RunLayout(Path(runs_dir))
+    store = open_image_store(layout.image_store(layout.read_cohort_ref()["store"]), verify=False)
     geometry = Geometry(**store.manifest["geometry"])
     planted = planted_image_scores(store, split, cohort_dir, datasets, variants)
-    pixel = pixel_reference_scores(store, split, geometry, runs_dir / "cache", datasets, variants)
+    pixel = pixel_reference_scores(store, split, geometry, layout.cache, datasets, variants)
     return {"planted": planted, "pixel": pixel,
             "planted_table": score_references(planted) if planted else None,
             "pixel_table": score_references(pixel)}

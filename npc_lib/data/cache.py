@@ -20,9 +20,11 @@ import pandas as pd
 
 from npc_lib import __version__
 from npc_lib.atomic import atomic_dir, write_json
+from npc_lib.layout import store_folder
 from npc_lib.data.cohort import Cohort
 from npc_lib.progress import progress_bar
-from npc_lib.data.rois import BOX_COLUMNS, VARIANTS, Geometry, add_peritumoural_boxes, mark_max_tumour, roi_image
+from npc_lib.vocabulary import VARIANTS
+from npc_lib.data.rois import BOX_COLUMNS, Geometry, add_peritumoural_boxes, mark_max_tumour, roi_image
 
 log = logging.getLogger(__name__)
 STORE_FORMAT = 1
@@ -109,7 +111,7 @@ def build_image_store(cohort: Cohort, geometry: Geometry, cache_dir: str | Path,
     """
     cache_dir = Path(cache_dir)
     fp = cohort_fingerprint(cohort, geometry)
-    root = cache_dir / f"images-{fp}"
+    root = store_folder(cache_dir, fp)
     if root.exists():
         try:
             store = open_image_store(root, verify=verify)

@@ -18,7 +18,7 @@ import pandas as pd
 from PIL import Image
 
 from npc_lib.vocabulary import DATASETS as DATASET_NAMES
-from npc_lib.vocabulary import INTRA_PERITUMOUR, INTRATUMOUR, VARIANTS  # noqa: F401 (re-exported)
+from npc_lib.vocabulary import INTRA_PERITUMOUR, INTRATUMOUR
 
 #: regions of each dataset (keyed by the vocabulary's dataset names)
 DATASETS = dict(zip(DATASET_NAMES, (("npc", "cmln"), ("npc",), ("cmln",), ("npc",))))

@@ -12,6 +12,22 @@ import numpy as np
 import pandas as pd
 
 
+def standardise(X: np.ndarray, fit_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Standardise features with the mean and SD of the ``fit_rows`` only (the training images).
+
+    Parameters
+    ----------
+    X : array (n, d)
+    fit_rows : boolean array (n,), the rows whose statistics are used
+
+    Returns
+    -------
+    (X standardised (n, d), mean (d,), sd (d,)); near-constant features are centred only.
+    """
+    mean, sd = X[fit_rows].mean(axis=0), X[fit_rows].std(axis=0)
+    return (X - mean) / np.where(sd > 1e-6, sd, 1.0), mean, sd
+
+
 def fit_head(model, optimizer, X_train, y_train, X_test, y_test, epochs: int, batch_size: int,
              seed: int) -> pd.DataFrame:
     """Train ``model`` (features → sigmoid probability) and return the per-epoch history."""

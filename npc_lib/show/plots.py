@@ -13,12 +13,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import colormaps  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from sklearn.metrics import roc_auc_score, roc_curve  # noqa: E402
 
 from npc_lib.atomic import atomic_path  # noqa: E402
+from npc_lib.vocabulary import VARIANTS  # noqa: E402
 
 # One theme for every statistical figure of the project: seaborn's whitegrid at a size that stays
 # legible when a figure is shown at the book's text width (about 750 px).
@@ -75,7 +77,7 @@ def roc_of_run(ax, pred: pd.DataFrame, level: str, label: str, **style) -> None:
             _roc(ax, test["label"], test["probability"], label, BACKBONE_COLOURS.get(label))
 
 
-def _frame(ax, title):
+def roc_frame(ax, title):
     ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1)
     ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="1 − specificity", ylabel="sensitivity", title=title)
     ax.set_aspect("equal")
@@ -95,7 +97,7 @@ def fig3_roc(runs: dict, level: str = "image", references: dict | None = None):
             for name, pseudo in (references or {}).items():
                 if pseudo and (dataset, variant) in pseudo:
                     roc_of_run(ax, pseudo[(dataset, variant)], level, name, **REFERENCE_STYLES[name])
-            _frame(ax, f"{dataset} — {variant}")
+            roc_frame(ax, f"{dataset} — {variant}")
     fig.suptitle(f"Test ROC curves by dataset and backbone ({level} level)")
     fig.tight_layout()
     return fig
@@ -107,7 +109,7 @@ def fig4_tnm_roc(y, stage_iv, ordinal_stage=None):
     _roc(ax, y, stage_iv, "stage IV vs I–III", "#444444", lw=2)
     if ordinal_stage is not None:
         _roc(ax, y, ordinal_stage, "ordinal stage I–IV", "#999999")
-    _frame(ax, "TNM stage on the test patients")
+    roc_frame(ax, "TNM stage on the test patients")
     fig.tight_layout()
     return fig
 
@@ -117,7 +119,7 @@ def fig_hybrid_roc(test: pd.DataFrame, title: str):
     fig, ax = plt.subplots(figsize=(4.8, 4.8))
     for col, colour in (("clinical", "#999999"), ("image", "#1f78b4"), ("hybrid", "#e31a1c")):
         _roc(ax, test["label"], test[col], col, colour, lw=2 if col == "hybrid" else 1.6)
-    _frame(ax, f"Hybrid model, {title}")
+    roc_frame(ax, f"Hybrid model, {title}")
     fig.tight_layout()
     return fig
 
@@ -174,20 +176,18 @@ def fig_decision_curve(curves: dict):
     return fig
 
 
-def history_frames(models_dir: str | Path) -> dict:
-    """(dataset, variant, backbone) → history DataFrame for every finished run."""
-    import json
-    out = {}
-    for d in sorted(Path(models_dir).iterdir()):
-        if (d / "run.json").is_file():
-            cfg = json.loads((d / "run.json").read_text())["config"]
-            out[(cfg["dataset"], cfg["variant"], cfg["backbone"])] = pd.read_csv(d / "history.csv")
-    return out
+
+
+def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """RGB float image: the grey ROI image under the CAM in viridis (purple low → yellow high)."""
+    grey = np.asarray(image, np.float32)
+    grey = grey / 255.0 if grey.max() > 1 else grey
+    heat = colormaps["viridis"](np.clip(cam, 0, 1))[..., :3]
+    return np.clip((1 - alpha) * grey[..., None] + alpha * heat, 0, 1)
 
 
 def fig_gradcam_grid(example: dict, title: str, columns: int = 6, alpha: float = 0.45):
     """Figs 6/7: ROI images (lesion outlined) and each backbone's Grad-CAM overlay (viridis)."""
-    from npc_lib.analysis.gradcam import overlay
     images, masks, cams = example["images"], example["masks"], example["cams"]
     order = np.argsort(-example["labels"], kind="stable")[:columns]  # DM images first
     names = list(cams)
@@ -216,18 +216,29 @@ def fig_gradcam_grid(example: dict, title: str, columns: int = 6, alpha: float =
     return fig
 
 
-def fig_roi_examples(intra: np.ndarray, peri: np.ndarray, titles: list[str]):
-    """Stored images side by side: intratumour (top row) vs intra-peritumour (bottom row)."""
-    n = len(intra)
+def fig_roi_examples(store, per_region: int = 3, seed: int = 0):
+    """Stored images side by side, intratumour (top row) vs intra-peritumour (bottom row), for
+    ``per_region`` randomly picked (``seed``) images of each region (NPC, then CMLN).
+
+    Parameters
+    ----------
+    store : an :class:`~npc_lib.data.cache.ImageStore` (images (n, size, size) per variant)
+    """
+    idx = store.index
+    rng = np.random.default_rng(seed)
+    pick = np.sort(np.concatenate([rng.choice(idx.index[idx.region == r], per_region, replace=False)
+                                   for r in ("npc", "cmln") if (idx.region == r).sum() >= per_region]))
+    rows = {v: np.asarray(store.images(v)[pick]) for v in VARIANTS}
+    n = len(pick)
     fig, axes = plt.subplots(2, n, figsize=(1.9 * n, 4.1), squeeze=False)
-    for i in range(n):
-        for r, (img, name) in enumerate(((intra[i], "intratumour"), (peri[i], "intra-peritumour"))):
-            axes[r, i].imshow(img, cmap="gray", vmin=0, vmax=255)
+    for i, image_id in enumerate(pick):
+        for r, variant in enumerate(VARIANTS):
+            axes[r, i].imshow(rows[variant][i], cmap="gray", vmin=0, vmax=255)
             axes[r, i].set_xticks([])
             axes[r, i].set_yticks([])
             if i == 0:
-                axes[r, i].set_ylabel(name, fontsize=8)
-        axes[0, i].set_title(titles[i], fontsize=8)
+                axes[r, i].set_ylabel(variant, fontsize=8)
+        axes[0, i].set_title(f"{idx.region[image_id].upper()}, {'DM' if idx.label[image_id] else 'no DM'}", fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -1,11 +1,15 @@
-"""Small helpers the notebooks share: data-provenance banners, figure display, run provenance."""
+"""Small helpers the notebooks share: data-provenance banners, figure display and glue, book tables,
+run provenance."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+
+from npc_lib.layout import RunLayout
+from npc_lib.show.plots import save
+from npc_lib.show.widgets import figure_png
 
 def _box(border: str, background: str, text: str) -> str:
     return (f"border-left:6px solid {border};background:{background};padding:0.6em 1em;margin:0.5em 0;"
@@ -18,17 +22,17 @@ NEUTRAL_STYLE = _box("#3c7d3c", "#eef6ee", "#1f3d1f")  # nothing to warn about
 
 def data_flags(runs_dir: str | Path, cohort_dir: str | Path | None = None) -> dict:
     """Is the cohort synthetic (a generation report exists)? Were any backbones randomly initialised?"""
-    runs_dir = Path(runs_dir)
-    if cohort_dir is None and (runs_dir / "cohort.json").is_file():
-        cohort_dir = json.loads((runs_dir / "cohort.json").read_text())["cohort"]
+    layout = RunLayout(Path(runs_dir))
+    if cohort_dir is None and layout.cohort_ref.is_file():
+        cohort_dir = layout.read_cohort_ref()["cohort"]
     report = Path(cohort_dir) / "generation_report.json" if cohort_dir else None
     random = set()
-    for m in (runs_dir / "cache").glob("features-*/*/manifest.json"):
+    for m in layout.cache.glob(layout.features("*").name + "/*/manifest.json"):
         prov = json.loads(m.read_text())
         if prov.get("provenance", {}).get("used") == "random":
             random.add(prov["backbone"])
-    for m in (runs_dir / "models").glob("*/run.json"):
-        meta = json.loads(m.read_text())
+    for run in layout.model_runs():
+        meta = run.read_meta()
         if meta["weights"]["used"] == "random":
             random.add(meta["config"]["backbone"])
     scenario = None
@@ -70,32 +74,30 @@ def banner(runs_dir: str | Path, cohort_dir: str | Path | None = None) -> dict:
     return flags
 
 
-def show(fig, path: str | Path | None = None, glue_as: str | None = None) -> None:
+def show(fig, path: str | Path | None = None, glue_as: str | None = None, width: int | None = None) -> None:
     """Display a matplotlib figure in the notebook (as PNG), saving it first as PNG + SVG when
-    ``path`` is given, and gluing the saved PNG under ``glue_as`` for the book's chapters.
-    Returns nothing, so a notebook cell never prints a stray repr."""
+    ``path`` is given, and gluing the saved PNG under ``glue_as`` (at ``width`` pixels, if
+    given) for the book's chapters. Returns nothing, so a notebook cell never prints a stray repr."""
     import matplotlib.pyplot as plt
     from IPython.display import Image, display
 
-    from npc_lib.show.plots import save
-    from npc_lib.show.widgets import figure_png
     if path is None:
         display(figure_png(fig))
         plt.close(fig)
         return None
     png = save(fig, path)[0]
-    display(Image(filename=str(png)))
+    display(Image(filename=str(png), width=width))
     if glue_as:
         from myst_nb import glue
-        glue(glue_as, Image(filename=str(png)), display=False)
+        glue(glue_as, Image(filename=str(png), width=width), display=False)
     return None
 
 
 def provenance(runs_dir: str | Path) -> pd.DataFrame:
     """Per run: weights used, seeds, config hash, store fingerprint, versions, wall time."""
     rows = []
-    for m in sorted(Path(runs_dir).glob("models/*/run.json")):
-        meta = json.loads(m.read_text())
+    for run in RunLayout(Path(runs_dir)).model_runs():
+        meta = run.read_meta()
         c = meta["config"]
         rows.append({"dataset": c["dataset"], "variant": c["variant"], "backbone": c["backbone"],
                      "mode": meta["mode"], "weights": meta["weights"]["used"], "config_hash": meta["config_hash"],
@@ -119,43 +121,3 @@ def table(frame: pd.DataFrame, precision: int = 3):
     """A data frame for the book: no row index, fixed decimals, blanks for missing values."""
     return (frame.style.hide(axis="index").format(precision=precision, na_rep="")
             .set_table_attributes('class="dataframe table"'))
-
-
-@dataclass
-class NotebookContext:
-    """A notebook's derived settings: the profile, its runs folder, the cohort folder, the
-    figures folder and the data flags (synthetic data, random weights...)."""
-
-    cfg: dict
-    runs: Path
-    cohort: Path
-    figures: Path
-    flags: dict
-
-
-def open_notebook(profile: str = "", runs_dir: str | Path = "", cohort_dir: str = "",
-                  overrides: dict | None = None) -> NotebookContext:
-    """A notebook's derived settings from its parameters, and its data banner displayed.
-
-    Relative paths resolve against the project root (the folder holding ``_config.yml``), so a
-    notebook works wherever its kernel starts. Empty ``profile`` and ``runs_dir`` open the newest
-    finished run (else the smoke profile, whose synthetic cohort is then generated); an empty
-    ``cohort_dir`` means the profile's synthetic cohort.
-    """
-    from npc_lib.config import load_profile
-    from npc_lib.layout import default_run, project_root, resolve
-    from npc_lib.learn.study import ensure_cohort
-    root = project_root()
-    if not runs_dir:
-        chosen, runs, message = default_run(root)
-        profile = profile or chosen
-        print(message)
-    else:
-        runs = resolve(runs_dir, root)
-        profile = profile or runs.name
-    if str(profile).endswith((".yaml", ".yml")):
-        profile = str(resolve(profile, root))
-    cfg = load_profile(profile, overrides or None)
-    runs.mkdir(parents=True, exist_ok=True)
-    cohort = ensure_cohort(cfg, resolve(cohort_dir, root) if cohort_dir else None, runs, progress=False)
-    return NotebookContext(cfg, runs, Path(cohort), runs / "figures", banner(runs, cohort))

@@ -138,13 +138,13 @@ class RocExplorer(Explorer):
         self._connect()
 
     def figure(self):
-        from npc_lib.show.plots import _frame, roc_of_run
+        from npc_lib.show.plots import roc_frame, roc_of_run
         d, v, level, chosen = (self.controls[c].value for c in ("dataset", "variant", "level", "backbones"))
         fig, ax = plt.subplots(figsize=(4.8, 4.8))
         for b in chosen:
             if (d, v, b) in self.runs:
                 roc_of_run(ax, self.runs[(d, v, b)], level, b)
-        _frame(ax, f"{d}, {v} ({level} level)")
+        roc_frame(ax, f"{d}, {v} ({level} level)")
         fig.tight_layout()
         return fig
 
@@ -171,7 +171,7 @@ class CamViewer(Explorer):
         self._connect()
 
     def figure(self):
-        from npc_lib.analysis.gradcam import overlay
+        from npc_lib.show.plots import overlay
         key, b, i, alpha = (self.controls[c].value for c in ("run", "backbone", "image", "alpha"))
         images, masks = self.data[f"{key}|images"], self.data[f"{key}|masks"]
         i = min(i, len(images) - 1)

@@ -22,7 +22,8 @@ import pydicom
 
 from npc_lib import PAPER_DOI, __version__
 from npc_lib.atomic import atomic_dir, write_csv, write_json
-from npc_lib.errors import NpcError
+from npc_lib.errors import CohortError, NpcError
+from npc_lib.layout import RunLayout
 from npc_lib.data.npz import save_npz
 from npc_lib.progress import progress_bar
 from npc_lib.synth.clinical import PAPER_PATIENTS, RISK_WEIGHTS, N_WEIGHTS, T_WEIGHTS, draw_cohort
@@ -161,3 +162,27 @@ def _report(config: SynthConfig, draw, rois: pd.DataFrame, rim: dict) -> dict:
         "versions": {"npc_lib": __version__, "numpy": np.__version__, "pydicom": pydicom.__version__,
                      "python": platform.python_version()},
     }
+
+
+def ensure_cohort(profile: dict, cohort_dir: str | Path | None, runs_dir: str | Path,
+                  progress: bool = True, jobs: int = 2) -> Path:
+    """The cohort a study uses: ``cohort_dir`` when given (a user's own cohort), else the
+    profile's synthetic cohort under ``runs_dir/cohort``, generated once and reused while its
+    generation report matches the profile's ``cohort`` settings."""
+    if cohort_dir:
+        path = Path(cohort_dir)
+        if not path.is_dir():
+            raise CohortError(f"cohort folder {path} does not exist")
+        return path
+    path = RunLayout(Path(runs_dir)).synthetic_cohort
+    c = profile["cohort"]
+    cfg = SynthConfig(patients=c["patients"], matrix=c["matrix"], slices=c["slices"],
+                      scenario=c.get("scenario", "paper"), seed=c["seed"])
+    report = path / "generation_report.json"
+    if report.is_file():
+        recorded = json.loads(report.read_text()).get("config", {})
+        if all(recorded.get(k) == v for k, v in {"patients": cfg.patients, "matrix": cfg.matrix, "slices": cfg.slices,
+                                                  "scenario": cfg.scenario, "seed": cfg.seed}.items()):
+            return path
+    generate_cohort(path, cfg, jobs=jobs, overwrite=True, progress=progress)
+    return path

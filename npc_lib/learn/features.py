@@ -1,0 +1,110 @@
+"""Backbone features of an image store, computed once per backbone and cached (verified by checksum).
+
+``head`` mode fits its 32 heads on index views of these features, so each backbone sees each
+stored image once.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from npc_lib.atomic import atomic_path, write_json
+from npc_lib.data.cache import ImageStore, sha256_file
+from npc_lib.errors import NpcError
+from npc_lib.layout import features_folder
+from npc_lib.learn.models import backbone, build_feature_extractor, input_size_for, resolve_weights
+from npc_lib.learn.runtime import seed_everything, versions
+from npc_lib.vocabulary import VARIANTS
+
+log = logging.getLogger(__name__)
+FEATURE_BATCH = 64
+
+
+@dataclass
+class Features:
+    """Cached backbone features of one store variant: ``values`` rows align with the store index."""
+
+    values: np.ndarray
+    backbone: str
+    input_size: int
+    provenance: dict
+    path: Path
+
+
+def feature_dir(store: ImageStore, cache_dir: Path, name: str, size: int, provenance: dict, seed: int) -> Path:
+    tag = provenance["used"] if provenance["used"] != "file" else f"file-{provenance['sha256'][:10]}"
+    tag = tag if tag != "random" else f"random-seed{seed}"
+    return features_folder(cache_dir, store.fingerprint) / f"{name}-{size}px-{tag}"
+
+
+def extract_features(store: ImageStore, name: str, profile: dict, cache_dir: Path) -> dict[str, Features]:
+    """Features of every stored image for each of the profile's variants, with backbone ``name``.
+
+    Parameters
+    ----------
+    store : the image store (``n`` images per variant)
+    name : backbone name (``vocabulary.BACKBONES``)
+    profile : the profile (input size, weights, seed, variants)
+    cache_dir : the run's cache folder; features live under ``features-<store fingerprint>/``
+
+    Returns
+    -------
+    dict variant -> :class:`Features` whose ``values`` has shape (n, feature_dim), rows aligned
+    with ``store.index``; reused from the cache when its checksums match.
+    """
+    spec = backbone(name)
+    size = input_size_for(name, profile["geometry"]["input_size"])
+    weights, prov = resolve_weights(name, profile.get("weights"), profile.get("weights_fallback"))
+    seed = int(profile["train"]["seed"])
+    fdir = feature_dir(store, cache_dir, name, size, prov, seed)
+    manifest_path = fdir / "manifest.json"
+    variants = [v for v in VARIANTS if v in profile["variants"]]
+    if manifest_path.is_file():
+        manifest = json.loads(manifest_path.read_text())
+        try:
+            out = {}
+            for v in variants:
+                p = fdir / f"{v}.npy"
+                if manifest["files"].get(p.name) != sha256_file(p):
+                    raise ValueError(f"{p} checksum mismatch")
+                out[v] = Features(np.load(p, mmap_mode="r"), name, size, manifest["provenance"], p)
+            return out
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("recomputing features: %s", exc)
+    import keras
+    seed_everything(seed)
+    model = build_feature_extractor(name, size, weights)
+    fdir.mkdir(parents=True, exist_ok=True)
+    if prov["used"] == "random":  # keep the random backbone so models can be rebuilt (Grad-CAM)
+        with atomic_path(fdir / "backbone.weights.h5", suffix=".weights.h5") as tmp:
+            model.save_weights(tmp)
+        prov = {**prov, "backbone_weights": "backbone.weights.h5"}
+    from npc_lib.learn.loaders import preprocessed_chunks
+    files, out = {}, {}
+    for v in variants:
+        images = store.images(v)
+        rows = np.arange(images.shape[0])
+        t0 = time.perf_counter()
+        feats = np.concatenate([model.predict(x, batch_size=FEATURE_BATCH, verbose=0)
+                                for x in preprocessed_chunks(images, spec, size)]) if len(rows) else \
+            np.zeros((0, spec.feature_dim), np.float32)
+        rate = len(rows) / max(time.perf_counter() - t0, 1e-9)
+        if not np.isfinite(feats).all():
+            raise NpcError(f"{name}: non-finite features for {v} images")
+        with atomic_path(fdir / f"{v}.npy", suffix=".npy") as tmp:
+            np.save(tmp, feats.astype(np.float32))
+        files[f"{v}.npy"] = sha256_file(fdir / f"{v}.npy")
+        out[v] = Features(np.load(fdir / f"{v}.npy", mmap_mode="r"), name, size, prov, fdir / f"{v}.npy")
+        log.info("%s %s features: %d images at %.1f img/s", name, v, len(rows), rate)
+    if "backbone.weights.h5" in os.listdir(fdir):
+        files["backbone.weights.h5"] = sha256_file(fdir / "backbone.weights.h5")
+    write_json(manifest_path, {"backbone": name, "input_size": size, "provenance": prov, "files": files,
+                               "store": store.fingerprint, "versions": versions()})
+    keras.backend.clear_session()
+    return out
