@@ -30,7 +30,8 @@ def main() -> None:
     from npc_lib.learn.models import BACKBONES, build_classifier, input_size_for
     from npc_lib.data.rois import dataset_mask
     from npc_lib.learn.study import prepare
-    from npc_lib.learn.train import extract_features, train_head
+    from npc_lib.learn.features import extract_features
+    from npc_lib.learn.train import train_head
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("cohort", type=Path)
@@ -57,7 +58,7 @@ def main() -> None:
             size = input_size_for(name, profile["geometry"]["input_size"])
             cache = tmp / f"cache-{name}"
             t0 = time.perf_counter()
-            feats = extract_features(prep.store, name, profile, cache, progress=False)
+            feats = extract_features(prep.store, name, profile, cache)
             t_feat = time.perf_counter() - t0
             t0 = time.perf_counter()
             for d in profile["datasets"]:

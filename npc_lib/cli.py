@@ -1,4 +1,8 @@
-"""``npc-study`` command line: synth, validate, table1, tnm, datasets, train, evaluate."""
+"""``npc-study`` command line: synth, validate, table1, tnm, datasets, train, evaluate, run.
+
+The library's layers are imported inside the commands: they pull in pandas, scikit-learn and
+TensorFlow, and ``npc-study --help`` should answer at once.
+"""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +14,7 @@ import time
 from pathlib import Path
 
 from npc_lib import __version__
+from npc_lib.atomic import write_csv
 from npc_lib.errors import NpcError
 from npc_lib.layout import RunLayout, runs_for
 
@@ -242,7 +247,6 @@ def _clinical_and_split(path: Path, seed: int):
 
 
 def _table1(a) -> int:
-    from npc_lib.atomic import write_csv
     from npc_lib.analysis.stats import format_table1, table1
     clinical, split = _clinical_and_split(a.clinical_csv, a.seed)
     table = table1(clinical, split)

@@ -39,6 +39,17 @@ def open_notebook(profile: str = "", runs_dir: str | Path = "", cohort_dir: str 
     notebook works wherever its kernel starts. Empty ``profile`` and ``runs_dir`` open the newest
     finished run (else the smoke profile, whose synthetic cohort is then generated); an empty
     ``cohort_dir`` means the profile's synthetic cohort.
+
+    Parameters
+    ----------
+    profile : a profile name or .yaml path; empty: the newest finished run's
+    runs_dir : the runs folder; empty: the newest finished run's, else ``runs/smoke``
+    cohort_dir : a cohort folder; empty: the profile's synthetic cohort
+    overrides : dotted profile keys to override
+
+    Returns
+    -------
+    :class:`NotebookContext`
     """
     root = project_root()
     if not runs_dir:

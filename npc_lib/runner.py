@@ -28,7 +28,9 @@ from pathlib import Path
 from npc_lib import __version__
 from npc_lib.atomic import write_json, write_text
 from npc_lib.errors import NpcError
-from npc_lib.layout import RunLayout, slug
+from npc_lib.executors import Executor
+from npc_lib.layout import RunLayout, shared_paths_problem, slug
+from npc_lib.progress import progress_bar
 
 log = logging.getLogger(__name__)
 NOTEBOOKS = ["01_cohort", "02_roi_datasets", "03_train", "04_evaluate", "05_gradcam", "06_explore"]
@@ -174,7 +176,6 @@ def _terminate_as_interrupt():
 
 def run_job_on_worker(job: Job, timeout: int, kernel: str | None = None) -> Outcome:
     """:func:`execute_job` after checking that this machine sees the job's files (Dask workers)."""
-    from npc_lib.layout import shared_paths_problem
     problem = shared_paths_problem([job.notebook, job.cwd, Path(job.output).parent.parent])
     if problem:
         return Outcome(job.name, "failed", 0.0, problem, job.output)
@@ -187,8 +188,6 @@ def run_jobs(jobs: list[Job], fingerprint: str, state_dir: Path, n_jobs: int = 1
     """Execute the jobs not already finished with the same hash; phase by phase, in this process,
     on a LocalCluster of ``n_jobs`` workers, or on the Dask cluster at ``scheduler`` (or on an
     already open ``executor``); ``executor_info``, if given, receives what ran them."""
-    from npc_lib.executors import Executor
-    from npc_lib.progress import progress_bar
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     outcomes = []
@@ -251,7 +250,7 @@ def prepare_study(profile: dict, runs_dir: Path, cohort_dir: str | Path | None, 
         train_grid(profile, prep, cells, progress=progress)
         log.info("%d-model head grid ready in %.1f s", len(cells), time.perf_counter() - t0)
     if cohort_dir is None and profile.get("negative_control"):
-        # the synthetic cohort's leakage alarm: the same pipeline on the null scenario (DESIGN §4)
+        # the synthetic cohort's leakage alarm: the same pipeline on the null scenario (see npc_lib.analysis.negative_control)
         from npc_lib.analysis.negative_control import null_profile, run_negative_control
         null = null_profile(profile)
         null_cohort = ensure_cohort(null, None, RunLayout(runs_dir).negative_control.root, progress=progress)
@@ -313,7 +312,6 @@ def run_profile(profile: dict, runs_dir: Path, cohort_dir: str | Path | None = N
     runs_dir.mkdir(parents=True, exist_ok=True)
     # papermill's kernel must be this interpreter (its "python3" kernel runs `python` from PATH)
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    from npc_lib.executors import Executor
     from npc_lib.learn.models import preflight_weights
     preflight_weights(profile)  # an offline machine that refuses random weights stops here, in seconds
     executor: dict = {}

@@ -16,7 +16,8 @@ from npc_lib.config import load_profile  # noqa: E402
 from npc_lib.errors import NpcError  # noqa: E402
 from npc_lib.learn.models import BACKBONES, build_classifier, resolve_weights  # noqa: E402
 from npc_lib.learn.study import grid, prepare, train_grid  # noqa: E402
-from npc_lib.learn.train import extract_features, train_head  # noqa: E402
+from npc_lib.learn.features import extract_features  # noqa: E402
+from npc_lib.learn.train import train_head  # noqa: E402
 
 
 @pytest.mark.parametrize("name", list(BACKBONES))
@@ -100,7 +101,7 @@ def test_finished_runs_are_not_redone(smoke_runs, small_cohort, capsys):
 def test_head_mode_is_deterministic(smoke_runs, small_cohort, tmp_path):
     profile = load_profile("smoke", {"weights": "none"})
     prep = prepare(profile, small_cohort, smoke_runs, progress=False)
-    feats = extract_features(prep.store, "efficientnet-b0", profile, smoke_runs / "cache", progress=False)
+    feats = extract_features(prep.store, "efficientnet-b0", profile, smoke_runs / "cache")
     a = train_head(prep.store, feats["intra-peritumour"], "CMLN", "intra-peritumour", profile, prep.split, tmp_path / "a")
     b = train_head(prep.store, feats["intra-peritumour"], "CMLN", "intra-peritumour", profile, prep.split, tmp_path / "b")
     pa = pd.read_parquet(tmp_path / "a" / "predictions.parquet")

@@ -51,7 +51,23 @@ def _resize(cams: np.ndarray, size: int) -> np.ndarray:
 
 def cam_study(runs_dir: str | Path, cohort_dir: str | Path | None = None, n_images: int = 16, seed: int = 0,
               sanity: bool = True, progress: bool = True) -> dict:
-    """Grad-CAM for every finished run; returns ``{"table", "examples", "seconds_per_image"}``."""
+    """Grad-CAM for every finished run; returns ``{"table", "examples", "seconds_per_image"}``.
+
+    Parameters
+    ----------
+    runs_dir : the runs folder
+    cohort_dir : the cohort folder (default: the one in ``cohort.json``)
+    n_images : test images explained per model (the same images for every backbone)
+    seed : image choice seed
+    sanity : also run the weight-randomisation check
+    progress : show a progress bar
+
+    Returns
+    -------
+    dict: ``table`` (one row per run: CAM-in-ROI fraction, area share, enrichment, randomised
+    Spearman ρ, note), ``examples`` ((dataset, variant) -> images (n, s, s), masks (n, s, s),
+    labels and per-backbone CAMs (n, s, s) in [0, 1]) and ``seconds_per_image``.
+    """
     import keras
 
     layout = RunLayout(Path(runs_dir))

@@ -29,7 +29,16 @@ def finished_runs(models_dir: str | Path) -> list[ModelRun]:
 
 def load_runs(models_dir: str | Path) -> list[tuple[dict, pd.DataFrame]]:
     """(run.json, predictions) of every finished run under ``models_dir``; predictions have one
-    row per image: ``patient_id, image_id, split, label, region, slice_index, probability``."""
+    row per image: ``patient_id, image_id, split, label, region, slice_index, probability``.
+
+    Parameters
+    ----------
+    models_dir : the ``models/`` folder of a runs folder
+
+    Returns
+    -------
+    list of (run.json dict, predictions DataFrame), sorted by run name.
+    """
     return [(run.read_meta(), pd.read_parquet(run.predictions)) for run in finished_runs(models_dir)]
 
 
@@ -114,7 +123,18 @@ def evaluate_runs(models_dir: str | Path, n_boot: int = 2000, seed: int = 0) -> 
 def table2(metrics: pd.DataFrame, reference: pd.DataFrame | None = None) -> pd.DataFrame:
     """Table 2 layout: dataset × backbone rows, AUC and accuracy (%) per variant, with averages,
     beside the published values and the differences (ours − published); then, as their own row
-    group (``group`` = ``pixel reference``), the image-level AUCs of the pixel reference model."""
+    group (``group`` = ``pixel reference``), the image-level AUCs of the pixel reference model.
+
+    Parameters
+    ----------
+    metrics : one row per run (:func:`evaluate_runs`)
+    reference : the pixel reference's scored table (``references.score_references``), optional
+
+    Returns
+    -------
+    DataFrame: ``group, dataset, backbone``, ``auc_<variant>``, ``accuracy_<variant>`` (%), their
+    ``_published`` and ``_diff`` columns; per-dataset ``average`` rows.
+    """
     wide = metrics.pivot_table(index=["dataset", "backbone"], columns="variant", values=["auc", "accuracy"],
                                aggfunc="first")
     wide.columns = [f"{m}_{variant_column(v)}" for m, v in wide.columns]

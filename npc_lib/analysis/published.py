@@ -9,7 +9,12 @@ from npc_lib.vocabulary import INTRATUMOUR, VARIANTS, variant_column
 
 
 def published_table1() -> pd.DataFrame:
-    """Published Table 1: counts, age mean/SD and p-values by split and DM status."""
+    """Published Table 1: counts, age mean/SD and p-values by split and DM status.
+
+    Returns
+    -------
+    DataFrame, one row per variable × level: ``train_dm, train_no_dm, test_dm, test_no_dm`` and p-values.
+    """
     with resources.files("npc_lib.resources").joinpath("table1_published.csv").open() as f:
         return pd.read_csv(f)
 
@@ -22,7 +27,13 @@ def published_table2() -> pd.DataFrame:
 
 def published_facts() -> dict:
     """Numbers the book quotes from the paper, read from the published tables (never typed):
-    cohort sizes (Table 1), the best AUC and its model (Table 2), and the TNM baseline (Table 2)."""
+    cohort sizes (Table 1), the best AUC and its model (Table 2), and the TNM baseline (Table 2).
+
+    Returns
+    -------
+    dict: ``patients, train, test, dm``; ``best_auc, best_dataset, best_variant, best_model``;
+    ``tnm_auc, tnm_accuracy``.
+    """
     t1 = published_table1().set_index(["variable", "level"])
     n = t1.loc[("patients", "all")]
     t2 = published_table2()

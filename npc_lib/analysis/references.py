@@ -223,6 +223,12 @@ def reference_summary(metrics: pd.DataFrame, pixel: pd.DataFrame, planted: pd.Da
     metrics : the per-run table of :func:`npc_lib.analysis.evaluation.evaluate_runs`
     pixel, planted : tables of :func:`score_references`
     negative : the negative-control table (``npc_lib.analysis.negative_control.COLUMNS``)
+
+    Returns
+    -------
+    DataFrame, one row per dataset × variant × level: ``test_patients, test_dm_patients``,
+    ``cnn_mean_auc, cnn_min_auc, cnn_max_auc``, ``pixel_auc/low/high``, ``planted_auc/low/high`` (when
+    given) and ``null_cnn_auc`` (when given).
     """
     rows = []
     for r in pixel.itertuples():

@@ -57,6 +57,16 @@ def table1(clinical: pd.DataFrame, split: pd.Series) -> pd.DataFrame:
     """Table 1 rows as in the published table, plus the test used and the group sizes.
 
     ``split`` maps patient_id → "train"/"test". P-values sit on the first row of each variable.
+
+    Parameters
+    ----------
+    clinical : the clinical table (``patient_id, age, sex, t_stage, n_stage, overall_stage, dm``)
+    split : patient_id -> ``train``/``test``
+
+    Returns
+    -------
+    DataFrame, one row per variable × level: counts (or mean and SD) per split × DM group, the
+    test used and its p-value.
     """
     c = clinical.assign(split=clinical["patient_id"].map(split))
     if c["split"].isna().any():

@@ -76,7 +76,18 @@ class ImageStore:
 
 
 def open_image_store(root: str | Path, verify: bool = True) -> ImageStore:
-    """Open a store folder; raise :class:`CacheError` if anything is missing or altered."""
+    """Open a store folder; raise :class:`CacheError` if anything is missing or altered.
+
+    Parameters
+    ----------
+    root : an ``images-<fingerprint>`` folder
+    verify : check every file's checksum (slower)
+
+    Returns
+    -------
+    :class:`ImageStore`: ``index`` (one row per stored image) and ``images(variant)``, a read-only
+    memmap of shape (n, size, size), uint8.
+    """
     root = Path(root)
     manifest_path = root / "manifest.json"
     if not manifest_path.is_file():

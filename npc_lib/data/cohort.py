@@ -1,4 +1,4 @@
-"""Load and validate a cohort directory (DESIGN §3) into typed, identifier-free tables.
+"""Load and validate a cohort directory into typed, identifier-free tables.
 
 Problems are collected with the file, line and patient they concern. By default any problem
 raises :class:`CohortError`; with ``exclude_invalid=True`` a patient-level problem excludes
@@ -190,7 +190,18 @@ def _problems_error(problems: list[Problem], root) -> CohortError:
 
 
 def load_cohort(root: str | Path, exclude_invalid: bool = False, progress: bool = True) -> Cohort:
-    """Validate ``root`` (clinical.csv, rois.csv, dicom/<patient>/) and return a :class:`Cohort`."""
+    """Validate ``root`` (clinical.csv, rois.csv, dicom/<patient>/) and return a :class:`Cohort`.
+
+    Parameters
+    ----------
+    root : the cohort folder
+    exclude_invalid : drop patients whose files fail validation instead of stopping
+    progress : show a progress bar while reading DICOM headers
+
+    Returns
+    -------
+    :class:`Cohort`: identifier-free ``clinical`` and ``rois`` tables, per-patient series and ``notes``.
+    """
     root = Path(root)
     if not root.is_dir():
         raise CohortError(f"{root}: cohort directory does not exist")
@@ -200,7 +211,7 @@ def load_cohort(root: str | Path, exclude_invalid: bool = False, progress: bool 
                                      set(clinical["patient_id"]))
     problems += roi_problems
     bad_patients = {p.patient_id for p in problems if p.level == "patient"}
-    chosen = _series_choices(root / SERIES_CSV, set(clinical["patient_id"]))
+    chosen = series_choices(root / SERIES_CSV, set(clinical["patient_id"]))
     series: dict[str, Series] = {}
     for pid in progress_bar(clinical["patient_id"], desc="reading DICOM headers", unit="patient",
                             enabled=progress):
@@ -221,7 +232,7 @@ def load_cohort(root: str | Path, exclude_invalid: bool = False, progress: bool 
     return _apply_exclusions(root, clinical, rois, series, problems)
 
 
-def _series_choices(path: Path, known: set[str]) -> dict[str, str]:
+def series_choices(path: Path, known: set[str]) -> dict[str, str]:
     """``series.csv`` (optional): the SeriesInstanceUID to use for patients whose folder holds
     several image series."""
     if not path.is_file():

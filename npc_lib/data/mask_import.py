@@ -1,4 +1,4 @@
-"""ROI rectangles from the label maps and contours that annotation tools export (DESIGN §3).
+"""ROI rectangles from the label maps and contours that annotation tools export.
 
 One file per patient in the masks folder, named after the pseudonymous patient ID:
 ``<patient>.nii.gz`` / ``.nii`` (NIfTI, e.g. 3D Slicer, ITK-SNAP), ``<patient>.nrrd`` /
@@ -25,7 +25,7 @@ from skimage.measure import label as connected_components
 from skimage.measure import regionprops
 
 from npc_lib.atomic import write_csv
-from npc_lib.data.cohort import CLINICAL_COLUMNS, ROI_COLUMNS, SERIES_CSV, _series_choices
+from npc_lib.data.cohort import CLINICAL_COLUMNS, ROI_COLUMNS, SERIES_CSV, series_choices
 from npc_lib.data.dicom import Series, read_series
 from npc_lib.errors import CohortError
 from npc_lib.progress import progress_bar
@@ -273,7 +273,7 @@ def rois_from_masks(cohort_dir: str | Path, masks_dir: str | Path, fmt: str, reg
         raise CohortError(f"{masks_dir}: masks folder does not exist")
     clinical = read_csv_strict(cohort_dir / "clinical.csv", CLINICAL_COLUMNS)
     patients = clinical["patient_id"].str.strip().tolist()
-    chosen = _series_choices(cohort_dir / SERIES_CSV, set(patients))
+    chosen = series_choices(cohort_dir / SERIES_CSV, set(patients))
     rows, without = [], []
     for pid in progress_bar(patients, desc="masks → rectangles", unit="patient", enabled=progress):
         if _mask_file(masks_dir, pid, fmt) is None:

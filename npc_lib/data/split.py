@@ -13,6 +13,16 @@ def patient_split(clinical: pd.DataFrame, seed: int = 42, test_fraction: float =
 
     Uses the clinical table's ``split`` column when present (every row must say train or
     test); otherwise a stratified 4:1 split by ``dm`` with ``seed``.
+
+    Parameters
+    ----------
+    clinical : the clinical table (``patient_id, dm``, optionally ``split``)
+    seed : split seed
+    test_fraction : share of patients in the test set
+
+    Returns
+    -------
+    Series patient_id -> ``train``/``test``.
     """
     ids = clinical["patient_id"].to_numpy()
     if "split" in clinical.columns:

@@ -18,6 +18,7 @@ from npc_lib.atomic import atomic_path, write_json
 from npc_lib.data.cache import ImageStore, sha256_file
 from npc_lib.errors import NpcError
 from npc_lib.layout import features_folder
+from npc_lib.learn.loaders import preprocessed_chunks
 from npc_lib.learn.models import backbone, build_feature_extractor, input_size_for, resolve_weights
 from npc_lib.learn.runtime import seed_everything, versions
 from npc_lib.vocabulary import VARIANTS
@@ -85,7 +86,6 @@ def extract_features(store: ImageStore, name: str, profile: dict, cache_dir: Pat
         with atomic_path(fdir / "backbone.weights.h5", suffix=".weights.h5") as tmp:
             model.save_weights(tmp)
         prov = {**prov, "backbone_weights": "backbone.weights.h5"}
-    from npc_lib.learn.loaders import preprocessed_chunks
     files, out = {}, {}
     for v in variants:
         images = store.images(v)

@@ -6,6 +6,7 @@ created on our input tensor, not nested as a sub-model) so Grad-CAM can reach an
 """
 from __future__ import annotations
 
+import os
 import functools
 import hashlib
 import importlib
@@ -20,7 +21,6 @@ from npc_lib.vocabulary import BACKBONES as BACKBONE_NAMES
 
 def keras_cache_dir() -> Path:
     """Where Keras keeps downloaded weights (``$KERAS_HOME/models``, default ``~/.keras/models``)."""
-    import os
     return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
 
 
@@ -67,6 +67,17 @@ assert tuple(BACKBONES) == BACKBONE_NAMES, "models.BACKBONES and vocabulary.BACK
 
 
 def backbone(name: str) -> BackboneSpec:
+    """The registry entry of a backbone.
+
+    Parameters
+    ----------
+    name : a backbone name (``vocabulary.BACKBONES``)
+
+    Returns
+    -------
+    :class:`BackboneSpec`: the Keras constructor, preprocessing, minimum input size, Grad-CAM layer,
+    feature dimension and weights file name.
+    """
     if name not in BACKBONES:
         raise NpcError(f"unknown backbone {name!r}; known: {', '.join(BACKBONES)}")
     return BACKBONES[name]

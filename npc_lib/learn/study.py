@@ -44,7 +44,7 @@ def prepare(profile: dict, cohort_dir: str | Path, runs_dir: str | Path, progres
     Parameters
     ----------
     profile : the profile (split seed and test fraction, geometry)
-    cohort_dir : a cohort folder (DESIGN §3 contract)
+    cohort_dir : a cohort folder (clinical.csv, rois.csv, dicom/; see README "Your own cohort")
     runs_dir : the runs folder; ``split.csv``, ``cohort.json`` and ``cache/`` are written there
 
     Returns
@@ -63,7 +63,17 @@ def prepare(profile: dict, cohort_dir: str | Path, runs_dir: str | Path, progres
 
 
 def dataset_counts(store: ImageStore, split: pd.Series) -> pd.DataFrame:
-    """Images and patients per dataset and split (the same for both variants)."""
+    """Images and patients per dataset and split (the same for both variants).
+
+    Parameters
+    ----------
+    store : the image store
+    split : patient_id -> ``train``/``test``
+
+    Returns
+    -------
+    DataFrame, one row per dataset × split: ``images, patients, dm_patients``.
+    """
     rows = []
     for name in DATASETS:
         view = store.index.loc[dataset_mask(store.index, name)].assign(split=lambda d: d.patient_id.map(split))
@@ -131,7 +141,18 @@ def open_prepared(profile: dict, runs_dir: str | Path) -> Prepared:
 
 
 def train_one(profile: dict, runs_dir: str | Path, dataset: str, variant: str, backbone_name: str) -> dict:
-    """Train (or reuse) one run of a prepared study; returns its ``run.json``."""
+    """Train (or reuse) one run of a prepared study; returns its ``run.json``.
+
+    Parameters
+    ----------
+    profile : the profile
+    runs_dir : a prepared runs folder
+    dataset, variant, backbone_name : the run
+
+    Returns
+    -------
+    dict: the run's ``run.json``.
+    """
     prep = open_prepared(profile, runs_dir)
     train_grid(profile, prep, [(dataset, variant, backbone_name)], progress=False)
     return prep.layout.model(dataset, variant, backbone_name).read_meta()

@@ -26,6 +26,7 @@ from npc_lib.errors import NpcError
 from npc_lib.layout import ModelRun
 from npc_lib.learn.features import Features
 from npc_lib.learn.headfit import fit_head, head_probabilities, standardise
+from npc_lib.learn.loaders import tf_images
 from npc_lib.learn.models import backbone, build_classifier, build_head, input_size_for, resolve_weights
 from npc_lib.learn.runtime import peak_rss_mb, seed_everything, versions
 
@@ -137,7 +138,6 @@ def train_finetune(store: ImageStore, dataset: str, variant: str, name: str, pro
     run = out if isinstance(out, ModelRun) else ModelRun(Path(out))
     import keras
     import tensorflow as tf
-    from npc_lib.learn.loaders import tf_images
     t0 = time.perf_counter()
     tr = profile["train"]
     cfg = run_config(profile, dataset, variant, name)

@@ -63,7 +63,16 @@ def _ci(auc, low, high) -> str:
 
 def references_book_form(summary: pd.DataFrame) -> pd.DataFrame:
     """The reference summary (:func:`npc_lib.analysis.references.reference_summary`) for the book: AUCs
-    with their 95 % CIs in one cell each, one row per dataset × variant × level."""
+    with their 95 % CIs in one cell each, one row per dataset × variant × level.
+
+    Parameters
+    ----------
+    summary : :func:`~npc_lib.analysis.references.reference_summary`
+
+    Returns
+    -------
+    DataFrame with display columns, one row per dataset × variant × level.
+    """
     out = pd.DataFrame({
         "Dataset": summary["dataset"], "Variant": summary["variant"], "Level": summary["level"],
         "Test patients (DM)": [f"{int(p)} ({int(d)})" for p, d in zip(summary["test_patients"],
@@ -82,7 +91,16 @@ def references_book_form(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def negative_control_book_form(table: pd.DataFrame) -> pd.DataFrame:
-    """The negative-control table for the book: image- and patient-level AUC with 95 % CI."""
+    """The negative-control table for the book: image- and patient-level AUC with 95 % CI.
+
+    Parameters
+    ----------
+    table : ``evaluation/negative_control.csv``
+
+    Returns
+    -------
+    DataFrame with display columns, one row per dataset × variant × model.
+    """
     return pd.DataFrame({
         "Dataset": table["dataset"], "Variant": table["variant"], "Model": [_model_name(b) for b in table["backbone"]],
         "Test patients": table["test_patients"].astype(int),
@@ -100,7 +118,16 @@ def _p(value) -> str:
 
 def metrics_book_form(metrics: pd.DataFrame) -> pd.DataFrame:
     """Per-run test metrics, compact: image-level AUC (DeLong CI), accuracy, sensitivity and
-    specificity at 0.5, and the patient-level AUC (bootstrap CI where computed, else DeLong)."""
+    specificity at 0.5, and the patient-level AUC (bootstrap CI where computed, else DeLong).
+
+    Parameters
+    ----------
+    metrics : one row per run (``evaluation.evaluate_runs``)
+
+    Returns
+    -------
+    DataFrame with display columns, one row per run.
+    """
     boot = "patient_auc_boot_low" in metrics
     return pd.DataFrame({
         "Dataset": metrics["dataset"], "Variant": metrics["variant"],
@@ -116,7 +143,16 @@ def metrics_book_form(metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def tnm_comparison_book_form(cmp: pd.DataFrame) -> pd.DataFrame:
-    """Paired DeLong tests of each model against stage IV vs I–III (patient level), compact."""
+    """Paired DeLong tests of each model against stage IV vs I–III (patient level), compact.
+
+    Parameters
+    ----------
+    cmp : ``evaluation.compare_with_tnm``
+
+    Returns
+    -------
+    DataFrame with display columns, one row per run.
+    """
     return pd.DataFrame({
         "Dataset": cmp["dataset"], "Variant": cmp["variant"], "Model": [_model_name(b) for b in cmp["backbone"]],
         "Patients": cmp["patients"], "Model AUC": [_fmt("{:.3f}", v) for v in cmp["model_auc"]],
@@ -124,7 +160,16 @@ def tnm_comparison_book_form(cmp: pd.DataFrame) -> pd.DataFrame:
 
 
 def selection_book_form(selection: pd.DataFrame) -> pd.DataFrame:
-    """The model shown per dataset × variant and the training-only figure it was chosen by."""
+    """The model shown per dataset × variant and the training-only figure it was chosen by.
+
+    Parameters
+    ----------
+    selection : ``study_evaluation.select_on_training``
+
+    Returns
+    -------
+    DataFrame with display columns, the selected rows only.
+    """
     s = selection[selection["selected"]]
     return pd.DataFrame({"Dataset": s["dataset"], "Variant": s["variant"],
                          "Chosen model": [_model_name(b) for b in s["backbone"]],
@@ -133,7 +178,16 @@ def selection_book_form(selection: pd.DataFrame) -> pd.DataFrame:
 
 
 def hybrid_book_form(hybrid: pd.DataFrame) -> pd.DataFrame:
-    """Clinical, image and hybrid models per backbone on the test patients, compact."""
+    """Clinical, image and hybrid models per backbone on the test patients, compact.
+
+    Parameters
+    ----------
+    hybrid : the hybrid table (``hybrid_models``)
+
+    Returns
+    -------
+    DataFrame with display columns, one row per backbone × model.
+    """
     return pd.DataFrame({
         "Image model": [_model_name(b) for b in hybrid["backbone"]], "Model": hybrid["model"],
         "Patients (DM)": [f"{int(p)} ({int(d)})" for p, d in zip(hybrid["patients"], hybrid["dm"])],
@@ -143,7 +197,16 @@ def hybrid_book_form(hybrid: pd.DataFrame) -> pd.DataFrame:
 
 def provenance_book_form(prov: pd.DataFrame) -> pd.DataFrame:
     """Provenance per run, compact: weights (and mode), configuration hash (first 10 characters),
-    seeds (train / split / cohort) and wall time."""
+    seeds (train / split / cohort) and wall time.
+
+    Parameters
+    ----------
+    prov : :func:`npc_lib.show.report.provenance`
+
+    Returns
+    -------
+    DataFrame with display columns, one row per run.
+    """
     return pd.DataFrame({
         "Dataset": prov["dataset"], "Variant": prov["variant"], "Model": [_model_name(b) for b in prov["backbone"]],
         "Weights": [f"{w} ({m})" for w, m in zip(prov["weights"], prov["mode"])],
@@ -155,7 +218,16 @@ def provenance_book_form(prov: pd.DataFrame) -> pd.DataFrame:
 def cam_book_form(table: pd.DataFrame) -> pd.DataFrame:
     """The Grad-CAM study per run, compact: CAM-in-ROI fraction, area share, enrichment and the
     randomisation check (Spearman ρ), with the reason wherever a value is undefined (the number
-    of images per run is the notebook's ``n_images``)."""
+    of images per run is the notebook's ``n_images``).
+
+    Parameters
+    ----------
+    table : the ``table`` of :func:`~npc_lib.analysis.cam_study.cam_study`
+
+    Returns
+    -------
+    DataFrame with display columns, one row per run.
+    """
     return pd.DataFrame({
         "Dataset": table["dataset"], "Variant": table["variant"],
         "Model": [_model_name(b) for b in table["backbone"]], "CAM grid": table["cam_grid"], "CAM in ROI": [_fmt("{:.3f}", v) for v in table["cam_in_roi"]],

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import matplotlib.pyplot as plt
 
 from npc_lib.layout import RunLayout
 from npc_lib.show.plots import save
@@ -57,7 +58,16 @@ def banner_html(flags: dict) -> str:
 
 
 def chapter_banner_html(flags: dict) -> str:
-    """The banner for a book chapter: the warnings, or a plain line saying that neither applies."""
+    """The banner for a book chapter: the warnings, or a plain line saying that neither applies.
+
+    Parameters
+    ----------
+    flags : :func:`data_flags`
+
+    Returns
+    -------
+    str: HTML.
+    """
     return banner_html(flags) or (
         f'<div class="npc-banner" style="{NEUTRAL_STYLE}">'
         "<b>Your cohort, pretrained backbones.</b> These results come from the cohort given to the runner, and "
@@ -77,8 +87,19 @@ def banner(runs_dir: str | Path, cohort_dir: str | Path | None = None) -> dict:
 def show(fig, path: str | Path | None = None, glue_as: str | None = None, width: int | None = None) -> None:
     """Display a matplotlib figure in the notebook (as PNG), saving it first as PNG + SVG when
     ``path`` is given, and gluing the saved PNG under ``glue_as`` (at ``width`` pixels, if
-    given) for the book's chapters. Returns nothing, so a notebook cell never prints a stray repr."""
-    import matplotlib.pyplot as plt
+    given) for the book's chapters.
+
+    Parameters
+    ----------
+    fig : a matplotlib Figure (closed afterwards)
+    path : where to save it, without suffix (PNG + SVG); None: display only
+    glue_as : a name the book's chapters glue it by
+    width : display width in pixels
+
+    Returns
+    -------
+    None, so a notebook cell never prints a stray repr.
+    """
     from IPython.display import Image, display
 
     if path is None:
@@ -94,7 +115,17 @@ def show(fig, path: str | Path | None = None, glue_as: str | None = None, width:
 
 
 def provenance(runs_dir: str | Path) -> pd.DataFrame:
-    """Per run: weights used, seeds, config hash, store fingerprint, versions, wall time."""
+    """Per run: weights used, seeds, config hash, store fingerprint, versions, wall time.
+
+    Parameters
+    ----------
+    runs_dir : a runs folder
+
+    Returns
+    -------
+    DataFrame, one row per run: dataset, variant, backbone, mode, weights, config hash, store
+    fingerprint, seeds, TensorFlow / Keras / npc_lib versions, wall time.
+    """
     rows = []
     for run in RunLayout(Path(runs_dir)).model_runs():
         meta = run.read_meta()
@@ -109,7 +140,17 @@ def provenance(runs_dir: str | Path) -> pd.DataFrame:
 
 
 def num(value, digits: int = 3) -> str:
-    """A number for a sentence in the book: fixed decimals, ``n/a`` when missing (never a numpy repr)."""
+    """A number for a sentence in the book: fixed decimals, ``n/a`` when missing (never a numpy repr).
+
+    Parameters
+    ----------
+    value : a number (or anything)
+    digits : decimals
+
+    Returns
+    -------
+    str: the number, or ``n/a``.
+    """
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -118,6 +159,16 @@ def num(value, digits: int = 3) -> str:
 
 
 def table(frame: pd.DataFrame, precision: int = 3):
-    """A data frame for the book: no row index, fixed decimals, blanks for missing values."""
+    """A data frame for the book: no row index, fixed decimals, blanks for missing values.
+
+    Parameters
+    ----------
+    frame : the table
+    precision : decimals
+
+    Returns
+    -------
+    a pandas Styler.
+    """
     return (frame.style.hide(axis="index").format(precision=precision, na_rep="")
             .set_table_attributes('class="dataframe table"'))

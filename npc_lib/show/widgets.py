@@ -6,22 +6,26 @@ so callbacks are testable without a kernel).
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from npc_lib.errors import NpcError  # noqa: E402
+from npc_lib.atomic import atomic_path  # noqa: E402
+from npc_lib.show.plots import overlay, roc_frame, roc_of_run  # noqa: E402
+from npc_lib.data.dicom import read_series  # noqa: E402
 
 
 def figure_png(fig, dpi: int = 100):
     """A figure as an IPython PNG image: shown by every front end whatever matplotlib backend is
     active (a bare figure object under the Agg backend would show as its text repr)."""
-    import io
 
     from IPython.display import Image
     buf = io.BytesIO()
@@ -71,7 +75,13 @@ class Explorer:
 
 
 class SliceExplorer(Explorer):
-    """A patient's slices with ROI rectangles: intratumour (solid) and intra-peritumour (dashed)."""
+    """A patient's slices with ROI rectangles: intratumour (solid) and intra-peritumour (dashed).
+
+    Parameters
+    ----------
+    cohort_dir : the cohort folder
+    index : the image store's index (which slices hold ROIs, and their rectangles)
+    """
 
     def __init__(self, cohort_dir: str | Path, index: pd.DataFrame):
         import ipywidgets as w
@@ -88,7 +98,6 @@ class SliceExplorer(Explorer):
         self.controls["patient"].observe(lambda ch: self._jump(ch["new"]), names="value")
 
     def _pixels(self, pid: str) -> np.ndarray:
-        from npc_lib.data.dicom import read_series
         if pid not in self._series:
             self._series = {pid: read_series(self.cohort_dir / "dicom" / pid).pixels}  # one patient in RAM
         return self._series[pid]
@@ -100,7 +109,6 @@ class SliceExplorer(Explorer):
             self.controls["slice"].value = int(rows["slice_index"].mode().iloc[0])
 
     def figure(self):
-        from matplotlib.patches import Rectangle
         pid, k, mode = (self.controls[c].value for c in ("patient", "slice", "boxes"))
         px = self._pixels(pid)
         k = min(k, px.shape[0] - 1)
@@ -121,7 +129,12 @@ class SliceExplorer(Explorer):
 
 
 class RocExplorer(Explorer):
-    """ROC curves of the chosen dataset × variant for the chosen backbones, image or patient level."""
+    """ROC curves of the chosen dataset × variant for the chosen backbones, image or patient level.
+
+    Parameters
+    ----------
+    runs : (dataset, variant, backbone) -> predictions (one row per image)
+    """
 
     def __init__(self, runs: dict):
         import ipywidgets as w
@@ -138,7 +151,6 @@ class RocExplorer(Explorer):
         self._connect()
 
     def figure(self):
-        from npc_lib.show.plots import roc_frame, roc_of_run
         d, v, level, chosen = (self.controls[c].value for c in ("dataset", "variant", "level", "backbones"))
         fig, ax = plt.subplots(figsize=(4.8, 4.8))
         for b in chosen:
@@ -150,7 +162,12 @@ class RocExplorer(Explorer):
 
 
 class CamViewer(Explorer):
-    """Grad-CAM overlays saved by the Grad-CAM notebook: model, image and overlay opacity."""
+    """Grad-CAM overlays saved by the Grad-CAM notebook: model, image and overlay opacity.
+
+    Parameters
+    ----------
+    cams_npz : the file :func:`save_cam_examples` wrote
+    """
 
     def __init__(self, cams_npz: str | Path):
         import ipywidgets as w
@@ -171,7 +188,6 @@ class CamViewer(Explorer):
         self._connect()
 
     def figure(self):
-        from npc_lib.show.plots import overlay
         key, b, i, alpha = (self.controls[c].value for c in ("run", "backbone", "image", "alpha"))
         images, masks = self.data[f"{key}|images"], self.data[f"{key}|masks"]
         i = min(i, len(images) - 1)
@@ -192,8 +208,17 @@ class CamViewer(Explorer):
 
 
 def save_cam_examples(examples: dict, path: str | Path) -> Path:
-    """Store the Grad-CAM study's example images, masks and CAMs for :class:`CamViewer`."""
-    from npc_lib.atomic import atomic_path
+    """Store the Grad-CAM study's example images, masks and CAMs for :class:`CamViewer`.
+
+    Parameters
+    ----------
+    examples : ``cam_study(...)["examples"]``
+    path : the .npz to write
+
+    Returns
+    -------
+    Path of the written file.
+    """
     arrays = {}
     for (dataset, variant), ex in examples.items():
         key = f"{dataset}~{variant}"

@@ -1,4 +1,4 @@
-"""Synthetic NPC cohort with known ground truth (the embedded default; DESIGN §4).
+"""Synthetic NPC cohort with known ground truth (the embedded default).
 
 ``generate_cohort`` writes a cohort directory that follows the data contract (``clinical.csv``,
 ``rois.csv``, ``dicom/<patient>/*.dcm``, ``masks/<patient>.npz``) plus the ground truth, which is

@@ -34,18 +34,13 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from npc_lib.data.rois import grow_pixels
-from npc_lib.synth.shapes import bbox, ellipse, harmonic_profile, polar, ring
+from npc_lib.synth.anatomy import FAT, NASOPHARYNX_LEVEL, NECROSIS, NODE, TUMOUR, PatientAnatomy, normal_anatomy, smooth_noise
+from npc_lib.synth.shapes import bbox, ellipse, harmonic_profile, polar
 
 LABELS = {0: "background", 1: "primary_tumour", 2: "primary_margin_infiltration",
           3: "node", 4: "node_necrosis", 5: "node_extranodal_extension"}
 PERITUMOUR_MM = 3.0     # depth of the planted peritumoural features
 STRAND_COVER = 0.6      # at the full feature, strands rise from the top 60 % of their angular profile
-NASOPHARYNX_LEVEL = 0.42  # slices with level < this are nasopharyngeal, the rest neck
-
-# relative T1-CE intensities
-AIR, CORTEX, CSF, MUSCLE, CORD, SKIN, TUMOUR, NODE = 0.02, 0.07, 0.15, 0.36, 0.45, 0.6, 0.56, 0.52
-MARROW, GLAND, MUCOSA, PAROTID, FAT, VEIN, NECROSIS = 0.72, 0.74, 0.82, 0.86, 1.0, 1.12, 0.2
-
 
 @dataclass
 class Lesion:
@@ -133,99 +128,6 @@ def plan_lesions(rng, t_stage: str, n_stage: str, features: dict, n_slices: int,
     return lesions
 
 
-@dataclass
-class PatientAnatomy:
-    """Per-patient variation of the normal anatomy."""
-
-    scale: float
-    neck_width: float
-    shift: tuple[float, float]
-    fat: float
-    intensity_scale: float
-    bias: tuple
-    noise: float
-
-    @classmethod
-    def draw(cls, rng) -> "PatientAnatomy":
-        return cls(scale=rng.uniform(0.93, 1.07), neck_width=rng.uniform(0.92, 1.08),
-                   shift=(rng.uniform(-4, 4), rng.uniform(-4, 4)), fat=rng.uniform(4, 10),
-                   intensity_scale=rng.uniform(700, 1500), bias=tuple(rng.normal(0, 0.12, 5)),
-                   noise=rng.uniform(0.018, 0.035))
-
-
-def _anatomy(X, Y, level: float, a: PatientAnatomy) -> tuple[np.ndarray, np.ndarray]:
-    """Normal anatomy of one slice: relative intensity image and body mask."""
-    s = a.scale
-    sx, sy = a.shift
-    X, Y = (X - sx) / s, (Y - sy) / s
-    img = np.full(X.shape, AIR, dtype=np.float32)
-    ax, ay = (80 - 16 * level) * a.neck_width, 92 - 22 * level
-    body = ellipse(X, Y, 0, 4, ax, ay)
-    naso = level < NASOPHARYNX_LEVEL
-
-    def paint(mask, value):
-        img[mask & body] = value
-
-    paint(body, FAT)
-    paint(ring(X, Y, 0, 4, ax, ay, 1.6), SKIN)
-    deep = ellipse(X, Y, 0, 6, ax - a.fat, ay - a.fat)
-    paint(deep, 0.8)  # deep soft tissue: fat planes between the structures below
-    paint(ring(X, Y, 0, 6, ax - a.fat, ay - a.fat, 3.0), MUSCLE * 1.2)  # platysma / superficial muscle
-    for side in (-1, 1):
-        paint(ellipse(X, Y, side * 20, 0, 8, 13), FAT)            # parapharyngeal fat
-        paint(ellipse(X, Y, side * 22, 50, 18, 13), MUSCLE)       # paraspinal muscles
-        paint(ellipse(X, Y, side * 10, 64, 10, 9), MUSCLE)
-        paint(ellipse(X, Y, side * 8, 12, 5.5, 4), MUSCLE)        # longus capitis / colli
-        if naso:
-            paint(ellipse(X, Y, side * 31, -4, 8, 14, side * 20), MUSCLE)   # pterygoids
-            paint(ellipse(X, Y, side * 53, 20, 11, 16), PAROTID)           # parotid
-            paint(ellipse(X, Y, side * 60, -6, 7, 17), MUSCLE)             # masseter
-            paint(ellipse(X, Y, side * 47, -6, 5, 14), CORTEX)             # mandibular ramus
-            paint(ellipse(X, Y, side * 47, -6, 2.5, 11), MARROW)
-        else:
-            paint(ellipse(X, Y, side * 47, 22 + 8 * level, 8, 15, side * 35), MUSCLE)  # SCM
-            if level < 0.75:
-                paint(ellipse(X, Y, side * 34, -22, 10, 8), GLAND)         # submandibular
-        paint(ellipse(X, Y, side * 24, 12, 3.5, 3.5), AIR * 2)            # carotid flow void
-        paint(ellipse(X, Y, side * 31, 17, 5.5, 4.5), VEIN)               # internal jugular
-    if naso:
-        paint(ellipse(X, Y, 0, -10, 12, 6.5), MUCOSA)
-        paint(ellipse(X, Y, 0, -10, 10, 4.8), AIR)                        # nasopharyngeal airway
-        if level < NASOPHARYNX_LEVEL * 0.7:
-            for side in (-1, 1):                                           # maxillary sinuses
-                paint(ellipse(X, Y, side * 30, -46, 14, 15, side * 10), CORTEX)
-                paint(ellipse(X, Y, side * 30, -46, 12, 13, side * 10), MUCOSA)
-                paint(ellipse(X, Y, side * 30, -46, 10, 11, side * 10), AIR)
-            paint(ellipse(X, Y, 0, -42, 18, 24), MUCOSA)                   # nasal cavity
-            paint(ellipse(X, Y, 0, -42, 15, 21) & (np.abs(X) > 1.5), AIR)
-            for side in (-1, 1):
-                paint(ellipse(X, Y, side * 11, -42, 3, 14), MUCOSA)        # turbinates
-        paint(ellipse(X, Y, 0, 24, 15, 10), CORTEX)                         # clivus
-        paint(ellipse(X, Y, 0, 24, 12.5, 7.5), MARROW)
-    else:
-        if level < 0.75:
-            paint(ellipse(X, Y, 0, -38, 34, 24), 0.42)                        # tongue
-            paint(ellipse(X, Y, 0, -38, 2, 20), FAT * 0.9)                    # lingual septum
-            mand = ring(X, Y, 0, -18, 52, 48, 8) & (Y < -14)                  # mandibular body
-            paint(mand, CORTEX)
-            paint(ring(X, Y, 0, -18, 50, 46, 4) & (Y < -15), MARROW)
-        aw = 12 - 4 * level
-        paint(ellipse(X, Y, 0, -12, aw + 2, 8), MUCOSA)
-        paint(ellipse(X, Y, 0, -12, aw, 6), AIR)                             # oro/hypopharynx
-    if not naso:
-        paint(ellipse(X, Y, 0, 25, 14, 11), CORTEX)                          # vertebral body
-        paint(ellipse(X, Y, 0, 25, 12, 9), MARROW)
-        paint(ring(X, Y, 0, 42, 11, 9, 2.5), CORTEX)                         # posterior arch
-    paint(ellipse(X, Y, 0, 42, 8.5, 6.5), CSF)                               # spinal canal
-    paint(ellipse(X, Y, 0, 42, 5, 4), CORD)
-    return img, body
-
-
-def _smooth_noise(rng, shape, sigma_px):
-    n = gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma_px)
-    return n / (n.std() + 1e-6)
-
-
 def _strand_depth(theta, amount: float, spikes: tuple, turn: float) -> np.ndarray:
     """Depth (mm, ≤ ``PERITUMOUR_MM``) of the strands at polar angle ``theta``: more and longer
     strands as ``amount`` (0–1) grows; ``turn`` rotates them (they differ between slices)."""
@@ -266,7 +168,7 @@ def _paint_core(img, labels, X, Y, les: Lesion, dz_mm: float, px_mm: float):
         return None
     tex_rng = np.random.default_rng([les.texture_seed, int(round(dz_mm * 10)) + 100000])
     if les.kind == "primary":
-        mottle = _smooth_noise(tex_rng, Xw.shape, max(1.0, 1.8 / px_mm))
+        mottle = smooth_noise(tex_rng, Xw.shape, max(1.0, 1.8 / px_mm))
         val = TUMOUR * (1 + 0.35 * les.core_feature * mottle)
         imgw[core] = val[core]
         labw[core] = 1
@@ -274,7 +176,7 @@ def _paint_core(img, labels, X, Y, les: Lesion, dz_mm: float, px_mm: float):
         imgw[core] = NODE
         labw[core] = 3
         nec_r = r_core * 0.8 * np.sqrt(les.core_feature)
-        nec = core & (r <= nec_r * (1 + 0.15 * _smooth_noise(tex_rng, Xw.shape, 2.0)))
+        nec = core & (r <= nec_r * (1 + 0.15 * smooth_noise(tex_rng, Xw.shape, 2.0)))
         if les.core_feature > 0.1 and nec.any():
             imgw[core & ~nec & (r > nec_r * 0.85)] = NODE * 1.25     # enhancing rim
             imgw[nec] = NECROSIS
@@ -349,7 +251,7 @@ def render(rng, anatomy: PatientAnatomy, lesions: list[Lesion], matrix: int, n_s
     labels = np.zeros((n_slices, matrix, matrix), dtype=np.uint8)
     notes = []
     for k in range(n_slices):
-        img, body = _anatomy(X, Y, float(levels[k]), anatomy)
+        img, body = normal_anatomy(X, Y, float(levels[k]), anatomy)
         drawn = []
         for idx, les in enumerate(lesions):
             if les.kind == "node":  # a bulky node deforms the neck contour
@@ -368,7 +270,7 @@ def render(rng, anatomy: PatientAnatomy, lesions: list[Lesion], matrix: int, n_s
             notes.append(Annotation(k, les.region, idx, box, round(float(les.core_feature), 6),
                                     round(amount, 6), n))
         img = gaussian_filter(img, 0.5)
-        img *= 1 + 0.05 * _smooth_noise(rng, img.shape, max(1.0, 1.5 / px)) * body
+        img *= 1 + 0.05 * smooth_noise(rng, img.shape, max(1.0, 1.5 / px)) * body
         img *= bias
         sigma = anatomy.noise
         mag = np.hypot(img + sigma * rng.standard_normal(img.shape, dtype=np.float32),
