@@ -51,18 +51,20 @@ def main():
     from npc_lib.analysis.study_evaluation import evaluate_study
     from npc_lib.analysis.metrics import bootstrap_auc_ci, patient_scores
 
+    from npc_lib.layout import RunLayout
     work = Path(tempfile.mkdtemp())
     runs = work / "runs"
     runs.mkdir()
-    for name in ("models", "cache", "split.csv", "cohort.json"):  # evaluation writes under runs/evaluation
-        (runs / name).symlink_to((a.runs_dir / name).resolve())
-    n = len(load_runs(runs / "models"))
+    source, layout = RunLayout(a.runs_dir), RunLayout(runs)
+    for name in ("models", "cache", "split", "cohort_ref"):  # the evaluation writes under runs/evaluation
+        getattr(layout, name).symlink_to(getattr(source, name).resolve())
+    n = len(load_runs(layout.models))
     _, t_core = timed(evaluate_study, runs, hybrid_folds=0)
     _, t_all = timed(evaluate_study, runs, hybrid_folds=5)
     print(f"evaluate, {n} runs: core (metrics, CIs, DeLong, references, tables) {t_core:.1f} s; "
           f"with hybrid (5-fold OOF, 4 backbones) {t_all:.1f} s (budget 120 s)")
 
-    meta, pred = load_runs(runs / "models")[0]
+    meta, pred = load_runs(layout.models)[0]
     pts = patient_scores(pred[pred.split == "test"])
     y, p = pts["label"].to_numpy(), pts["probability"].to_numpy()
     _, t_vec = timed(bootstrap_auc_ci, y, p, None, 2000)
@@ -86,9 +88,9 @@ def main():
     from npc_lib.learn.loaders import preprocess_images
     from npc_lib.learn.models import backbone
     for b in ("resnet50", "efficientnet-b0"):
-        run = next(d for d in sorted((runs / "models").iterdir()) if d.name.endswith(b))
-        m, _ = next((mm, pp) for mm, pp in load_runs(runs / "models") if mm["config"]["backbone"] == b)
-        store = open_image_store(runs / "cache" / f"images-{m['store_fingerprint']}", verify=False)
+        run = next(d for d in sorted(layout.models.iterdir()) if d.name.endswith(b))
+        m, _ = next((mm, pp) for mm, pp in load_runs(layout.models) if mm["config"]["backbone"] == b)
+        store = open_image_store(layout.image_store(m["store_fingerprint"]), verify=False)
         cm = load_run_model(runs, run)
         x = preprocess_images(np.asarray(store.images("intra-peritumour")[:32]), backbone(b), cm.input_size)
 

@@ -16,7 +16,6 @@ each as a ratio to the baseline measured in the same process.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import shutil
 import tempfile
@@ -27,6 +26,7 @@ from npc_lib.config import load_profile
 from npc_lib.analysis.references import pixel_reference_scores, planted_image_scores, store_features
 from npc_lib.data.rois import Geometry
 from npc_lib.learn.study import grid, open_prepared, train_grid
+from npc_lib.layout import RunLayout
 
 
 def _rss_mb() -> float:
@@ -47,24 +47,24 @@ def main() -> None:
     a = ap.parse_args()
     profile = load_profile(a.profile)
     runs = Path(a.runs or f"runs/{profile['name']}")
-    prep = open_prepared(profile, runs)
-    cohort = json.loads((runs / "cohort.json").read_text())["cohort"]
+    prep = open_prepared(runs)
+    layout = RunLayout(runs)
+    cohort = layout.read_cohort_ref()["cohort"]
     scratch = Path(tempfile.mkdtemp(prefix="bench-refs-"))
     try:
-        shutil.copytree(runs / "cache", scratch / "cache", dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("pixel-features-*"))
-        (scratch / "split.csv").write_bytes((runs / "split.csv").read_bytes())
-        (scratch / "cohort.json").write_bytes((runs / "cohort.json").read_bytes())
-        local = type(prep)(prep.cohort, prep.split, prep.store, scratch)
+        copy = RunLayout(scratch)
+        shutil.copytree(layout.cache, copy.cache, dirs_exist_ok=True, ignore=shutil.ignore_patterns("pixel-features-*"))
+        copy.split.write_bytes(layout.split.read_bytes())
+        copy.cohort_ref.write_bytes(layout.cohort_ref.read_bytes())
+        local = type(prep)(prep.split, prep.store, scratch)
         _, base = _timed(lambda: train_grid(profile, local, grid(profile, backbones=[a.backbone]), progress=False))
         geometry = Geometry.from_profile(profile)
         _, t_feat = _timed(lambda: store_features(prep.store, geometry))
-        _, t_pixel = _timed(lambda: pixel_reference_scores(prep.store, prep.split, geometry, scratch / "cache"))
+        _, t_pixel = _timed(lambda: pixel_reference_scores(prep.store, prep.split, geometry, copy.cache))
         _, t_planted = _timed(lambda: planted_image_scores(prep.store, prep.split, cohort))
         from npc_lib.analysis.hybrid import oof_patient_scores
-        from npc_lib.learn.train import slug
         d, v = profile["datasets"][0], profile["variants"][-1]
-        _, t_oof = _timed(lambda: oof_patient_scores(scratch, scratch / "models" / slug(d, v, a.backbone), folds=5))
+        _, t_oof = _timed(lambda: oof_patient_scores(scratch, copy.model(d, v, a.backbone).root, folds=5))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     n = len(prep.store.index)

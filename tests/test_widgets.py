@@ -17,8 +17,7 @@ def _pixels(fig):
 
 def test_slice_explorer_follows_patient_slice_and_boxes(smoke_runs, small_cohort):
     from npc_lib.learn.study import open_prepared
-    from npc_lib.config import load_profile
-    prep = open_prepared(load_profile("smoke"), smoke_runs)
+    prep = open_prepared(smoke_runs)
     ex = SliceExplorer(small_cohort, prep.store.index)
     ex.widget()
     first = ex.last_figure.axes[0].get_title()

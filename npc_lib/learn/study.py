@@ -132,7 +132,7 @@ def train_grid(profile: dict, prep: Prepared, runs: list[tuple[str, str, str]], 
     return pd.DataFrame(rows)
 
 
-def open_prepared(profile: dict, runs_dir: str | Path) -> Prepared:
+def open_prepared(runs_dir: str | Path) -> Prepared:
     """Reopen what :func:`prepare` wrote (split, image store) without rebuilding or re-reading
     the DICOM headers."""
     layout = RunLayout(Path(runs_dir))
@@ -153,7 +153,7 @@ def train_one(profile: dict, runs_dir: str | Path, dataset: str, variant: str, b
     -------
     dict: the run's ``run.json``.
     """
-    prep = open_prepared(profile, runs_dir)
+    prep = open_prepared(runs_dir)
     train_grid(profile, prep, [(dataset, variant, backbone_name)], progress=False)
     return prep.layout.model(dataset, variant, backbone_name).read_meta()
 
