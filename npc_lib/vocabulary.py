@@ -16,7 +16,16 @@ BACKBONES = ("efficientnet-b0", "inception-resnet-v2", "resnet50", "xception")
 
 
 def variant_column(variant: str) -> str:
-    """The variant as part of a column name: ``intra-peritumour`` -> ``intra_peritumour``."""
+    """The variant as part of a column or glue name: ``intra-peritumour`` -> ``intra_peritumour``.
+
+    Parameters
+    ----------
+    variant : one of ``VARIANTS``
+
+    Returns
+    -------
+    str
+    """
     if variant not in VARIANTS:
         raise KeyError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
     return variant.replace("-", "_")

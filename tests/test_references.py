@@ -76,7 +76,7 @@ def test_pixel_reference_is_fitted_on_training_images_only(prepared):
 
 def test_model_choice_never_looks_at_test_data(tmp_path, monkeypatch):
     """Backbone A is best on training patients (out of fold), B on test: A must be chosen."""
-    import npc_lib.analysis.hybrid as hybrid
+    import npc_lib.analysis.study_evaluation as study_evaluation
     rng = np.random.default_rng(1)
     n = 60
     y = rng.integers(0, 2, n)
@@ -88,7 +88,7 @@ def test_model_choice_never_looks_at_test_data(tmp_path, monkeypatch):
         return pd.DataFrame({"patient_id": np.arange(2 * n), "split": ["train"] * n + ["test"] * n,
                              "label": np.r_[y, y], "image_score": np.r_[good if a else bad, bad if a else good]})
 
-    monkeypatch.setattr(hybrid, "cached_oof_scores", fake_oof)
+    monkeypatch.setattr(study_evaluation, "cached_oof_scores", fake_oof)
     metas = [{"config": {"dataset": "CMLN", "variant": "intratumour", "backbone": b}} for b in ("a", "b")]
     sel = select_on_training(tmp_path, metas, folds=3)
     chosen = sel[sel["selected"]]
