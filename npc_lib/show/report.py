@@ -107,10 +107,11 @@ def show(fig, path: str | Path | None = None, glue_as: str | None = None, width:
         plt.close(fig)
         return None
     png = save(fig, path)[0]
-    display(Image(filename=str(png), width=width))
-    if glue_as:
+    if glue_as:  # one output, displayed here and glued (with its width) for the chapters
         from myst_nb import glue
-        glue(glue_as, Image(filename=str(png), width=width), display=False)
+        glue(glue_as, Image(filename=str(png), width=width))
+    else:
+        display(Image(filename=str(png), width=width))
     return None
 
 
