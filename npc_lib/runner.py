@@ -27,10 +27,15 @@ from pathlib import Path
 
 from npc_lib import __version__
 from npc_lib.atomic import write_json, write_text
+from npc_lib.analysis.negative_control import null_profile, run_negative_control
 from npc_lib.errors import NpcError
 from npc_lib.executors import Executor
 from npc_lib.layout import RunLayout, shared_paths_problem, slug
+from npc_lib.learn.models import backbone, preflight_weights
+from npc_lib.learn.study import features_on_workers, prepare, train_grid
+from npc_lib.learn.study import grid as study_grid
 from npc_lib.progress import progress_bar
+from npc_lib.synth import ensure_cohort
 
 log = logging.getLogger(__name__)
 NOTEBOOKS = ["01_cohort", "02_roi_datasets", "03_train", "04_evaluate", "05_gradcam", "06_explore"]
@@ -80,8 +85,6 @@ def _rel(path: Path, root: Path) -> str:
 
 def plan(profile: dict, runs_dir: Path, cohort_dir: Path, notebooks_dir: Path, grid=None) -> list[Job]:
     """One job per notebook, and one ``03_train`` job per (dataset, variant, backbone)."""
-    from npc_lib.learn.study import grid as profile_grid
-    from npc_lib.learn.models import backbone
     layout = RunLayout(Path(runs_dir).resolve())  # absolute: Dask workers may start elsewhere
     root = Path(notebooks_dir).resolve().parent
     base = {"profile": profile["name"], "runs_dir": _rel(runs_dir, root), "cohort_dir": _rel(cohort_dir, root),
@@ -90,7 +93,7 @@ def plan(profile: dict, runs_dir: Path, cohort_dir: Path, notebooks_dir: Path, g
     for nb in NOTEBOOKS:
         src = Path(notebooks_dir).resolve() / f"{nb}.ipynb"
         if nb == "03_train":
-            for d, v, b in grid or profile_grid(profile):
+            for d, v, b in grid or study_grid(profile):
                 jobs.append(Job(f"03_train__{slug(d, v, b)}", str(src), str(layout.executed_notebook(nb, slug(d, v, b))),
                                 {**base, "dataset": d, "variant": v, "backbone": b},
                                 title=f"Train {d}, {v}, {backbone(b).constructor}", cwd=str(root)))
@@ -236,22 +239,17 @@ def prepare_study(profile: dict, runs_dir: Path, cohort_dir: str | Path | None, 
     process sharing those features (minutes); each training notebook presents its finished run
     instead of paying a kernel's TensorFlow start-up to fit it. In finetune mode the training
     notebooks train."""
-    from npc_lib.learn.study import prepare
-    from npc_lib.synth import ensure_cohort
     cohort = ensure_cohort(profile, cohort_dir, runs_dir, progress=progress)
     prep = prepare(profile, cohort, runs_dir, progress=progress)
     if profile["train"]["mode"] == "head":  # cheap in-process: the training notebooks then reuse the runs
-        from npc_lib.learn.study import grid, train_grid
         t0 = time.perf_counter()
-        cells = grid(profile)
-        if executor is not None and executor.info.kind == "dask":  # a real cluster; locally TensorFlow
-            from npc_lib.learn.study import features_on_workers                 # already uses every core here
-            features_on_workers(executor, profile, prep)
+        cells = study_grid(profile)
+        if executor is not None and executor.info.kind == "dask":  # a real cluster of workers
+            features_on_workers(executor, profile, prep)  # locally, TensorFlow already uses every core
         train_grid(profile, prep, cells, progress=progress)
         log.info("%d-model head grid ready in %.1f s", len(cells), time.perf_counter() - t0)
     if cohort_dir is None and profile.get("negative_control"):
         # the synthetic cohort's leakage alarm: the same pipeline on the null scenario (see npc_lib.analysis.negative_control)
-        from npc_lib.analysis.negative_control import null_profile, run_negative_control
         null = null_profile(profile)
         null_cohort = ensure_cohort(null, None, RunLayout(runs_dir).negative_control.root, progress=progress)
         run_negative_control(profile, runs_dir, null_cohort, progress=progress)
@@ -312,7 +310,6 @@ def run_profile(profile: dict, runs_dir: Path, cohort_dir: str | Path | None = N
     runs_dir.mkdir(parents=True, exist_ok=True)
     # papermill's kernel must be this interpreter (its "python3" kernel runs `python` from PATH)
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    from npc_lib.learn.models import preflight_weights
     preflight_weights(profile)  # an offline machine that refuses random weights stops here, in seconds
     executor: dict = {}
     with _terminate_as_interrupt(), Executor(n_jobs, scheduler) as ex:
