@@ -21,6 +21,12 @@ from npc_lib.errors import NpcError
 
 log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 30
+# Dask's nannies export this glibc setting to their workers (and into the runner's own
+# environment); it disables malloc's adaptive mmap threshold, so every large temporary NumPy
+# array becomes an mmap/munmap pair: measured on the demo, the cohort generator and the
+# notebook kernels spent half their CPU time in the kernel. Our jobs are NumPy/TensorFlow
+# processes, so neither the local workers nor the kernels they start get it.
+TRIM_VARIABLE = "MALLOC_TRIM_THRESHOLD_"
 
 
 @dataclass
@@ -63,7 +69,8 @@ class Executor:
                                    f"{CONNECT_TIMEOUT_S} s", hint="start workers with `dask worker ADDRESS`") from None
                 kind = "dask"
             else:
-                with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+                with dask.config.set({"distributed.scheduler.allowed-failures": 1,
+                                      f"distributed.nanny.pre-spawn-environ.{TRIM_VARIABLE}": None}):
                     self.cluster = LocalCluster(n_workers=self.jobs, threads_per_worker=1, processes=True,
                                                 dashboard_address=None, silence_logs=logging.ERROR)
                 self.client = Client(self.cluster)

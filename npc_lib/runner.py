@@ -29,7 +29,7 @@ from npc_lib import __version__
 from npc_lib.atomic import write_json, write_text
 from npc_lib.analysis.negative_control import null_profile, run_negative_control
 from npc_lib.errors import NpcError
-from npc_lib.executors import Executor
+from npc_lib.executors import TRIM_VARIABLE, Executor
 from npc_lib.layout import RunLayout, shared_paths_problem, slug
 from npc_lib.learn.models import backbone, preflight_weights
 from npc_lib.learn.study import features_on_workers, prepare, train_grid
@@ -179,6 +179,7 @@ def _terminate_as_interrupt():
 
 def run_job_on_worker(job: Job, timeout: int, kernel: str | None = None) -> Outcome:
     """:func:`execute_job` after checking that this machine sees the job's files (Dask workers)."""
+    os.environ.pop(TRIM_VARIABLE, None)  # the kernel this worker starts allocates like a plain process
     problem = shared_paths_problem([job.notebook, job.cwd, Path(job.output).parent.parent])
     if problem:
         return Outcome(job.name, "failed", 0.0, problem, job.output)

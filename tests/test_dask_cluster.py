@@ -145,3 +145,21 @@ def test_the_smoke_main_job_runs_through_the_scheduler(cluster, tmp_path):
     summary = json.loads((runs / "run_summary.json").read_text())
     assert code == 0 and summary["failed"] == [] and summary["executed"] == 37
     assert summary["executor"] == {"kind": "dask", "address": cluster, "workers": 2}
+
+
+ENV_PROBE = "import os, pathlib\npathlib.Path(marker).write_text(os.environ.get('MALLOC_TRIM_THRESHOLD_', 'unset'))"
+
+
+def test_kernels_do_not_inherit_dasks_malloc_trimming(cluster, tmp_path):
+    """Dask's workers run with MALLOC_TRIM_THRESHOLD_ (mmap churn for NumPy); their kernels must not."""
+    from npc_lib.executors import TRIM_VARIABLE, Executor
+    nb = _notebook(tmp_path / "probe.ipynb", ENV_PROBE)
+    before = os.environ.get(TRIM_VARIABLE)
+    for where, kwargs in (("external", {"scheduler": cluster}), ("local", {"n_jobs": 2})):
+        marker = tmp_path / f"{where}.txt"
+        out = run_jobs(_jobs(tmp_path, [(f"probe_{where}", nb, str(marker), 0)]), "fp", tmp_path / f"s_{where}",
+                       timeout=120, progress=False, **kwargs)
+        assert [o.status for o in out] == ["ok"], out
+        assert marker.read_text() == "unset", where
+    with Executor(jobs=2):
+        assert os.environ.get(TRIM_VARIABLE) == before  # nor does the runner (its cohort generator)
