@@ -141,6 +141,14 @@ class ModelRun:
         return json.loads(self.meta.read_text())
 
 
+
+def model_runs_in(models_dir: str | Path) -> list[ModelRun]:
+    """Every model folder under ``models_dir`` holding a ``run.json``, sorted by name."""
+    models_dir = Path(models_dir)
+    if not models_dir.is_dir():
+        return []
+    return [run for run in map(ModelRun, sorted(models_dir.iterdir())) if run.meta.is_file()]
+
 @dataclass(frozen=True)
 class RunLayout:
     """Every path under a runs folder (``runs/<profile>/``), named here once.
@@ -213,9 +221,7 @@ class RunLayout:
 
     def model_runs(self) -> list[ModelRun]:
         """Every model folder holding a ``run.json``, sorted by name."""
-        if not self.models.is_dir():
-            return []
-        return [ModelRun(d) for d in sorted(self.models.iterdir()) if (d / "run.json").is_file()]
+        return model_runs_in(self.models)
 
     # results
     @property

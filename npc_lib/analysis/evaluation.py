@@ -15,7 +15,7 @@ import pandas as pd
 
 from npc_lib.analysis.metrics import (MetricError, auc_ci_delong, bootstrap_auc_ci, delong_test, patient_scores,
                                       threshold_metrics, youden_threshold)
-from npc_lib.layout import ModelRun
+from npc_lib.layout import ModelRun, model_runs_in
 from npc_lib.analysis.published import published_table2
 from npc_lib.vocabulary import DATASETS, variant_column
 
@@ -23,8 +23,7 @@ from npc_lib.vocabulary import DATASETS, variant_column
 
 def finished_runs(models_dir: str | Path) -> list[ModelRun]:
     """Every finished run (``run.json`` and predictions present) under ``models_dir``, by name."""
-    models_dir = Path(models_dir)
-    return [ModelRun(d) for d in sorted(models_dir.iterdir()) if ModelRun(d).finished] if models_dir.is_dir() else []
+    return [run for run in model_runs_in(models_dir) if run.finished]
 
 
 def load_runs(models_dir: str | Path) -> list[tuple[dict, pd.DataFrame]]:
