@@ -7,6 +7,7 @@ JupyterLab does) and works a slider. Then every notebook is executed with paperm
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -20,6 +21,7 @@ import pytest
 
 pytest.importorskip("jupyterlab")
 pytest.importorskip("papermill")
+nbformat = pytest.importorskip("nbformat")
 
 
 def _chromium():
@@ -76,14 +78,32 @@ def lab(smoke_book, tmp_path_factory):
         log.close()
 
 
+def _kernel_state(base: str, path: str) -> str | None:
+    """The execution state the server reports for the kernel of the notebook at ``path``."""
+    with urllib.request.urlopen(f"{base}/api/sessions", timeout=5) as reply:
+        sessions = json.load(reply)
+    states = [s["kernel"]["execution_state"] for s in sessions if s.get("path") == path and s.get("kernel")]
+    return states[0] if states else None
+
+
+PROMPTS_JS = ("return Array.from(document.querySelectorAll('.jp-CodeCell .jp-InputPrompt'))"
+              ".map(p => p.textContent.trim())")  # textContent: JupyterLab virtualises cells out of view
+VIEWS_JS = "return document.querySelectorAll('.jp-OutputArea-output .widget-vbox').length"
+IMAGE_JS = ("const box = document.querySelectorAll('.jp-OutputArea-output .widget-vbox')[0];"
+            "const img = box && box.querySelector('img'); return img ? img.src : null;")
+
+
 @pytest.mark.skipif(_chromium() is None, reason="Debian chromium + chromium-driver not installed (CI installs them)")
 def test_explore_notebook_runs_in_jupyterlab_and_its_widgets_draw(lab, tmp_path):
     from selenium import webdriver
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
     base, root = lab
+    path = "notebooks/06_explore.ipynb"
+    code_cells = sum(c.cell_type == "code" for c in nbformat.read(root / path, as_version=4).cells)
     before = _files(root / "notebooks")
     opts = webdriver.ChromeOptions()
     opts.binary_location = _chromium()
@@ -91,40 +111,55 @@ def test_explore_notebook_runs_in_jupyterlab_and_its_widgets_draw(lab, tmp_path)
                  "--disable-background-networking", "--disable-component-update", f"--user-data-dir={tmp_path / 'p'}"):
         opts.add_argument(flag)
     driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
-    wait = WebDriverWait(driver, 120, poll_frequency=0.5)
+
+    def wait(condition, what: str, seconds: float = 120):
+        """Wait for ``condition``; on timeout fail with what was awaited, the prompts and a screenshot."""
+        try:
+            return WebDriverWait(driver, seconds, poll_frequency=0.5).until(condition)
+        except TimeoutException:
+            driver.save_screenshot(str(tmp_path / "lab-timeout.png"))
+            pytest.fail(f"JupyterLab: no {what} within {seconds:.0f} s; prompts {driver.execute_script(PROMPTS_JS)}, "
+                        f"kernel {_kernel_state(base, path)}; screenshot {tmp_path / 'lab-timeout.png'}")
+
+    def run_all():
+        menu = "//div[contains(@class,'lm-MenuBar-itemLabel')][text()='Run']"
+        item = "//div[contains(@class,'lm-Menu-itemLabel')][text()='Run All Cells']"
+        wait(lambda d: d.find_elements(By.XPATH, menu), "Run menu")[0].click()
+        wait(lambda d: d.find_elements(By.XPATH, item), "Run All Cells item")[0].click()
+
+    def finished(prompts: list[str]) -> bool:
+        return len(prompts) == code_cells and all(p.startswith("[") and "*" not in p and p != "[ ]:" for p in prompts)
+
     try:
-        driver.get(f"{base}/lab/tree/notebooks/06_explore.ipynb")
-        status = "return (document.querySelector('.jp-Notebook-ExecutionIndicator') || {}).dataset?.status"
-        wait.until(lambda d: d.execute_script(status) == "idle")
-        wait.until(lambda d: d.find_elements(By.XPATH, "//div[contains(@class,'lm-MenuBar-itemLabel')][text()='Run']"))
-        driver.find_element(By.XPATH, "//div[contains(@class,'lm-MenuBar-itemLabel')][text()='Run']").click()
-        wait.until(lambda d: d.find_elements(By.XPATH, "//div[contains(@class,'lm-Menu-itemLabel')][text()='Run All Cells']"))
-        driver.find_element(By.XPATH, "//div[contains(@class,'lm-Menu-itemLabel')][text()='Run All Cells']").click()
-        # textContent, not innerText: JupyterLab virtualises cells scrolled out of view
-        prompts = ("return Array.from(document.querySelectorAll('.jp-CodeCell .jp-InputPrompt'))"
-                   ".map(p => p.textContent.trim())")
-        wait.until(lambda d: all(p.startswith("[") and "*" not in p and p != "[ ]:" for p in d.execute_script(prompts)))
-        wait.until(lambda d: d.execute_script(status) == "idle")
+        driver.get(f"{base}/lab/tree/{path}")
+        # the page shows every code cell and the server's kernel for this notebook is connected and idle
+        wait(lambda d: len(d.execute_script(PROMPTS_JS)) == code_cells, f"{code_cells} code cells shown")
+        wait(lambda d: _kernel_state(base, path) == "idle", "idle kernel")
+        run_all()
+        try:  # a click that lands while JupyterLab is still wiring the kernel up is lost: give it one more
+            WebDriverWait(driver, 20, poll_frequency=0.5).until(
+                lambda d: any(p != "[ ]:" for p in d.execute_script(PROMPTS_JS)))
+        except TimeoutException:
+            run_all()
+        wait(lambda d: finished(d.execute_script(PROMPTS_JS)), "numbered prompt on every code cell")
+        wait(lambda d: _kernel_state(base, path) == "idle", "idle kernel after the run")
         errors = driver.execute_script(
             "return Array.from(document.querySelectorAll('.jp-OutputArea-output'))"
             ".map(o => o.textContent).filter(t => /Traceback|Error:/.test(t))")
         assert not errors, f"error output in JupyterLab: {errors[0][:1500]}"
-        views = driver.execute_script("return document.querySelectorAll('.jp-OutputArea-output .widget-vbox').length")
-        assert views >= 3, f"{views} widget views rendered"
+        # widget views render after their comm messages arrive, which can be after the kernel is idle again
+        wait(lambda d: d.execute_script(VIEWS_JS) >= 3, "three rendered widget views", 60)
         reprs = driver.execute_script("return Array.from(document.querySelectorAll('.jp-OutputArea-output'))"
                                       ".filter(o => /<Figure size|PosixPath/.test(o.textContent)).length")
         assert reprs == 0, "a figure or path shows as its text repr instead of an image"
 
-        image_js = ("const box = document.querySelectorAll('.jp-OutputArea-output .widget-vbox')[0];"
-                    "const img = box && box.querySelector('img'); return img ? img.src : null;")
-        wait.until(lambda d: d.execute_script(image_js))
-        first = driver.execute_script(image_js)
+        first = wait(lambda d: d.execute_script(IMAGE_JS), "image in the first explorer", 60)
         assert first.startswith("data:image/png") or first.startswith("blob:") or first.startswith("http")
         handle = driver.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output .widget-vbox .widget-slider .noUi-handle")[0]
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", handle)
         handle.click()
         handle.send_keys(Keys.ARROW_RIGHT)
-        wait.until(lambda d: d.execute_script(image_js) not in (None, first))
+        wait(lambda d: d.execute_script(IMAGE_JS) not in (None, first), "redrawn image after the slider moved", 60)
         driver.save_screenshot(str(tmp_path / "lab.png"))
     finally:
         driver.quit()
@@ -149,7 +184,6 @@ def test_every_notebook_runs_from_the_notebooks_folder_with_defaults(smoke_book,
     finally:
         os.environ["PATH"] = env_path
     assert _files(folder) == before, "a notebook wrote under notebooks/"
-    import nbformat
     out = nbformat.read(tmp_path / "01_cohort.ipynb", as_version=4)
     text = "".join(o.get("text", "") for c in out.cells for o in c.get("outputs", []))
     assert "newest finished run: runs/smoke" in text
