@@ -132,19 +132,31 @@ def test_an_unreachable_scheduler_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_smoke_main_job_runs_through_the_scheduler(cluster, tmp_path):
+def test_the_smoke_main_job_runs_through_the_scheduler(cluster, smoke_book, tmp_path):
+    """The smoke main job on the two-worker cluster: the backbone features and all 37 notebooks
+    run on the workers. It starts from the smoke book's cohort, image store and fitted heads (the
+    same profile and seed; made in this process either way), not from its features or notebooks."""
     from npc_lib.cli import main
+    from npc_lib.layout import RunLayout
     root = Path(__file__).resolve().parents[1]
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(root / name, tmp_path / name)
     shutil.copytree(root / "book", tmp_path / "book", ignore=shutil.ignore_patterns("executed"))
     shutil.copytree(root / "notebooks", tmp_path / "notebooks")
-    runs = tmp_path / "runs" / "smoke"
-    code = main(["run", "--profile", "smoke", "--weights", "none", "--runs", str(runs), "--book-root", str(tmp_path),
+    done, runs = RunLayout(smoke_book[1]), RunLayout(tmp_path / "runs" / "smoke")
+    for path in (done.synthetic_cohort, done.models, done.negative_control.root):
+        shutil.copytree(path, runs.root / path.relative_to(done.root))
+    for path in (done.cohort_ref, done.split):
+        shutil.copy(path, runs.root / path.relative_to(done.root))
+    fingerprint = done.read_cohort_ref()["store"]
+    shutil.copytree(done.image_store(fingerprint), runs.image_store(fingerprint))
+    assert not runs.features(fingerprint).exists()
+    code = main(["run", "--profile", "smoke", "--weights", "none", "--runs", str(runs.root), "--book-root", str(tmp_path),
                  "--scheduler", cluster, "--no-book"])
-    summary = json.loads((runs / "run_summary.json").read_text())
+    summary = json.loads(runs.summary.read_text())
     assert code == 0 and summary["failed"] == [] and summary["executed"] == 37
     assert summary["executor"] == {"kind": "dask", "address": cluster, "workers": 2}
+    assert runs.read_cohort_ref()["store"] == fingerprint and any(runs.features(fingerprint).iterdir())
 
 
 ENV_PROBE = "import os, pathlib\npathlib.Path(marker).write_text(os.environ.get('MALLOC_TRIM_THRESHOLD_', 'unset'))"

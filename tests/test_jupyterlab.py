@@ -167,22 +167,29 @@ def test_explore_notebook_runs_in_jupyterlab_and_its_widgets_draw(lab, tmp_path)
 
 
 def test_every_notebook_runs_from_the_notebooks_folder_with_defaults(smoke_book, tmp_path):
-    """As a kernel started in notebooks/ would: default parameters open the newest finished run."""
-    import papermill as pm
+    """As papermill run by hand in notebooks/ would: default parameters open the newest finished run.
 
-    from npc_lib.runner import KERNEL_ARGUMENTS
+    The notebooks run in the runner's phase order, two at a time within a phase (as ``--jobs 2``)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from npc_lib.runner import PHASES
     root, runs, code = smoke_book
     assert code == 0
     folder = root / "notebooks"
     before = _files(folder)
-    env_path = os.environ.get("PATH", "")
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env_path}"
-    try:
-        for nb in sorted(folder.glob("*.ipynb")):
-            pm.execute_notebook(str(nb), str(tmp_path / nb.name), cwd=str(folder), kernel_name="python3",
-                                progress_bar=False, extra_arguments=KERNEL_ARGUMENTS)
-    finally:
-        os.environ["PATH"] = env_path
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+    def papermill(nb: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "papermill", str(nb), str(tmp_path / nb.name), "--cwd", str(folder),
+                               "-k", "python3", "--no-progress-bar"], env=env, capture_output=True, text=True)
+
+    notebooks = sorted(folder.glob("*.ipynb"))
+    assert {nb.stem for nb in notebooks} == set(PHASES)
+    with ThreadPoolExecutor(2) as pool:
+        for phase in sorted(set(PHASES.values())):
+            batch = [nb for nb in notebooks if PHASES[nb.stem] == phase]
+            for nb, res in zip(batch, pool.map(papermill, batch)):
+                assert res.returncode == 0, f"{nb.name} failed from notebooks/:\n{res.stderr[-3000:]}"
     assert _files(folder) == before, "a notebook wrote under notebooks/"
     out = nbformat.read(tmp_path / "01_cohort.ipynb", as_version=4)
     text = "".join(o.get("text", "") for c in out.cells for o in c.get("outputs", []))

@@ -185,3 +185,44 @@ def test_paper_profile_refuses_random_weights_offline_within_seconds(monkeypatch
     assert "cannot get ImageNet weights" in err and "weights_fallback: error" in err
     assert "--weights FILE" in err and "--weights none" in err and str(models.keras_cache_dir()) in err
     assert not (tmp_path / "runs" / "cohort").exists()  # stopped before any long step
+
+
+def test_random_initialisation_ignores_other_threads_drawing_from_pythons_random():
+    """Keras draws unseeded initializer seeds from Python's ``random``, which a Dask worker's or a
+    LocalCluster scheduler's threads also draw from; the same seed must give the same backbone."""
+    import random
+    import threading
+
+    from npc_lib.learn.runtime import seeded_build
+
+    def build() -> list[np.ndarray]:
+        with seeded_build(42):
+            return models.build_feature_extractor("resnet50", 32, None).get_weights()
+
+    alone = build()
+    stop = threading.Event()
+
+    def chatter():  # what a worker's event loop does now and then (retry jitter, worker choice)
+        while not stop.is_set():
+            random.random()
+            time.sleep(0)
+
+    thread = threading.Thread(target=chatter, daemon=True)
+    thread.start()
+    try:
+        busy = build()
+    finally:
+        stop.set()
+        thread.join()
+    assert len(alone) == len(busy) and all(np.array_equal(a, b) for a, b in zip(alone, busy))
+
+
+def test_keras_own_seeding_still_works_after_a_seeded_build():
+    from npc_lib.learn.runtime import seeded_build
+    with seeded_build(1):
+        models.build_head(8, dropout=0.5, l2=1e-4)
+    kernels = []
+    for _ in range(2):
+        keras.utils.set_random_seed(5)
+        kernels.append(models.build_head(8, dropout=0.5, l2=1e-4).get_weights()[0])
+    np.testing.assert_array_equal(*kernels)

@@ -28,7 +28,7 @@ from npc_lib.layout import ModelRun, RunLayout
 from npc_lib.learn.features import extract_features
 from npc_lib.learn.headfit import fit_head, head_probabilities, standardise
 from npc_lib.learn.models import build_head
-from npc_lib.learn.runtime import seed_everything
+from npc_lib.learn.runtime import seeded_build
 from npc_lib.learn.train import dataset_view
 
 CLINICAL_FEATURES = ["t", "n", "stage", "age"]
@@ -76,8 +76,8 @@ def oof_patient_scores(runs_dir: str | Path, run_dir: str | Path, folds: int = 5
     for k in range(folds):
         held = (train["patient_id"].map(fold_of) == k).to_numpy()
         Xs = standardise(X, ~held)[0]
-        seed_everything(int(tr["seed"]) + k)
-        head = build_head(X.shape[1], tr["dropout"], tr["l2"])
+        with seeded_build(int(tr["seed"]) + k):
+            head = build_head(X.shape[1], tr["dropout"], tr["l2"])
         fit_head(head, keras.optimizers.Adam(tr["learning_rate"]), Xs[~held], y[~held], Xs[:0], y[:0],
                  epochs=int(tr["epochs"]), batch_size=int(tr["batch_size"]), seed=int(tr["seed"]) + k)
         oof[train.index[held]] = head_probabilities(head, Xs[held])

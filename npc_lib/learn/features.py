@@ -20,7 +20,7 @@ from npc_lib.errors import NpcError
 from npc_lib.layout import features_folder
 from npc_lib.learn.loaders import preprocessed_chunks
 from npc_lib.learn.models import backbone, build_feature_extractor, input_size_for, resolve_weights
-from npc_lib.learn.runtime import seed_everything, versions
+from npc_lib.learn.runtime import seeded_build, versions
 from npc_lib.vocabulary import VARIANTS
 
 log = logging.getLogger(__name__)
@@ -79,8 +79,8 @@ def extract_features(store: ImageStore, name: str, profile: dict, cache_dir: Pat
         except (OSError, ValueError, KeyError) as exc:
             log.warning("recomputing features: %s", exc)
     import keras
-    seed_everything(seed)
-    model = build_feature_extractor(name, size, weights)
+    with seeded_build(seed):
+        model = build_feature_extractor(name, size, weights)
     fdir.mkdir(parents=True, exist_ok=True)
     if prov["used"] == "random":  # keep the random backbone so models can be rebuilt (Grad-CAM)
         with atomic_path(fdir / "backbone.weights.h5", suffix=".weights.h5") as tmp:

@@ -28,7 +28,7 @@ from npc_lib.learn.features import Features
 from npc_lib.learn.headfit import fit_head, head_probabilities, standardise
 from npc_lib.learn.loaders import tf_images
 from npc_lib.learn.models import backbone, build_classifier, build_head, input_size_for, resolve_weights
-from npc_lib.learn.runtime import peak_rss_mb, seed_everything, versions
+from npc_lib.learn.runtime import peak_rss_mb, seeded_build, versions
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +111,8 @@ def train_head(store: ImageStore, features: Features, dataset: str, variant: str
     if len(np.unique(y[is_train])) < 2:
         raise NpcError(f"{dataset}/{variant}: the training images hold only one class")
     Xs, mean, sd = standardise(X, is_train)  # fitted on training images only
-    seed_everything(int(tr["seed"]))
-    head = build_head(X.shape[1], tr["dropout"], tr["l2"])
+    with seeded_build(int(tr["seed"])):
+        head = build_head(X.shape[1], tr["dropout"], tr["l2"])
     optimizer = keras.optimizers.Adam(tr["learning_rate"])
     history = fit_head(head, optimizer, Xs[is_train], y[is_train], Xs[~is_train], y[~is_train],
                        epochs=int(tr["epochs"]), batch_size=int(tr["batch_size"]), seed=int(tr["seed"]))
@@ -154,11 +154,11 @@ def train_finetune(store: ImageStore, dataset: str, variant: str, name: str, pro
     run.root.mkdir(parents=True, exist_ok=True)
 
     def fit(deterministic: bool):
-        seed_everything(int(tr["seed"]), deterministic)
+        with seeded_build(int(tr["seed"]), deterministic):
+            net = build_classifier(name, size, weights, tr["dropout"], tr["l2"])
         train_ds = tf_images(images, rows[is_train], spec, size, tr["batch_size"], y[is_train], shuffle=True,
                              seed=int(tr["seed"]))
         test_ds = tf_images(images, rows[~is_train], spec, size, tr["batch_size"], y[~is_train])
-        net = build_classifier(name, size, weights, tr["dropout"], tr["l2"])
         net.compile(optimizer=keras.optimizers.Adam(tr["learning_rate"]), loss="binary_crossentropy",
                     metrics=["accuracy"])
         backup = keras.callbacks.BackupAndRestore(str(run.backup), delete_checkpoint=True)
