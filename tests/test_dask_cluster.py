@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 
 pytest.importorskip("distributed")
@@ -125,8 +126,10 @@ def test_a_worker_that_cannot_see_the_project_fails_clearly(cluster, tmp_path):
     assert out.status == "failed" and "cannot see /nonexistent/project" in out.error and "shared" in out.error
 
 
-def test_an_unreachable_scheduler_is_a_clear_error(tmp_path):
+def test_an_unreachable_scheduler_is_a_clear_error(tmp_path, monkeypatch):
+    from npc_lib import executors
     from npc_lib.errors import NpcError
+    monkeypatch.setattr(executors, "CONNECT_TIMEOUT_S", 3)  # the client retries a refused connection until then
     with pytest.raises(NpcError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
         run_jobs([], "fp", tmp_path / "state", scheduler="tcp://127.0.0.1:9", progress=False)
 
@@ -156,7 +159,13 @@ def test_the_smoke_main_job_runs_through_the_scheduler(cluster, smoke_book, tmp_
     summary = json.loads(runs.summary.read_text())
     assert code == 0 and summary["failed"] == [] and summary["executed"] == 37
     assert summary["executor"] == {"kind": "dask", "address": cluster, "workers": 2}
-    assert runs.read_cohort_ref()["store"] == fingerprint and any(runs.features(fingerprint).iterdir())
+    assert runs.read_cohort_ref()["store"] == fingerprint
+    extracted = sorted(runs.features(fingerprint).glob("*/*.npy"))
+    assert len(extracted) == 4 * 2  # backbones x variants, computed on the workers
+    for f in extracted:  # the same seed gives the same random backbone there as in the runner
+        here = done.features(fingerprint) / f.relative_to(runs.features(fingerprint))
+        ref = np.load(here)  # feature scales differ by 10^7 between random backbones: tolerance relative to the largest
+        np.testing.assert_allclose(np.load(f), ref, rtol=0, atol=1e-4 * float(np.abs(ref).max()), err_msg=f.parent.name)
 
 
 ENV_PROBE = "import os, pathlib\npathlib.Path(marker).write_text(os.environ.get('MALLOC_TRIM_THRESHOLD_', 'unset'))"
