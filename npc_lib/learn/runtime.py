@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import platform
-from contextlib import contextmanager
-from typing import Iterator
 import random
 import resource
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
