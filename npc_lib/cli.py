@@ -1,4 +1,4 @@
-"""``npc-study`` command line: synth, validate, table1, tnm, datasets, train, evaluate, run.
+"""``npc-study`` command line: synth, validate, table1, tnm, datasets, train, evaluate, run, weights check.
 
 The library's layers are imported inside the commands: they pull in pandas, scikit-learn and
 TensorFlow, and ``npc-study --help`` should answer at once.
@@ -33,6 +33,8 @@ EXAMPLES = {
              "--backbone xception",
     "rois-from-masks": "npc-study rois-from-masks /data/my_cohort --masks /data/slicer_labels --format nifti "
                        "--label npc=1,2 --label cmln=3,4,5 --out /data/my_cohort/rois.csv",
+    "weights": "npc-study weights check --backbone efficientnet-lite0\n"
+               "  npc-study weights check --backbone resnet50 --weights /media/usb/resnet50_weights.h5 --image cat.jpg",
 }
 
 
@@ -115,6 +117,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="region and its label values / segment numbers / ROI numbers or names, e.g. npc=1,2 "
                         "(repeatable)")
     m.add_argument("--out", type=Path, required=True, help="the rois.csv to write")
+    w = cmd("weights", "check that a backbone's weights behave like ImageNet weights (sample photos, top 5)")
+    w.add_argument("action", choices=["check"])
+    w.add_argument("--backbone", action="append", help="backbone to check (repeatable; default: all)")
+    w.add_argument("--weights", help="a weights file (default: what a run would use: Keras' cache or the bundled "
+                                     "Lite0 port)")
+    w.add_argument("--image", action="append", default=[], help="also classify this photo (repeatable)")
+    w.add_argument("--json", action="store_true")
     return p
 
 
@@ -283,8 +292,17 @@ def _rois_from_masks(a) -> int:
     return 0
 
 
+def _weights(a) -> int:
+    from npc_lib.learn.weights_check import as_dict, check_backbone, format_check
+    from npc_lib.vocabulary import BACKBONES
+    checks = [check_backbone(b, a.weights, tuple(a.image)) for b in a.backbone or BACKBONES]
+    print(json.dumps([as_dict(c) for c in checks], indent=2) if a.json else "\n".join(map(format_check, checks)))
+    return 0 if all(c.ok for c in checks) else 1
+
+
 COMMANDS = {"synth": _synth, "validate": _validate, "table1": _table1, "tnm": _tnm, "datasets": _datasets,
-            "train": _train, "evaluate": _evaluate, "run": _run, "rois-from-masks": _rois_from_masks}
+            "train": _train, "evaluate": _evaluate, "run": _run, "rois-from-masks": _rois_from_masks,
+            "weights": _weights}
 
 
 def main(argv: list[str] | None = None) -> int:

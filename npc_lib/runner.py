@@ -31,11 +31,12 @@ from npc_lib.analysis.negative_control import null_profile, run_negative_control
 from npc_lib.errors import NpcError
 from npc_lib.executors import TRIM_VARIABLE, Executor
 from npc_lib.layout import RunLayout, shared_paths_problem, slug
-from npc_lib.learn.models import backbone, preflight_weights
+from npc_lib.learn.models import preflight_weights
 from npc_lib.learn.study import features_on_workers, prepare, train_grid
 from npc_lib.learn.study import grid as study_grid
 from npc_lib.progress import progress_bar
 from npc_lib.synth import ensure_cohort
+from npc_lib.vocabulary import backbone_title
 
 log = logging.getLogger(__name__)
 NOTEBOOKS = ["01_cohort", "02_roi_datasets", "03_train", "04_evaluate", "05_gradcam", "06_explore"]
@@ -96,7 +97,7 @@ def plan(profile: dict, runs_dir: Path, cohort_dir: Path, notebooks_dir: Path, g
             for d, v, b in grid or study_grid(profile):
                 jobs.append(Job(f"03_train__{slug(d, v, b)}", str(src), str(layout.executed_notebook(nb, slug(d, v, b))),
                                 {**base, "dataset": d, "variant": v, "backbone": b},
-                                title=f"Train {d}, {v}, {backbone(b).constructor}", cwd=str(root)))
+                                title=f"Train {d}, {v}, {backbone_title(b)}", cwd=str(root)))
         else:
             jobs.append(Job(nb, str(src), str(layout.executed_notebook(nb)), dict(base), phase=PHASES[nb], cwd=str(root)))
     return jobs

