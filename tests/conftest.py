@@ -60,5 +60,7 @@ def smoke_book(tmp_path_factory):
     shutil.copytree(ROOT / "book", root / "book", ignore=shutil.ignore_patterns("executed"))
     shutil.copytree(ROOT / "notebooks", root / "notebooks")
     runs = root / "runs" / "smoke"
-    code = main(["run", "--profile", "smoke", "--weights", "none", "--runs", str(runs), "--book-root", str(root)])
+    # the profile's own weights: offline, the paper's four fall back to random initialisation and
+    # EfficientNet-Lite0 runs with its bundled ImageNet weights, as on a user's machine
+    code = main(["run", "--profile", "smoke", "--runs", str(runs), "--book-root", str(root)])
     return root, runs, code

@@ -26,13 +26,13 @@ def test_smoke_run_succeeds_and_builds_every_page(smoke_book):
     root, runs, code = smoke_book
     summary = json.loads((runs / "run_summary.json").read_text())
     assert code == 0 and summary["failed"] == [], summary["failed"]
-    assert summary["executed"] == 5 + 32
+    assert summary["executed"] == 5 + 40  # 5 notebooks + 8 datasets x 5 backbones
     html = root / "_build" / "html"
     for page in ("index", "book/methods", "book/results", "book/beyond", "book/discussion", "book/reproducibility",
                  "book/checklist", "book/executed/01_cohort", "book/executed/04_evaluate", "book/executed/05_gradcam",
                  "book/executed/06_explore", "book/executed/status"):
         assert (html / f"{page}.html").is_file(), page
-    assert len(list((html / "book" / "executed" / "train").glob("*.html"))) == 32
+    assert len(list((html / "book" / "executed" / "train").glob("*.html"))) == 40
 
 
 def test_glued_numbers_reach_the_chapters(smoke_book):
@@ -52,9 +52,9 @@ def test_glued_numbers_reach_the_chapters(smoke_book):
 
 def test_rerun_skips_every_finished_notebook(smoke_book, capsys):
     root, runs, _ = smoke_book
-    assert main(["run", "--profile", "smoke", "--weights", "none", "--runs", str(runs), "--book-root", str(root),
+    assert main(["run", "--profile", "smoke", "--runs", str(runs), "--book-root", str(root),
                  "--no-book"]) == 0
-    assert "0 notebooks executed, 37 reused, 0 failed" in capsys.readouterr().out
+    assert "0 notebooks executed, 45 reused, 0 failed" in capsys.readouterr().out
 
 
 def _planted_identifiers(cohort: Path) -> set[str]:

@@ -154,14 +154,14 @@ def test_the_smoke_main_job_runs_through_the_scheduler(cluster, smoke_book, tmp_
     fingerprint = done.read_cohort_ref()["store"]
     shutil.copytree(done.image_store(fingerprint), runs.image_store(fingerprint))
     assert not runs.features(fingerprint).exists()
-    code = main(["run", "--profile", "smoke", "--weights", "none", "--runs", str(runs.root), "--book-root", str(tmp_path),
+    code = main(["run", "--profile", "smoke", "--runs", str(runs.root), "--book-root", str(tmp_path),
                  "--scheduler", cluster, "--no-book"])
     summary = json.loads(runs.summary.read_text())
-    assert code == 0 and summary["failed"] == [] and summary["executed"] == 37
+    assert code == 0 and summary["failed"] == [] and summary["executed"] == 45
     assert summary["executor"] == {"kind": "dask", "address": cluster, "workers": 2}
     assert runs.read_cohort_ref()["store"] == fingerprint
     extracted = sorted(runs.features(fingerprint).glob("*/*.npy"))
-    assert len(extracted) == 4 * 2  # backbones x variants, computed on the workers
+    assert len(extracted) == 5 * 2  # backbones x variants, computed on the workers
     for f in extracted:  # the same seed gives the same random backbone there as in the runner
         here = done.features(fingerprint) / f.relative_to(runs.features(fingerprint))
         ref = np.load(here)  # feature scales differ by 10^7 between random backbones: tolerance relative to the largest

@@ -153,11 +153,11 @@ def test_evaluate_writes_everything_for_the_smoke_grid(smoke_runs, small_cohort,
     assert sel.groupby(["dataset", "variant"])["selected"].sum().eq(1).all()
     assert {"auc_intratumour", "auc_intra_peritumour", "auc_intratumour_published"} <= set(t2.columns)
     metrics = pd.read_csv(out / "metrics.csv")
-    assert len(metrics) == 32 and metrics["patient_auc"].dropna().between(0, 1).all()
+    assert len(metrics) == 40 and metrics["patient_auc"].dropna().between(0, 1).all()
     hybrid = pd.read_csv(out / "hybrid.csv")
-    assert set(hybrid["model"]) == {"clinical", "image", "hybrid"} and hybrid["backbone"].nunique() == 4
+    assert set(hybrid["model"]) == {"clinical", "image", "hybrid"} and hybrid["backbone"].nunique() == 5
     mat = pd.read_csv(out / "delong_matrix.csv").set_index("run")
-    assert mat.shape == (32, 32) and np.allclose(np.diag(mat.to_numpy()), 1)
+    assert mat.shape == (40, 40) and np.allclose(np.diag(mat.to_numpy()), 1)
     assert not (out / "figures").exists()  # the evaluation computes; the notebooks draw
     assert "TNM stage IV" in capsys.readouterr().out
 
@@ -165,7 +165,7 @@ def test_evaluate_writes_everything_for_the_smoke_grid(smoke_runs, small_cohort,
 def test_every_evaluation_figure_is_one_plots_call(smoke_runs, tmp_path):
     """What 04_evaluate draws, each figure from one npc_lib.show.plots function on the returned results."""
     ev = evaluate_study(smoke_runs, n_boot=0, hybrid_folds=3)
-    assert ev.metrics.equals(pd.read_csv(smoke_runs / "evaluation" / "metrics.csv")) or len(ev.metrics) == 32
+    assert ev.metrics.equals(pd.read_csv(smoke_runs / "evaluation" / "metrics.csv")) or len(ev.metrics) == 40
     hb = ev.hybrid["figure_backbone"]
     figures = {
         "fig3_roc_image": plots.fig3_roc(ev.predictions, "image", ev.references),

@@ -65,7 +65,7 @@ def test_local_weights_file_is_loaded_and_hashed(tmp_path):
 
 def test_smoke_grid_writes_every_run(smoke_runs):
     dirs = sorted(p for p in (smoke_runs / "models").iterdir() if p.is_dir())
-    assert len(dirs) == 32
+    assert len(dirs) == 40
     for d in dirs:
         meta = json.loads((d / "run.json").read_text())
         assert meta["mode"] == "head" and len(meta["config_hash"]) == 16

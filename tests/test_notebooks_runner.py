@@ -134,9 +134,9 @@ def test_plan_orders_readers_after_writers_and_titles_each_grid_page(tmp_path):
     jobs = plan(load_profile("smoke"), tmp_path / "runs", tmp_path / "cohort", ROOT / "notebooks")
     phase = {j.name: j.phase for j in jobs}
     train = [j for j in jobs if j.name.startswith("03_train__")]
-    assert len(train) == 32 and max(j.phase for j in train) < phase["04_evaluate"]
+    assert len(train) == 40 and max(j.phase for j in train) < phase["04_evaluate"]
     assert phase["04_evaluate"] == phase["05_gradcam"] < phase["06_explore"], "06 reads the maps 05 writes"
-    assert len({j.title for j in train}) == 32
+    assert len({j.title for j in train}) == 40
     titled = next(j for j in train if j.parameters["backbone"] == "resnet50")
     assert "ResNet50" in titled.title and titled.parameters["dataset"] in titled.title
     # paths outside the working directory stay absolute, never ../../..

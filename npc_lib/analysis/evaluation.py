@@ -17,7 +17,7 @@ from npc_lib.analysis.metrics import (MetricError, auc_ci_delong, bootstrap_auc_
                                       threshold_metrics, youden_threshold)
 from npc_lib.layout import ModelRun, model_runs_in
 from npc_lib.analysis.published import published_table2
-from npc_lib.vocabulary import DATASETS, variant_column
+from npc_lib.vocabulary import DATASETS, PAPER_BACKBONES, variant_column
 
 
 
@@ -132,7 +132,8 @@ def table2(metrics: pd.DataFrame, reference: pd.DataFrame | None = None) -> pd.D
     Returns
     -------
     DataFrame: ``group, dataset, backbone``, ``auc_<variant>``, ``accuracy_<variant>`` (%), their
-    ``_published`` and ``_diff`` columns; per-dataset ``average`` rows.
+    ``_published`` and ``_diff`` columns; per dataset the paper's four backbones, their ``average``
+    (as the paper averages), then this project's additions (EfficientNet-Lite0, no published value).
     """
     wide = metrics.pivot_table(index=["dataset", "backbone"], columns="variant", values=["auc", "accuracy"],
                                aggfunc="first")
@@ -146,11 +147,12 @@ def table2(metrics: pd.DataFrame, reference: pd.DataFrame | None = None) -> pd.D
     for c in [c for c in wide.columns if c.startswith(("auc_", "accuracy_"))]:
         if f"{c}_published" in merged:
             merged[f"{c}_diff"] = merged[c] - merged[f"{c}_published"]
-    avg = merged.groupby("dataset", sort=False).mean(numeric_only=True).reset_index().assign(backbone="average")
+    paper = merged[merged["backbone"].isin(PAPER_BACKBONES)]  # the published averages are over the paper's four
+    avg = paper.groupby("dataset", sort=False).mean(numeric_only=True).reset_index().assign(backbone="average")
     order = {d: i for i, d in enumerate(DATASETS)}
     out = pd.concat([merged, avg], ignore_index=True)
     out["_o"] = out["dataset"].map(order).fillna(99)
-    out["_b"] = (out["backbone"] == "average").astype(int)
+    out["_b"] = np.select([out["backbone"].isin(PAPER_BACKBONES), out["backbone"] == "average"], [0, 1], 2)
     out = out.sort_values(["_o", "_b", "backbone"]).drop(columns=["_o", "_b"]).reset_index(drop=True)
     out.insert(0, "group", "CNN")
     if reference is not None and len(reference):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from npc_lib.vocabulary import VARIANT_TITLES, backbone_title, variant_column
+from npc_lib.vocabulary import PAPER_BACKBONES, VARIANT_TITLES, backbone_title, variant_column
 
 VARIANT_HEADS = {variant_column(v): title for v, title in VARIANT_TITLES.items()}
 METRICS = {"auc": ("AUC", "{:.3f}", "{:.2f}", "{:+.2f}"), "accuracy": ("Accuracy (%)", "{:.1f}", "{:.2f}", "{:+.1f}")}
@@ -41,6 +41,8 @@ def table2_paper_form(t2: pd.DataFrame, metric: str = "auc", level: str = "image
         if group != "CNN" and all(pd.isna(r.get(f"{metric}_{c}")) for c in VARIANT_HEADS):
             continue
         model = _model_name(r["backbone"]) if group == "CNN" else f"Pixel reference ({r['backbone']})"
+        if group == "CNN" and r["backbone"] not in (*PAPER_BACKBONES, "average"):
+            model = f"{model} (added here)"  # this project's addition: no published row
         row = {("", "Dataset"): r["dataset"] if (r["dataset"], group) != last else "", ("", "Model"): model}
         last = (r["dataset"], group)
         for v, head in VARIANT_HEADS.items():
