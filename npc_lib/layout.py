@@ -163,6 +163,7 @@ class RunLayout:
         evaluation/          tables (CSV/JSON) of the evaluation
         figures/             every figure the notebooks draw (PNG + SVG)
         gradcam/             Grad-CAM arrays and table
+        ablation/models/     the pretraining ablation (EfficientNet-Lite0, random initialisation)
         negative_control/    the null-scenario control, itself laid out like this folder
         executed/            executed notebooks (train/ per model; .state/ for resuming)
         book_build.log       the last book build's output
@@ -248,6 +249,11 @@ class RunLayout:
     @property
     def gradcam_table(self) -> Path:
         return self.root / "gradcam_table.csv"
+
+    @property
+    def ablation(self) -> "RunLayout":
+        """The pretraining ablation (EfficientNet-Lite0 from random initialisation): its ``models/``."""
+        return RunLayout(self.root / "ablation")
 
     @property
     def negative_control(self) -> "RunLayout":

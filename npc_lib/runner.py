@@ -32,7 +32,7 @@ from npc_lib.errors import NpcError
 from npc_lib.executors import TRIM_VARIABLE, Executor
 from npc_lib.layout import RunLayout, shared_paths_problem, slug
 from npc_lib.learn.models import preflight_weights
-from npc_lib.learn.study import features_on_workers, prepare, train_grid
+from npc_lib.learn.study import features_on_workers, prepare, train_ablation, train_grid
 from npc_lib.learn.study import grid as study_grid
 from npc_lib.progress import progress_bar
 from npc_lib.synth import ensure_cohort
@@ -250,6 +250,7 @@ def prepare_study(profile: dict, runs_dir: Path, cohort_dir: str | Path | None, 
             features_on_workers(executor, profile, prep)  # locally, TensorFlow already uses every core
         train_grid(profile, prep, cells, progress=progress)
         log.info("%d-model head grid ready in %.1f s", len(cells), time.perf_counter() - t0)
+    train_ablation(profile, prep, progress=progress)  # what ImageNet pretraining buys: Lite0 from random weights
     if cohort_dir is None and profile.get("negative_control"):
         # the synthetic cohort's leakage alarm: the same pipeline on the null scenario (see npc_lib.analysis.negative_control)
         null = null_profile(profile)

@@ -55,8 +55,8 @@ def _level_metrics(train: pd.DataFrame, test: pd.DataFrame, prefix: str, groups=
                    seed: int = 0) -> tuple[dict, list[str]]:
     out, notes = {}, []
     y, p = test["label"].to_numpy(), test["probability"].to_numpy()
-    try:
-        ci = auc_ci_delong(y, p)
+    try:  # image level: a patient's images are one cluster
+        ci = auc_ci_delong(y, p, groups=groups)
         out.update({f"{prefix}auc": ci.auc, f"{prefix}auc_low": ci.low, f"{prefix}auc_high": ci.high})
     except MetricError as exc:
         out.update({f"{prefix}auc": np.nan, f"{prefix}auc_low": np.nan, f"{prefix}auc_high": np.nan})
@@ -97,7 +97,7 @@ def evaluate_predictions(pred: pd.DataFrame, n_boot: int = 2000, seed: int = 0) 
     ``test_patients`` and ``note`` (why a metric is missing).
     """
     train, test = pred[pred["split"] == "train"], pred[pred["split"] == "test"]
-    image, notes = _level_metrics(train, test, "", groups=None, n_boot=0)
+    image, notes = _level_metrics(train, test, "", groups=test["patient_id"].to_numpy(), n_boot=0)
     try:
         ptrain, ptest = patient_scores(train), patient_scores(test)
         patient, pnotes = _level_metrics(ptrain, ptest, "patient_", n_boot=n_boot, seed=seed)

@@ -44,8 +44,10 @@ def _midrank(x: np.ndarray) -> np.ndarray:
     return stats.rankdata(x, method="average")
 
 
-def _delong_components(y: np.ndarray, scores: list[np.ndarray]):
-    """AUCs and the DeLong covariance matrix of several scores on the same observations."""
+def _delong_components(y: np.ndarray, scores: list[np.ndarray], groups=None):
+    """AUCs and their covariance matrix for several scores on the same observations: DeLong's,
+    or, with ``groups`` (patients), Obuchowski's clustered form (Biometrics 1997), in which a
+    patient's images are one unit; with one image per group the two agree."""
     pos, neg = y == 1, y == 0
     m, n = pos.sum(), neg.sum()
     k = len(scores)
@@ -57,9 +59,27 @@ def _delong_components(y: np.ndarray, scores: list[np.ndarray]):
         aucs[i] = (tz[pos].sum() - m * (m + 1) / 2) / (m * n)
         v10[i] = (tz[pos] - tx) / n
         v01[i] = 1.0 - (tz[neg] - ty) / m
+    if groups is not None:
+        return aucs, _clustered_covariance(aucs, v10, v01, np.asarray(groups), pos, neg)
     sx = np.atleast_2d(np.cov(v10)) if m > 1 else np.zeros((k, k))
     sy = np.atleast_2d(np.cov(v01)) if n > 1 else np.zeros((k, k))
     return aucs, sx / m + sy / n
+
+
+def _clustered_covariance(aucs, v10, v01, groups, pos, neg) -> np.ndarray:
+    """Obuchowski's covariance of AUCs from per-image placement values summed per cluster."""
+    codes, _ = pd.factorize(groups)
+    n_groups = codes.max() + 1
+    m_i = np.bincount(codes[pos], minlength=n_groups).astype(float)
+    n_i = np.bincount(codes[neg], minlength=n_groups).astype(float)
+    p_dev = np.stack([np.bincount(codes[pos], weights=v, minlength=n_groups) for v in v10]) - aucs[:, None] * m_i
+    q_dev = np.stack([np.bincount(codes[neg], weights=v, minlength=n_groups) for v in v01]) - aucs[:, None] * n_i
+    i10, i01, i_all = (m_i > 0).sum(), (n_i > 0).sum(), n_groups
+    big_m, big_n = m_i.sum(), n_i.sum()
+    s10 = i10 / ((i10 - 1) * big_m) * p_dev @ p_dev.T if i10 > 1 else np.zeros((len(aucs),) * 2)
+    s01 = i01 / ((i01 - 1) * big_n) * q_dev @ q_dev.T if i01 > 1 else np.zeros((len(aucs),) * 2)
+    s11 = i_all / (i_all - 1) * p_dev @ q_dev.T
+    return s10 / big_m + s01 / big_n + (s11 + s11.T) / (big_m * big_n)
 
 
 @dataclass(frozen=True)
@@ -71,15 +91,19 @@ class AucCI:
     method: str
 
 
-def auc_ci_delong(y, score, level: float = 0.95) -> AucCI:
-    """AUC with its DeLong confidence interval (normal approximation, clipped to [0, 1])."""
+def auc_ci_delong(y, score, level: float = 0.95, groups=None) -> AucCI:
+    """AUC with its DeLong confidence interval (normal approximation, clipped to [0, 1]).
+
+    With ``groups`` (one patient ID per observation) the variance is Obuchowski's clustered
+    one: use it whenever a patient contributes several images."""
     y, (s,) = _check(y, score)
     if np.ptp(s) == 0:
         raise MetricError("all scores are equal: the model does not discriminate (AUC 0.5 by construction)")
-    aucs, cov = _delong_components(y, [s])
+    aucs, cov = _delong_components(y, [s], groups)
     se = float(np.sqrt(max(cov[0, 0], 0.0)))
     z = stats.norm.ppf(0.5 + level / 2)
-    return AucCI(float(aucs[0]), max(0.0, aucs[0] - z * se), min(1.0, aucs[0] + z * se), se, "DeLong")
+    return AucCI(float(aucs[0]), max(0.0, aucs[0] - z * se), min(1.0, aucs[0] + z * se), se,
+                 "DeLong" if groups is None else "DeLong, patient-clustered (Obuchowski)")
 
 
 @dataclass(frozen=True)
@@ -90,10 +114,11 @@ class DelongTest:
     p: float
 
 
-def delong_test(y, score1, score2) -> DelongTest:
-    """Paired two-sided DeLong test of AUC(score1) = AUC(score2) on the same observations."""
+def delong_test(y, score1, score2, groups=None) -> DelongTest:
+    """Paired two-sided DeLong test of AUC(score1) = AUC(score2) on the same observations
+    (patient-clustered with ``groups``, as :func:`auc_ci_delong`)."""
     y, (s1, s2) = _check(y, score1, score2)
-    aucs, cov = _delong_components(y, [s1, s2])
+    aucs, cov = _delong_components(y, [s1, s2], groups)
     var = cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]
     if var <= 1e-15:
         if abs(aucs[0] - aucs[1]) < 1e-12:

@@ -185,7 +185,8 @@ def score_references(pseudo_runs: dict) -> pd.DataFrame:
                    if len(test) else 0, "note": ""}
             try:
                 frame = test if level == "image" else patient_scores(test)
-                ci = auc_ci_delong(frame["label"], frame["probability"])
+                ci = auc_ci_delong(frame["label"], frame["probability"],  # images clustered by patient
+                                   groups=frame["patient_id"].to_numpy() if level == "image" else None)
                 row.update(auc=ci.auc, auc_low=ci.low, auc_high=ci.high)
             except MetricError as exc:
                 row.update(auc=np.nan, auc_low=np.nan, auc_high=np.nan, note=str(exc))

@@ -1,6 +1,7 @@
 """Orchestration of one profile on one cohort: split → image store → features → 32 runs."""
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from npc_lib.layout import RunLayout
 from npc_lib.learn.features import extract_features
 from npc_lib.learn.train import is_finished, run_config, train_finetune, train_head
 from npc_lib.progress import progress_bar
+from npc_lib.vocabulary import LITE0
 
 log = logging.getLogger(__name__)
 
@@ -94,14 +96,18 @@ def grid(profile: dict, datasets=None, variants=None, backbones=None) -> list[tu
     return out
 
 
-def train_grid(profile: dict, prep: Prepared, runs: list[tuple[str, str, str]], progress: bool = True) -> pd.DataFrame:
+def train_grid(profile: dict, prep: Prepared, runs: list[tuple[str, str, str]], progress: bool = True,
+               layout: RunLayout | None = None) -> pd.DataFrame:
     """Train every run (skipping finished ones with the same config hash).
+
+    ``layout``: where the models go (default: the prepared folder's); features always come from
+    the prepared folder's cache.
 
     Returns
     -------
     DataFrame, one row per run: ``dataset, variant, backbone, status`` (``reused``/``trained``), ``wall_s``.
     """
-    layout = prep.layout
+    layout = layout or prep.layout
     rows = []
     by_backbone: dict[str, list] = {}
     for d, v, b in runs:
@@ -118,7 +124,7 @@ def train_grid(profile: dict, prep: Prepared, runs: list[tuple[str, str, str]], 
         feats = None
         if profile["train"]["mode"] == "head":
             t0 = time.perf_counter()
-            feats = extract_features(prep.store, b, profile, layout.cache)
+            feats = extract_features(prep.store, b, profile, prep.layout.cache)
             log.info("%s features in %.1f s", b, time.perf_counter() - t0)
         for d, v in pending:
             out = layout.model(d, v, b)
@@ -130,6 +136,30 @@ def train_grid(profile: dict, prep: Prepared, runs: list[tuple[str, str, str]], 
             bar.update(1)
     bar.close()
     return pd.DataFrame(rows)
+
+
+def ablation_profile(profile: dict) -> dict | None:
+    """The pretraining ablation's profile: EfficientNet-Lite0 from random initialisation in head
+    mode, everything else as ``profile``; None when the profile has no Lite0 or Lite0 itself runs
+    without pretrained weights (then there is nothing to compare)."""
+    if LITE0 not in profile["backbones"] or str(profile.get("weights")) in ("none", "random", "None"):
+        return None
+    p = copy.deepcopy(profile)
+    p["backbones"], p["weights"] = [LITE0], "none"
+    p["train"] = {**p["train"], "mode": "head"}
+    return p
+
+
+def train_ablation(profile: dict, prep: Prepared, progress: bool = True) -> pd.DataFrame | None:
+    """Fit the pretraining ablation's heads (Lite0, random initialisation) on the same datasets and
+    patient split as the main grid, into ``ablation/models``; None when :func:`ablation_profile` is."""
+    p = ablation_profile(profile)
+    if p is None:
+        return None
+    t0 = time.perf_counter()
+    out = train_grid(p, prep, grid(p), progress=progress, layout=prep.layout.ablation)
+    log.info("pretraining ablation (%d heads) in %.1f s", len(out), time.perf_counter() - t0)
+    return out
 
 
 def open_prepared(runs_dir: str | Path) -> Prepared:
