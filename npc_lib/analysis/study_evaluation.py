@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from npc_lib.analysis.ablation import lite0_runs, pretraining_ablation, pretraining_summary
 from npc_lib.analysis.baselines import tnm_baseline, tnm_scores
 from npc_lib.analysis.evaluation import (compare_with_tnm, delong_matrix, evaluate_runs, load_runs, table2,
                                          training_histories)
@@ -49,6 +50,10 @@ class StudyEvaluation:
     selection : the model chosen per dataset × variant on training data
     calibration, decision : model label -> reliability curve / net-benefit table (test patients)
     hybrid : ``hybrid_models`` output (empty tables when not requested)
+    ablation : Lite0-ImageNet vs Lite0-random per dataset × variant × level (``ablation.pretraining_ablation``;
+        empty without an ablation)
+    pretraining : the book's "what ImageNet pretraining buys" table at patient level
+        (``ablation.pretraining_summary``)
     summary : the JSON summary written to ``evaluation/summary.json``
     """
 
@@ -67,6 +72,8 @@ class StudyEvaluation:
     calibration: dict = field(default_factory=dict)
     decision: dict = field(default_factory=dict)
     hybrid: dict = field(default_factory=dict)
+    ablation: pd.DataFrame = field(default_factory=pd.DataFrame)
+    pretraining: pd.DataFrame = field(default_factory=pd.DataFrame)
     summary: dict = field(default_factory=dict)
 
 
@@ -165,6 +172,19 @@ def _curves_of_selected(selection: pd.DataFrame, predictions: dict) -> tuple[dic
     return cal, dca
 
 
+def _pretraining(layout: RunLayout, runs: dict, metrics: pd.DataFrame, refs: dict):
+    """The pretraining ablation's tables (written to ``evaluation/``), or two empty frames."""
+    random_arm = {(m["config"]["dataset"], m["config"]["variant"]): p for m, p in load_runs(layout.ablation.models)} \
+        if layout.ablation.models.is_dir() else {}
+    if not random_arm:
+        return pd.DataFrame(), pd.DataFrame()
+    ablation = pretraining_ablation(lite0_runs(runs), random_arm)
+    write_csv(layout.table("pretraining_ablation"), ablation, float_format="%.6g")
+    summary = pretraining_summary(ablation, metrics, refs["planted_table"], refs["pixel_table"])
+    write_csv(layout.table("pretraining_summary"), summary, float_format="%.6g")
+    return ablation, summary
+
+
 def evaluate_study(runs_dir: str | Path, cohort_dir: str | Path | None = None, n_boot: int = 2000,
                    seed: int = 0, hybrid_dataset: str = "NPC-CMLN", hybrid_variant: str = INTRA_PERITUMOUR,
                    hybrid_folds: int = 5) -> StudyEvaluation:
@@ -224,13 +244,14 @@ def evaluate_study(runs_dir: str | Path, cohort_dir: str | Path | None = None, n
         hybrid = hybrid_models(layout.root, clinical, metas, hybrid_dataset, hybrid_variant, hybrid_folds)
         write_csv(layout.table("hybrid"), hybrid["table"], float_format="%.6g")
         write_csv(layout.table("hybrid_comparisons"), hybrid["comparisons"], float_format="%.6g")
+    ablation, pretraining = _pretraining(layout, runs, metrics, refs)
     top = (metrics.dropna(subset=["patient_auc"]).sort_values("patient_auc", ascending=False)
            .groupby(["dataset", "variant"]).head(1))
     summary = {"runs": len(runs),
                "highest_test_auc": top[["dataset", "variant", "backbone", "patient_auc", "auc"]].to_dict("records"),
                "selected_on_training": selection[selection["selected"]].drop(columns="selected").to_dict("records"),
                "tnm": base, "weights": sorted(metrics["weights"].unique().tolist()),
-               "planted_reference": refs["planted_table"] is not None,
+               "planted_reference": refs["planted_table"] is not None, "pretraining_ablation": not ablation.empty,
                "hybrid": {k: hybrid.get(k) for k in ("dataset", "variant", "folds", "figure_backbone", "notes")}}
     write_json(layout.table("summary", ".json"), summary)
     return StudyEvaluation(
@@ -238,4 +259,4 @@ def evaluate_study(runs_dir: str | Path, cohort_dir: str | Path | None = None, n
         references={"planted risk": refs["planted"], "pixel reference": refs["pixel"]},
         planted_table=refs["planted_table"], pixel_table=refs["pixel_table"], tnm=tnm, tnm_baseline=base,
         tnm_comparison=cmp, delong=delong, histories=training_histories(layout.models), selection=selection,
-        calibration=cal, decision=dca, hybrid=hybrid, summary=summary)
+        calibration=cal, decision=dca, hybrid=hybrid, ablation=ablation, pretraining=pretraining, summary=summary)

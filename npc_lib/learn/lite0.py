@@ -38,13 +38,22 @@ def preprocess_input(x):
     return (x - 127.0) / 128.0
 
 
+def _conv_init():
+    """Keras' EfficientNet initialisation (He-style, fan-out): a random Lite0 keeps its activations'
+    scale through 16 blocks (Glorot's shrinks them to ~1e-13, making every random feature constant)."""
+    import keras
+    return keras.initializers.VarianceScaling(2.0, mode="fan_out", distribution="truncated_normal")
+
+
 def _conv_bn(x, filters, kernel, stride, name, act=True, depthwise=False):
     import keras
     L = keras.layers
     if depthwise:
-        x = L.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False, name=f"{name}conv")(x)
+        x = L.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False, name=f"{name}conv",
+                              depthwise_initializer=_conv_init())(x)
     else:
-        x = L.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, name=f"{name}conv")(x)
+        x = L.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, name=f"{name}conv",
+                     kernel_initializer=_conv_init())(x)
     x = L.BatchNormalization(**BN, name=f"{name}bn")(x)
     return L.ReLU(6.0, name=f"{name}activation")(x) if act else x
 
@@ -84,7 +93,8 @@ def build_lite0(include_top: bool = False, weights=None, input_tensor=None, inpu
     if include_top or weights is not None:  # weights files hold the 1000-class head too
         y = L.GlobalAveragePooling2D(name="avg_pool")(x)
         y = L.Dropout(0.2, name="top_dropout")(y)
-        y = L.Dense(classes, activation="softmax", name="predictions")(y)
+        y = L.Dense(classes, activation="softmax", name="predictions",
+                    kernel_initializer=keras.initializers.VarianceScaling(1 / 3, mode="fan_out", distribution="uniform"))(y)
         full = keras.Model(inputs, y, name="efficientnet_lite0")
         if weights is not None:
             load_lite0_weights(full, weights)
