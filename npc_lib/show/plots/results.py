@@ -209,3 +209,36 @@ def fig_delong_matrix(matrix: pd.DataFrame):
     ax.set(xlabel="", ylabel="", title="Paired DeLong p-values (patient level, common test patients)")
     fig.tight_layout()
     return fig
+
+
+def fig_pretraining(summary: pd.DataFrame):
+    """What ImageNet pretraining buys: per dataset × variant, Lite0 with ImageNet and with random
+    weights (patient-level AUC, 95 % CI), the paper's four backbones' range, and the references.
+
+    Parameters
+    ----------
+    summary : :func:`npc_lib.analysis.ablation.pretraining_summary`
+
+    Returns
+    -------
+    matplotlib Figure.
+    """
+    rows = summary.assign(_d=summary["dataset"].map({d: i for i, d in enumerate(DATASET_ORDER)}),
+                          _v=summary["variant"].map({v: i for i, v in enumerate(VARIANT_ORDER)}))
+    rows = rows.sort_values(["_d", "_v"]).reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(7.4, 0.42 * len(rows) + 1.2))
+    y = np.arange(len(rows))[::-1]
+    ax.hlines(y, rows["paper_four_min"], rows["paper_four_max"], color="#bbbbbb", lw=6, label="paper's four (range)")
+    for col, dy, colour, label in (("imagenet", 0.14, BACKBONE_COLOURS["efficientnet-lite0"], "Lite0, ImageNet"),
+                                   ("random", -0.14, "#444444", "Lite0, random")):
+        ax.errorbar(rows[f"auc_{col}"], y + dy, xerr=[rows[f"auc_{col}"] - rows[f"auc_{col}_low"],
+                                                    rows[f"auc_{col}_high"] - rows[f"auc_{col}"]],
+                    fmt="o", ms=4, color=colour, lw=1, capsize=2, label=label)
+    ax.scatter(rows["planted_auc"], y, marker="|", s=160, color="black", label="planted-risk reference", zorder=3)
+    ax.scatter(rows["pixel_auc"], y, marker="x", s=30, color="#777777", label="pixel reference", zorder=3)
+    ax.axvline(0.5, ls=":", c="grey")
+    ax.set_yticks(y, [f"{d}, {v}" for d, v in zip(rows["dataset"], rows["variant"])])
+    ax.set(xlim=(0, 1), xlabel="test AUC, patient level (95 % CI)", title="What ImageNet pretraining buys")
+    ax.legend(fontsize=7, loc="lower left", ncol=2)
+    fig.tight_layout()
+    return fig
