@@ -27,7 +27,7 @@ def test_synthetic_cohort_and_random_backbones_are_both_flagged(tmp_path):
                      "weights": {"resnet50": "random", "xception": "ImageNet (Keras)"}}
     html = chapter_banner_html(flags)
     assert "Synthetic data." in html and "<code>null</code>" in html
-    assert "Randomly initialised backbones." in html and "resnet50 ran with random weights" in html
+    assert "Randomly initialised backbones." in html and "ResNet50 ran with random weights" in html
     assert "Weights per backbone: ResNet50: random; Xception: ImageNet (Keras)." in html
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 from statsmodels.stats.multitest import multipletests
 
 from npc_lib.analysis.metrics import MetricError, auc_ci_delong, delong_test, patient_scores
-from npc_lib.vocabulary import LITE0, PAPER_BACKBONES
+from npc_lib.vocabulary import DATASETS, LITE0, PAPER_BACKBONES, VARIANTS
 
 COLUMNS = ["dataset", "variant", "level", "auc_imagenet", "auc_imagenet_low", "auc_imagenet_high", "auc_random",
            "auc_random_low", "auc_random_high", "auc_difference", "p_delong", "p_holm", "test_patients", "test_images",
@@ -27,7 +27,7 @@ def _pair(a: pd.DataFrame, b: pd.DataFrame, level: str) -> pd.DataFrame:
         ta, tb = patient_scores(ta), patient_scores(tb)
         key = ["patient_id"]
     else:
-        key = ["image_id"]
+        key = ["patient_id", "image_id"]
     cols = list(dict.fromkeys(key + ["patient_id", "label", "probability"]))
     both = ta[cols].merge(tb[key + ["probability"]], on=key, suffixes=("_imagenet", "_random"))
     if len(both) != len(ta) or len(both) != len(tb):
@@ -104,7 +104,10 @@ def pretraining_summary(ablation: pd.DataFrame, metrics: pd.DataFrame, planted: 
         r = ref[ref["level"] == level].set_index(["dataset", "variant"])[["auc", "auc_low", "auc_high"]]
         out = out.join(r.rename(columns={"auc": f"{name}_auc", "auc_low": f"{name}_low", "auc_high": f"{name}_high"}),
                        how="left")
-    return out.reset_index()
+    out = out.reset_index()
+    order = out["dataset"].map({d: i for i, d in enumerate(DATASETS)}) * 10 + out["variant"].map(
+        {v: i for i, v in enumerate(VARIANTS)})
+    return out.assign(_o=order).sort_values("_o", kind="stable").drop(columns="_o").reset_index(drop=True)
 
 
 def lite0_runs(runs: dict) -> dict:

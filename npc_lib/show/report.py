@@ -66,7 +66,7 @@ def banner_html(flags: dict) -> str:
                      "check the pipeline and are not clinical evidence.")
     if flags["random_backbones"]:
         parts.append("<b>Randomly initialised backbones.</b> ImageNet weights were not available, so "
-                     f"{', '.join(flags['random_backbones'])} ran with random weights; their accuracy is not "
+                     f"{', '.join(map(backbone_title, flags['random_backbones']))} ran with random weights; their accuracy is not "
                      "comparable with the paper's pretrained networks." + _weights_sentence(flags))
     return "".join(f'<div class="npc-banner" style="{BANNER_STYLE}">{p}</div>' for p in parts)
 

@@ -1,0 +1,62 @@
+"""The pretraining ablation: Lite0 from random weights on the main grid's datasets and patients."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("keras")
+
+from npc_lib.analysis.ablation import pretraining_ablation, pretraining_summary  # noqa: E402
+from npc_lib.config import load_profile  # noqa: E402
+from npc_lib.learn.study import ablation_profile, open_prepared, train_ablation  # noqa: E402
+from npc_lib.layout import RunLayout  # noqa: E402
+
+
+def _pred(seed: int, signal: float, patients: int = 40, images: int = 4) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    label = np.repeat(np.arange(patients) % 3 == 0, images).astype(int)
+    base = np.random.default_rng(0).normal(size=patients * images)
+    return pd.DataFrame({"patient_id": np.repeat([f"P{i:03d}" for i in range(patients)], images),
+                         "image_id": np.arange(patients * images), "split": "test", "label": label,
+                         "probability": 1 / (1 + np.exp(-(signal * label + base + rng.normal(0, .3, label.size))))})
+
+
+def test_ablation_compares_the_same_images_and_adjusts_for_multiplicity():
+    strong = {(d, "intratumour"): _pred(1, 2.0) for d in ("NPC", "CMLN", "NPC-CMLN")}
+    weak = {(d, "intratumour"): _pred(2, 0.0) for d in ("NPC", "CMLN", "NPC-CMLN")}
+    t = pretraining_ablation(strong, weak)
+    assert len(t) == 6 and set(t["level"]) == {"image", "patient"}
+    assert (t["auc_difference"] > 0.2).all() and (t["p_holm"] >= t["p_delong"]).all()
+    patient = t[t["level"] == "patient"]
+    assert (patient["test_patients"] == 40).all() and (patient["test_images"] == 160).all()
+    shifted = {k: v.assign(image_id=v["image_id"] + 1000) for k, v in weak.items()}  # other images: refused
+    t = pretraining_ablation(strong, shifted)
+    assert t.loc[t.level == "image", "note"].str.contains("different test images").all()
+    others = {k: v.assign(patient_id=v["patient_id"] + "x") for k, v in weak.items()}  # other patients: refused
+    assert pretraining_ablation(strong, others)["note"].str.contains("different test").all()
+
+
+def test_ablation_runs_only_when_lite0_is_pretrained():
+    smoke = load_profile("smoke")
+    p = ablation_profile(smoke)
+    assert p["backbones"] == ["efficientnet-lite0"] and p["weights"] == "none" and p["train"]["mode"] == "head"
+    assert ablation_profile({**smoke, "weights": "none"}) is None
+    assert ablation_profile({**smoke, "backbones": ["resnet50"]}) is None
+
+
+def test_smoke_ablation_fits_eight_heads_on_the_main_split(smoke_runs):
+    profile = load_profile("smoke")
+    prep = open_prepared(smoke_runs)
+    out = train_ablation({**profile, "weights": "imagenet"}, prep, progress=False)
+    assert len(out) == 8
+    runs = RunLayout(smoke_runs).ablation.model_runs()
+    assert len(runs) == 8
+    for run in runs:
+        meta = run.read_meta()
+        assert meta["weights"]["used"] == "random" and meta["config"]["backbone"] == "efficientnet-lite0"
+        pred = pd.read_parquet(run.predictions)
+        split = pred.groupby("patient_id")["split"].first()
+        assert split.equals(prep.split.reindex(split.index))  # the main run's patient split
+    summary = pretraining_summary(pd.DataFrame(), pd.DataFrame(), None, pd.DataFrame())
+    assert summary.empty
