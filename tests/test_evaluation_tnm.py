@@ -18,5 +18,8 @@ def test_tnm_comparison_uses_the_same_patients():
         probability=pred.probability[::-1].to_numpy())}
     cmp = compare_with_tnm(runs, tnm)
     assert (cmp["patients"] == 20).all() and cmp["p"].between(0, 1).all()
+    # Holm over both comparisons: the smaller p doubled, the larger at least that, never below the raw p
+    lo, hi = sorted(cmp["p"])
+    assert sorted(cmp["p_holm"]) == [min(1, 2 * lo), min(1, max(2 * lo, hi))]
     mat = delong_matrix(runs)
     assert mat.shape == (2, 2) and mat.iloc[0, 0] == 1 and 0 <= mat.iloc[0, 1] <= 1

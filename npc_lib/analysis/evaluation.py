@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from statsmodels.stats.multitest import multipletests
 
 from npc_lib.analysis.metrics import (MetricError, auc_ci_delong, bootstrap_auc_ci, delong_test, patient_scores,
                                       threshold_metrics, youden_threshold)
@@ -166,7 +167,8 @@ def table2(metrics: pd.DataFrame, reference: pd.DataFrame | None = None) -> pd.D
 
 
 def compare_with_tnm(runs: dict, tnm: pd.DataFrame) -> pd.DataFrame:
-    """Paired DeLong (patient level) of each run against stage IV vs I–III on the same patients.
+    """Paired DeLong (patient level) of each run against stage IV vs I–III on the same patients,
+    with Holm-adjusted p-values over all runs (``p_holm``).
 
     ``runs``: (dataset, variant, backbone) -> predictions; ``tnm``: :func:`~npc_lib.analysis.baselines.tnm_scores`.
     """
@@ -180,7 +182,12 @@ def compare_with_tnm(runs: dict, tnm: pd.DataFrame) -> pd.DataFrame:
         except MetricError as exc:
             row.update(model_auc=np.nan, tnm_auc=np.nan, z=np.nan, p=np.nan, note=str(exc))
         rows.append(row)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    out["p_holm"] = np.nan  # Holm over every model compared (the family the book counts from)
+    tested = out["p"].notna()
+    if tested.any():
+        out.loc[tested, "p_holm"] = multipletests(out.loc[tested, "p"].to_numpy(), method="holm")[1]
+    return out
 
 
 def delong_matrix(runs: dict) -> pd.DataFrame:

@@ -157,7 +157,8 @@ def tnm_comparison_book_form(cmp: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "Dataset": cmp["dataset"], "Variant": cmp["variant"], "Model": [_model_name(b) for b in cmp["backbone"]],
         "Patients": cmp["patients"], "Model AUC": [_fmt("{:.3f}", v) for v in cmp["model_auc"]],
-        "TNM AUC": [_fmt("{:.3f}", v) for v in cmp["tnm_auc"]], "p (DeLong)": [_p(v) for v in cmp["p"]]})
+        "TNM AUC": [_fmt("{:.3f}", v) for v in cmp["tnm_auc"]], "p (DeLong)": [_p(v) for v in cmp["p"]],
+        "p (Holm, all models)": [_p(v) for v in cmp["p_holm"]] if "p_holm" in cmp else ""})
 
 
 def selection_book_form(selection: pd.DataFrame) -> pd.DataFrame:
