@@ -147,7 +147,7 @@ def test_the_smoke_main_job_runs_through_the_scheduler(cluster, smoke_book, tmp_
     shutil.copytree(root / "book", tmp_path / "book", ignore=shutil.ignore_patterns("executed"))
     shutil.copytree(root / "notebooks", tmp_path / "notebooks")
     done, runs = RunLayout(smoke_book[1]), RunLayout(tmp_path / "runs" / "smoke")
-    for path in (done.synthetic_cohort, done.models, done.negative_control.root):
+    for path in (done.synthetic_cohort, done.models, done.ablation.root, done.negative_control.root):
         shutil.copytree(path, runs.root / path.relative_to(done.root))
     for path in (done.cohort_ref, done.split):
         shutil.copy(path, runs.root / path.relative_to(done.root))
