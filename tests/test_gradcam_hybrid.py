@@ -143,7 +143,13 @@ def test_evaluate_writes_everything_for_the_smoke_grid(smoke_runs, small_cohort,
     assert main(["evaluate", str(smoke_runs), "--bootstrap", "200", "--hybrid-folds", "3"]) == 0
     out = smoke_runs / "evaluation"
     t2 = pd.read_csv(out / "table2.csv")
-    assert len(t2) == 4 * 5 + 4 and set(t2["backbone"]) >= {"average", "resnet50"}
+    assert len(t2) == 4 * 6 + 4 and set(t2["backbone"]) >= {"average", "resnet50", "efficientnet-lite0"}
+    cnn = t2[t2["group"] == "CNN"].set_index(["dataset", "backbone"])["auc_intratumour"]
+    paper_four = cnn.drop(index="efficientnet-lite0", level=1).drop(index="average", level=1)
+    assert np.allclose(cnn.xs("average", level=1), paper_four.groupby(level=0).mean().reindex(
+        cnn.xs("average", level=1).index), atol=1e-3)  # the published averages are over the paper's four backbones
+    lite = t2[t2["backbone"] == "efficientnet-lite0"]
+    assert lite["auc_intratumour_published"].isna().all()
     assert (t2["group"] == "pixel reference").sum() == 4  # the pixel reference's own row group
     for name in ("planted_reference.csv", "reference_model.csv"):
         ref = pd.read_csv(out / name)
