@@ -11,7 +11,6 @@ Layer names follow Keras' EfficientNet (``stem_conv``, ``block{i}_…``, ``top_a
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from npc_lib.atomic import atomic_path, write_json
+from npc_lib.data.cache import sha256_file
 from npc_lib.errors import NpcError
 
 log = logging.getLogger(__name__)
@@ -161,18 +161,15 @@ def port_state_dict(model, state: dict[str, np.ndarray], source: str) -> None:
 
 
 @functools.lru_cache(maxsize=None)
-def _sha256(path: str, size: int, mtime: float) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    return sha256_file(Path(path))
 
 
 def sha256_of(path: str | Path) -> str:
-    """SHA-256 of a file (memoised per path, size and modification time)."""
+    """SHA-256 of a file, memoised per path, size and modification time (ns): every run and
+    Grad-CAM rebuild resolves the bundled weights, which should not rehash 37 MB each time."""
     st = Path(path).stat()
-    return _sha256(str(path), st.st_size, st.st_mtime)
+    return _sha256(str(path), st.st_size, st.st_mtime_ns)
 
 
 def bundled_source() -> dict:

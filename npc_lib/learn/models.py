@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import functools
-import hashlib
 import importlib
 import socket
 import threading
@@ -161,7 +160,8 @@ def resolve_weights(name: str, weights: str | None, fallback: str | None = None)
     path = Path(req).expanduser()
     if not path.is_file():
         raise NpcError(f"weights file for {name} not found: {path}", hint=weights_hint(spec))
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    from npc_lib.learn.lite0 import sha256_of  # streamed and memoised (a .pth is hashed again by the port)
+    digest = sha256_of(path)
     if spec.bundled and path.suffix == ".pth":  # a Lite0 PyTorch state dict: ported (and cached) here
         from npc_lib.learn.lite0 import ported_weights
         ported, _ = ported_weights(path)
