@@ -226,7 +226,7 @@ def fig_pretraining(summary: pd.DataFrame):
     rows = summary.assign(_d=summary["dataset"].map({d: i for i, d in enumerate(DATASET_ORDER)}),
                           _v=summary["variant"].map({v: i for i, v in enumerate(VARIANT_ORDER)}))
     rows = rows.sort_values(["_d", "_v"]).reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(7.4, 0.42 * len(rows) + 1.2))
+    fig, ax = plt.subplots(figsize=(7.4, 0.42 * len(rows) + 1.8))
     y = np.arange(len(rows))[::-1]
     ax.hlines(y, rows["paper_four_min"], rows["paper_four_max"], color="#bbbbbb", lw=6, label="paper's four (range)")
     for col, dy, colour, label in (("imagenet", 0.14, BACKBONE_COLOURS["efficientnet-lite0"], "Lite0, ImageNet"),
@@ -239,6 +239,6 @@ def fig_pretraining(summary: pd.DataFrame):
     ax.axvline(0.5, ls=":", c="grey")
     ax.set_yticks(y, [f"{d}, {v}" for d, v in zip(rows["dataset"], rows["variant"])])
     ax.set(xlim=(0, 1), xlabel="test AUC, patient level (95 % CI)", title="What ImageNet pretraining buys")
-    ax.legend(fontsize=7, loc="lower left", ncol=2)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1 - 0.6 / len(rows)), ncol=3)  # below the axes
     fig.tight_layout()
     return fig
