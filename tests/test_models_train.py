@@ -14,7 +14,7 @@ from npc_lib.learn import models# noqa: E402
 from npc_lib.cli import main  # noqa: E402
 from npc_lib.config import load_profile  # noqa: E402
 from npc_lib.errors import NpcError  # noqa: E402
-from npc_lib.learn.models import BACKBONES, build_classifier, resolve_weights  # noqa: E402
+from npc_lib.learn.models import BACKBONES, build_classifier, input_size_for, resolve_weights  # noqa: E402
 from npc_lib.learn.study import grid, prepare, train_grid  # noqa: E402
 from npc_lib.learn.features import extract_features  # noqa: E402
 from npc_lib.learn.train import train_head  # noqa: E402
@@ -29,6 +29,21 @@ def test_backbone_builds_flat_at_its_minimum_size(name):
     conv = model.get_layer(spec.last_conv)
     assert len(conv.output.shape) == 4
     assert model.get_layer("gap").output.shape[-1] == spec.feature_dim
+    keras.backend.clear_session()
+
+
+@pytest.mark.parametrize("name", list(BACKBONES))
+def test_gradcam_layer_is_at_least_5x5_at_the_demo_input(name):
+    from npc_lib.analysis.gradcam import MIN_CAM_GRID, cam_layer
+    spec = BACKBONES[name]
+    model = build_classifier(name, input_size_for(name, 80), None)
+    chosen = cam_layer(model, spec)
+    grid = model.get_layer(chosen).output.shape[1:3]
+    assert min(grid) >= MIN_CAM_GRID, (chosen, grid)
+    last = model.get_layer(spec.last_conv).output.shape[1:3]
+    assert min(last) < MIN_CAM_GRID and chosen != spec.last_conv  # the last map is too coarse at 80 px
+    big = build_classifier(name, 224, None)
+    assert cam_layer(big, spec) == spec.last_conv  # 7 x 7 at 224 px: the classic layer
     keras.backend.clear_session()
 
 

@@ -115,11 +115,11 @@ def cam_study(runs_dir: str | Path, cohort_dir: str | Path | None = None, n_imag
             row = {"dataset": cfg["dataset"], "variant": cfg["variant"], "backbone": name, "images": len(x),
                    "mask": mask_kind, "cam_in_roi": stats["fraction"].mean(),
                    "area_share": stats["area_share"].mean(), "enrichment": stats["enrichment"].mean(),
-                   "cam_grid": "x".join(map(str, cam_resolution(cm))), "max_probability_gap": gap}
+                   "cam_grid": "x".join(map(str, cam_resolution(cm))), "cam_layer": cm.layer,
+                   "max_probability_gap": gap}
             if sanity:
                 if random_cm is None:
-                    random_cm = cam_model(randomised_copy(cm.model, seed), backbone(name).last_conv, name,
-                                          cm.input_size)
+                    random_cm = cam_model(randomised_copy(cm.model, seed), cm.layer, name, cm.input_size)
                 rho = rank_correlations(cams, _resize(gradcam(random_cm, x), images.shape[1]))
                 row["randomised_spearman"] = float(np.nanmedian(rho)) if np.isfinite(rho).any() else np.nan
                 row["note"] = "" if np.isfinite(cams).all() else "conv map 1x1 at this input size: CAM undefined"

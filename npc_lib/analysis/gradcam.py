@@ -4,8 +4,10 @@ A head-mode run is rebuilt as one flat model (image → backbone layers → GAP 
 the backbone gets the run's weights (ImageNet, a file, or the saved random initialisation) and
 the training-set standardisation is folded into the Dense layer (w/sd, b − Σ w·mean/sd), so the
 rebuilt model reproduces the run's probabilities exactly. Runs of one backbone share a graph;
-only the Dense weights change. Grad-CAM (Selvaraju et al. 2017) weights the last conv layer's
-maps by the spatial mean of the gradient of the DM logit. CAM-in-ROI is the share of CAM mass
+only the Dense weights change. Grad-CAM (Selvaraju et al. 2017) weights a conv layer's maps by
+the spatial mean of the gradient of the DM logit; the layer is the deepest of the backbone's
+candidates whose map is at least ``MIN_CAM_GRID`` on a side at the run's input size (at small
+inputs the last conv map is 3 × 3 or 1 × 1, which cannot point at a lesion). CAM-in-ROI is the share of CAM mass
 inside the true lesion (synthetic masks) or the drawn rectangle (real cohorts), next to the
 share of the image that region covers. The sanity check (Adebayo et al. 2018) compares CAMs
 with those of a weight-randomised copy of the model by Spearman rank correlation.
@@ -25,6 +27,7 @@ from npc_lib.layout import ModelRun, RunLayout
 from npc_lib.learn.models import add_head, backbone, build_feature_extractor, resolve_weights
 
 LESION_LABELS = {"npc": (1, 2), "cmln": (3, 4, 5)}  # synthetic mask label values per ROI region
+MIN_CAM_GRID = 5  # smallest Grad-CAM map side worth showing
 
 
 @dataclass
@@ -35,6 +38,7 @@ class CamModel:
     grad_model: object
     backbone: str
     input_size: int
+    layer: str = ""
     _step: object = None
 
 
@@ -46,7 +50,22 @@ def cam_model(model, layer_name: str, backbone_name: str = "", input_size: int |
     except ValueError:
         raise NpcError(f"layer {layer_name!r} not in model {model.name}") from None
     grad_model = keras.Model(model.inputs, [layer.output, model.output])
-    return CamModel(model, grad_model, backbone_name, input_size or int(model.input_shape[1]))
+    return CamModel(model, grad_model, backbone_name, input_size or int(model.input_shape[1]), layer_name)
+
+
+def cam_layer(model, spec) -> str:
+    """The deepest of ``spec.cam_layers`` whose map is at least ``MIN_CAM_GRID`` on each side in
+    ``model``; the one with the largest map when none is."""
+    grids = {}
+    for name in spec.cam_layers:
+        try:
+            shape = model.get_layer(name).output.shape
+        except ValueError:
+            raise NpcError(f"{spec.name}: Grad-CAM layer {name!r} not in the model") from None
+        grids[name] = min(int(shape[1]), int(shape[2]))
+        if grids[name] >= MIN_CAM_GRID:
+            return name
+    return max(grids, key=grids.get)
 
 
 def backbone_weights(runs_dir: Path, meta: dict):
@@ -74,7 +93,7 @@ def build_backbone_model(runs_dir: str | Path, meta: dict) -> CamModel:
         extractor.load_weights(weights)
     model = keras.Model(extractor.input, add_head(extractor.output, cfg["train"]["dropout"], cfg["train"]["l2"]),
                         name=f"{spec.name}_dm")
-    return cam_model(model, spec.last_conv, spec.name, size)
+    return cam_model(model, cam_layer(model, spec), spec.name, size)
 
 
 def set_head(cm: CamModel, run_dir: str | Path) -> None:
@@ -97,8 +116,8 @@ def load_run_model(runs_dir: str | Path, run_dir: str | Path) -> CamModel:
     meta = run.read_meta()
     spec = backbone(meta["config"]["backbone"])
     if meta["mode"] == "finetune":
-        return cam_model(keras.models.load_model(run.model, compile=False), spec.last_conv,
-                         spec.name, int(meta["input_size"]))
+        model = keras.models.load_model(run.model, compile=False)
+        return cam_model(model, cam_layer(model, spec), spec.name, int(meta["input_size"]))
     cm = build_backbone_model(runs_dir, meta)
     set_head(cm, run.root)
     return cm

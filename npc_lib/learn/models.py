@@ -38,10 +38,15 @@ class BackboneSpec:
     constructor: str          # attribute of keras.applications
     preprocess_module: str    # module of keras.applications with preprocess_input
     min_size: int             # smallest input side keras accepts with include_top=False
-    last_conv: str            # layer for Grad-CAM
+    cam_layers: tuple         # Grad-CAM layer candidates, deepest first (see gradcam.cam_layer)
     feature_dim: int
     weights_file: str         # Keras' cache name of the ImageNet no-top weights ("" when bundled)
     bundled: bool = False     # ImageNet weights come with an installed package (npc_lib.learn.lite0)
+
+    @property
+    def last_conv(self) -> str:
+        """The last convolutional block's output (the classic Grad-CAM layer)."""
+        return self.cam_layers[0]
 
     def build(self, **kwargs):
         if self.bundled:
@@ -59,16 +64,20 @@ class BackboneSpec:
 
 
 BACKBONES = {  # keyed by the vocabulary's backbone names (checked below)
-    "efficientnet-b0": BackboneSpec("efficientnet-b0", "EfficientNetB0", "efficientnet", 32, "top_activation", 1280,
+    "efficientnet-b0": BackboneSpec("efficientnet-b0", "EfficientNetB0", "efficientnet", 32,
+                                    ("top_activation", "block6a_expand_activation", "block4a_expand_activation"), 1280,
                                     "efficientnetb0_notop.h5"),
     "inception-resnet-v2": BackboneSpec("inception-resnet-v2", "InceptionResNetV2", "inception_resnet_v2", 75,
-                                        "conv_7b_ac", 1536,
+                                        ("conv_7b_ac", "block17_20_ac", "block35_10_ac"), 1536,
                                         "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5"),
-    "resnet50": BackboneSpec("resnet50", "ResNet50", "resnet", 32, "conv5_block3_out", 2048,
+    "resnet50": BackboneSpec("resnet50", "ResNet50", "resnet", 32,
+                             ("conv5_block3_out", "conv4_block6_out", "conv3_block4_out"), 2048,
                              "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
-    "xception": BackboneSpec("xception", "Xception", "xception", 71, "block14_sepconv2_act", 2048,
+    "xception": BackboneSpec("xception", "Xception", "xception", 71,
+                             ("block14_sepconv2_act", "block13_sepconv1_act", "block4_sepconv1_act"), 2048,
                              "xception_weights_tf_dim_ordering_tf_kernels_notop.h5"),
-    "efficientnet-lite0": BackboneSpec("efficientnet-lite0", "EfficientNetLite0", "lite0", 32, "top_activation",
+    "efficientnet-lite0": BackboneSpec("efficientnet-lite0", "EfficientNetLite0", "lite0", 32,
+                                       ("top_activation", "block11_expand_activation", "block5_expand_activation"),
                                        1280, "", bundled=True),
 }
 assert tuple(BACKBONES) == BACKBONE_NAMES, "models.BACKBONES and vocabulary.BACKBONES disagree"

@@ -232,7 +232,8 @@ def cam_book_form(table: pd.DataFrame) -> pd.DataFrame:
     """
     return pd.DataFrame({
         "Dataset": table["dataset"], "Variant": table["variant"],
-        "Model": [_model_name(b) for b in table["backbone"]], "CAM grid": table["cam_grid"], "CAM in ROI": [_fmt("{:.3f}", v) for v in table["cam_in_roi"]],
+        "Model": [_model_name(b) for b in table["backbone"]], "CAM layer": table.get("cam_layer", pd.Series([""] * len(table), index=table.index)),
+        "CAM grid": table["cam_grid"], "CAM in ROI": [_fmt("{:.3f}", v) for v in table["cam_in_roi"]],
         "ROI area share": [_fmt("{:.3f}", v) for v in table["area_share"]],
         "Enrichment": [_fmt("{:.2f}", v) for v in table["enrichment"]],
         "Randomised ρ": [_fmt("{:.2f}", v) for v in table["randomised_spearman"]],
