@@ -1,100 +1,96 @@
-"""Benchmark: the 32-model ``head`` grid (features once + cached-feature heads) vs the naive way.
+"""Benchmark: the study's head fits, stacked in NumPy vs one at a time in Keras.
 
-Naive: each of the 32 models is a frozen-backbone ``keras.Model.fit`` on streamed images, so the
-backbone forward pass is recomputed for every image in every one of the 40 epochs (plus the
-test images every epoch for the history). Its per-image cost is measured on a subset (one epoch
-of K training images and K/4 test images per backbone, after a warm-up epoch) and extrapolated
-to the real dataset sizes; ours is measured in full (feature extraction of both variants, then
-the 8 heads per backbone). Usage:
-  python benchmarks/bench_head_grid.py COHORT_DIR [--profile demo] [--runs DIR] [--subset 256]
+On a finished or prepared study (its image store and feature cache, e.g. ``runs/demo`` after
+``make demo``), for each backbone the 8 (dataset × variant) heads of the grid are fitted three
+ways on the same standardised features with the profile's settings:
+  keras 1-by-1   the previous way: one Keras head and one compiled epoch function per run
+  numpy 1-by-1   :func:`npc_lib.learn.stacked_heads.fit_heads` called once per head
+  numpy stacked  one :func:`fit_heads` call for all 8 heads (what the study runs)
+and prints wall time per way, the ratio against Keras in the same run, and the test AUC (image
+level) per head per way with the largest difference (the ways draw different random numbers for
+initialisation, order and dropout, so AUCs agree within noise, not bit for bit). Usage:
+  python benchmarks/bench_head_grid.py RUNS [--profile demo] [--backbones efficientnet-lite0 ...]
 """
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
-
 
 def main() -> None:
     import keras
+    import numpy as np
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
 
     from npc_lib.config import load_profile
-    from npc_lib.learn.loaders import tf_images
-    from npc_lib.learn.models import BACKBONES, build_classifier, input_size_for
-    from npc_lib.data.rois import dataset_mask
-    from npc_lib.learn.study import prepare
     from npc_lib.learn.features import extract_features
-    from npc_lib.learn.train import train_head
+    from npc_lib.learn.headfit import fit_head
+    from npc_lib.learn.models import build_head
+    from npc_lib.learn.runtime import seeded_build
+    from npc_lib.learn.stacked_heads import HeadTask, fit_heads
+    from npc_lib.learn.study import open_prepared
+    from npc_lib.learn.train import head_data
 
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("cohort", type=Path)
+    ap.add_argument("runs", type=Path)
     ap.add_argument("--profile", default="demo")
-    ap.add_argument("--runs", type=Path, help="run folder whose image store to reuse (default: a temp folder)")
-    ap.add_argument("--subset", type=int, default=256)
     ap.add_argument("--backbones", nargs="+")
     a = ap.parse_args()
-    profile = load_profile(a.profile, {"weights": "none"})
-    epochs = int(profile["train"]["epochs"])
-    tmp = Path(tempfile.mkdtemp(prefix="bench-grid-"))
-    runs = a.runs or tmp
-    prep = prepare(profile, a.cohort, runs, progress=False)
-    index = prep.store.index.assign(split=lambda d: d.patient_id.map(prep.split))
-    sizes = []
-    for d in profile["datasets"]:
-        v = index[dataset_mask(index, d)]
-        sizes.append(((v.split == "train").sum(), (v.split == "test").sum()))
-    sizes = sizes * len(profile["variants"])  # same images per variant
-    total_ours = total_naive = 0.0
-    try:
-        for name in a.backbones or profile["backbones"]:
-            spec = BACKBONES[name]
-            size = input_size_for(name, profile["geometry"]["input_size"])
-            cache = tmp / f"cache-{name}"
-            t0 = time.perf_counter()
-            feats = extract_features(prep.store, name, profile, cache)
-            t_feat = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            for d in profile["datasets"]:
-                for var in profile["variants"]:
-                    train_head(prep.store, feats[var], d, var, profile, prep.split,
-                               tmp / "heads" / f"{name}-{d}-{var}")
-            t_heads = time.perf_counter() - t0
-            ours = t_feat + t_heads
-            # naive: a frozen-backbone fit on streamed images, one epoch of a subset
-            keras.utils.set_random_seed(0)
-            model = build_classifier(name, size, None)
-            for layer in model.layers:
-                if layer.name not in ("head_dropout", "dm_probability"):
-                    layer.trainable = False
-            model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="binary_crossentropy", metrics=["accuracy"])
-            images = prep.store.images("intratumour")
-            rows = np.arange(min(a.subset, images.shape[0]))
-            labels = prep.store.index["label"].to_numpy(np.float32)[rows]
-            k_test = max(1, len(rows) // 4)
-            train_ds = tf_images(images, rows, spec, size, 32, labels, shuffle=True)
-            test_ds = tf_images(images, rows[:k_test], spec, size, 32, labels[:k_test])
-            model.fit(train_ds, epochs=1, validation_data=test_ds, verbose=0)  # warm-up (tracing)
-            t0 = time.perf_counter()
-            model.fit(train_ds, epochs=1, validation_data=test_ds, verbose=0)
-            per_epoch = time.perf_counter() - t0
-            t_img = per_epoch / (len(rows) + k_test)  # blended; test images are cheaper (no backprop)
-            naive = sum(epochs * (n_tr + n_te) * t_img for n_tr, n_te in sizes)
-            total_ours += ours
-            total_naive += naive
-            print(f"{name:20s} {size:3d} px: ours {ours:7.1f} s (features {t_feat:6.1f} s + 8 heads {t_heads:5.1f} s); "
-                  f"naive {naive:8.0f} s (measured {1 / t_img:5.1f} img/s over {len(rows) + k_test} images, "
-                  f"x {epochs} epochs x 8 runs) -> {naive / ours:5.1f}x")
-            keras.backend.clear_session()
-        print(f"all backbones: ours {total_ours:.0f} s, naive {total_naive:.0f} s -> {total_naive / total_ours:.1f}x faster")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    profile = load_profile(a.profile)
+    tr = profile["train"]
+    settings = dict(epochs=int(tr["epochs"]), batch_size=int(tr["batch_size"]),
+                    learning_rate=float(tr["learning_rate"]), dropout=float(tr["dropout"]), l2=float(tr["l2"]))
+    prep = open_prepared(a.runs)
+    rows, totals = [], {"keras 1-by-1": 0.0, "numpy 1-by-1": 0.0, "numpy stacked": 0.0}
+    for name in a.backbones or profile["backbones"]:
+        feats = extract_features(prep.store, name, profile, prep.layout.cache)
+        data = [(d, v, head_data(prep.store, feats[v], d, v, prep.split))
+                for v in profile["variants"] for d in profile["datasets"]]
+        tasks = [HeadTask(h.X[h.is_train], h.y[h.is_train], int(tr["seed"]), h.X[~h.is_train], h.y[~h.is_train])
+                 for _, _, h in data]
+        probs, times = {}, {}
+        t0 = time.perf_counter()
+        out = []
+        for _, _, h in data:
+            with seeded_build(int(tr["seed"])):
+                head = build_head(h.X.shape[1], tr["dropout"], tr["l2"])
+            fit_head(head, keras.optimizers.Adam(tr["learning_rate"]), h.X[h.is_train], h.y[h.is_train],
+                     h.X[~h.is_train], h.y[~h.is_train], epochs=settings["epochs"],
+                     batch_size=settings["batch_size"], seed=int(tr["seed"]))
+            out.append(np.asarray(head(h.X[~h.is_train], training=False)).ravel())
+        times["keras 1-by-1"], probs["keras 1-by-1"] = time.perf_counter() - t0, out
+        keras.backend.clear_session()
+        t0 = time.perf_counter()
+        fits = [fit_heads([t], **settings)[0] for t in tasks]
+        times["numpy 1-by-1"] = time.perf_counter() - t0
+        probs["numpy 1-by-1"] = [f.probabilities(h.X[~h.is_train]) for f, (_, _, h) in zip(fits, data)]
+        t0 = time.perf_counter()
+        fits = fit_heads(tasks, **settings)
+        times["numpy stacked"] = time.perf_counter() - t0
+        probs["numpy stacked"] = [f.probabilities(h.X[~h.is_train]) for f, (_, _, h) in zip(fits, data)]
+        for way, t in times.items():
+            totals[way] += t
+        for i, (d, v, h) in enumerate(data):
+            yt = h.y[~h.is_train]
+            rows.append({"backbone": name, "dataset": d, "variant": v, "train_images": int(h.is_train.sum()),
+                         **{f"auc {w}": roc_auc_score(yt, probs[w][i]) for w in probs}})
+        print(f"{name:20s} 8 heads: " + ", ".join(f"{w} {t:6.2f} s" for w, t in times.items()) +
+              f" -> stacked {times['keras 1-by-1'] / times['numpy stacked']:.1f}x faster than keras 1-by-1",
+              flush=True)
+    table = pd.DataFrame(rows)
+    pd.set_option("display.width", 200)
+    print(table.round(3).to_string(index=False))
+    diff = (table["auc numpy stacked"] - table["auc keras 1-by-1"]).abs()
+    print(f"test AUC numpy stacked vs keras 1-by-1: mean |diff| {diff.mean():.4f}, max {diff.max():.4f}; "
+          f"mean AUC keras {table['auc keras 1-by-1'].mean():.4f}, stacked {table['auc numpy stacked'].mean():.4f}")
+    print("all backbones: " + ", ".join(f"{w} {t:.1f} s" for w, t in totals.items()) +
+          f" -> stacked {totals['keras 1-by-1'] / totals['numpy stacked']:.1f}x, "
+          f"numpy 1-by-1 {totals['keras 1-by-1'] / totals['numpy 1-by-1']:.1f}x faster than keras 1-by-1")
 
 
 if __name__ == "__main__":

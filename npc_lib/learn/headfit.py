@@ -1,5 +1,7 @@
-"""Fast fitting of a Keras head on in-memory features: one compiled graph per epoch.
+"""Feature standardisation, and the Keras reference fit of one head.
 
+The study fits its heads with :mod:`npc_lib.learn.stacked_heads` (NumPy, many at once);
+:func:`fit_head` is the one-at-a-time Keras fit it is tested and benchmarked against.
 ``keras.Model.fit`` spends most of a small head's time in per-step Python and data-adapter
 overhead. Here each epoch (shuffle, mini-batches, dropout, Adam updates with the model's L2
 loss) runs inside one ``tf.function``; the history has the same meaning as ``fit``'s: the mean

@@ -19,7 +19,7 @@ from npc_lib.errors import NpcError
 from npc_lib.layout import shared_paths_problem
 from npc_lib.layout import RunLayout
 from npc_lib.learn.features import extract_features
-from npc_lib.learn.train import is_finished, run_config, train_finetune, train_head
+from npc_lib.learn.train import is_finished, run_config, train_finetune, train_heads
 from npc_lib.progress import progress_bar
 from npc_lib.vocabulary import LITE0
 
@@ -126,12 +126,15 @@ def train_grid(profile: dict, prep: Prepared, runs: list[tuple[str, str, str]], 
             t0 = time.perf_counter()
             feats = extract_features(prep.store, b, profile, prep.layout.cache)
             log.info("%s features in %.1f s", b, time.perf_counter() - t0)
+        if feats is not None:  # all of this backbone's heads in one stacked fit
+            metas = train_heads(prep.store, feats, [(d, v, layout.model(d, v, b)) for d, v in pending],
+                                profile, prep.split)
+            rows += [{"dataset": d, "variant": v, "backbone": b, "status": "trained", "wall_s": m["wall_s"]}
+                     for (d, v), m in zip(pending, metas)]
+            bar.update(len(pending))
+            continue
         for d, v in pending:
-            out = layout.model(d, v, b)
-            if feats is not None:
-                meta = train_head(prep.store, feats[v], d, v, profile, prep.split, out)
-            else:
-                meta = train_finetune(prep.store, d, v, b, profile, prep.split, out, progress=progress)
+            meta = train_finetune(prep.store, d, v, b, profile, prep.split, layout.model(d, v, b), progress=progress)
             rows.append({"dataset": d, "variant": v, "backbone": b, "status": "trained", "wall_s": meta["wall_s"]})
             bar.update(1)
     bar.close()

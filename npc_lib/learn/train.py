@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +26,11 @@ from npc_lib.data.split import assert_disjoint
 from npc_lib.errors import NpcError
 from npc_lib.layout import ModelRun
 from npc_lib.learn.features import Features
-from npc_lib.learn.headfit import fit_head, head_probabilities, standardise
+from npc_lib.learn.headfit import standardise
 from npc_lib.learn.loaders import tf_images
 from npc_lib.learn.models import backbone, build_classifier, build_head, input_size_for, resolve_weights
 from npc_lib.learn.runtime import peak_rss_mb, seeded_build, versions
+from npc_lib.learn.stacked_heads import HeadTask, fit_heads
 
 log = logging.getLogger(__name__)
 
@@ -82,28 +84,20 @@ def is_finished(run: ModelRun, cfg_hash: str, fingerprint: str) -> bool:
     return m.get("config_hash") == cfg_hash and m.get("store_fingerprint") == fingerprint
 
 
-def train_head(store: ImageStore, features: Features, dataset: str, variant: str, profile: dict,
-               split: pd.Series, out: ModelRun | Path) -> dict:
-    """Fit one head on cached features of a dataset view; write model and outputs to ``out``.
+@dataclass
+class HeadData:
+    """One head run's inputs: the dataset view and its features standardised on training images."""
 
-    Parameters
-    ----------
-    store : the image store the features were computed on
-    features : one variant's :class:`~npc_lib.learn.features.Features`, values (n_images, feature_dim)
-    dataset, variant : the run's dataset and variant
-    profile : the profile (``train`` settings)
-    split : patient_id -> ``train``/``test``
-    out : the run's folder (``RunLayout.model(...)``)
+    view: pd.DataFrame
+    X: np.ndarray          # standardised features, all rows of the view
+    y: np.ndarray
+    is_train: np.ndarray
+    mean: np.ndarray
+    sd: np.ndarray
 
-    Returns
-    -------
-    dict: the run's ``run.json``.
-    """
-    run = out if isinstance(out, ModelRun) else ModelRun(Path(out))
-    import keras
-    t0 = time.perf_counter()
-    cfg = run_config(profile, dataset, variant, features.backbone)
-    tr = profile["train"]
+
+def head_data(store: ImageStore, features: Features, dataset: str, variant: str, split: pd.Series) -> HeadData:
+    """The view of ``dataset`` and its features, standardised with the training images' mean/SD."""
     view = dataset_view(store, dataset, split)
     X = np.asarray(features.values[view["image_id"].to_numpy()], dtype=np.float32)
     y = view["label"].to_numpy(np.float32)
@@ -111,21 +105,64 @@ def train_head(store: ImageStore, features: Features, dataset: str, variant: str
     if len(np.unique(y[is_train])) < 2:
         raise NpcError(f"{dataset}/{variant}: the training images hold only one class")
     Xs, mean, sd = standardise(X, is_train)  # fitted on training images only
-    with seeded_build(int(tr["seed"])):
-        head = build_head(X.shape[1], tr["dropout"], tr["l2"])
-    optimizer = keras.optimizers.Adam(tr["learning_rate"])
-    history = fit_head(head, optimizer, Xs[is_train], y[is_train], Xs[~is_train], y[~is_train],
-                       epochs=int(tr["epochs"]), batch_size=int(tr["batch_size"]), seed=int(tr["seed"]))
-    head.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"])
-    probs = head_probabilities(head, Xs)
-    run.root.mkdir(parents=True, exist_ok=True)
-    with atomic_path(run.head, suffix=".keras") as tmp:
+    return HeadData(view, Xs.astype(np.float32), y, is_train, mean, sd)
+
+
+def save_head(path: Path, kernel: np.ndarray, bias: float, dropout: float, l2: float) -> None:
+    """Write a fitted head as a Keras model (``features → probability``), atomically."""
+    head = build_head(len(kernel), dropout, l2)
+    head.get_layer("dm_probability").set_weights([kernel.reshape(-1, 1).astype(np.float32),
+                                                  np.array([bias], np.float32)])
+    with atomic_path(path, suffix=".keras") as tmp:
         head.save(tmp)
-    np.savez(run.standardiser, mean=mean, sd=sd)
-    meta = _meta(profile, cfg, store, features.provenance, view, t0, mode="head",
-                 extra={"features": str(features.path.parent.name), "input_size": features.input_size})
-    _write_outputs(run, view, probs, history, meta)
-    return meta
+
+
+def train_heads(store: ImageStore, features: dict[str, Features], items: list[tuple[str, str, ModelRun | Path]],
+                profile: dict, split: pd.Series) -> list[dict]:
+    """Fit the heads of ``items`` (dataset, variant, run folder) together on cached features
+    (:func:`~npc_lib.learn.stacked_heads.fit_heads`) and write each run's outputs.
+
+    Parameters
+    ----------
+    store : the image store the features were computed on
+    features : variant -> :class:`~npc_lib.learn.features.Features` of one backbone
+    items : (dataset, variant, run folder) per head
+    profile : the profile (``train`` settings)
+    split : patient_id -> ``train``/``test``
+
+    Returns
+    -------
+    list of the runs' ``run.json``, in ``items`` order.
+    """
+    t0 = time.perf_counter()
+    tr = profile["train"]
+    data = [head_data(store, features[v], d, v, split) for d, v, _ in items]
+    fits = fit_heads([HeadTask(h.X[h.is_train], h.y[h.is_train], int(tr["seed"]), h.X[~h.is_train],
+                               h.y[~h.is_train]) for h in data],
+                     epochs=int(tr["epochs"]), batch_size=int(tr["batch_size"]),
+                     learning_rate=float(tr["learning_rate"]), dropout=float(tr["dropout"]), l2=float(tr["l2"]))
+    share = (time.perf_counter() - t0) / max(len(items), 1)
+    metas = []
+    for (d, v, out), h, fit in zip(items, data, fits):
+        t1 = time.perf_counter() - share  # each run's wall time: its share of the joint fit + its writing
+        run = out if isinstance(out, ModelRun) else ModelRun(Path(out))
+        feats = features[v]
+        cfg = run_config(profile, d, v, feats.backbone)
+        run.root.mkdir(parents=True, exist_ok=True)
+        save_head(run.head, fit.kernel, fit.bias, tr["dropout"], tr["l2"])
+        np.savez(run.standardiser, mean=h.mean, sd=h.sd)
+        meta = _meta(profile, cfg, store, feats.provenance, h.view, t1, mode="head",
+                     extra={"features": str(feats.path.parent.name), "input_size": feats.input_size,
+                            "head_fit": "numpy (stacked)"})
+        _write_outputs(run, h.view, fit.probabilities(h.X), fit.history, meta)
+        metas.append(meta)
+    return metas
+
+
+def train_head(store: ImageStore, features: Features, dataset: str, variant: str, profile: dict,
+               split: pd.Series, out: ModelRun | Path) -> dict:
+    """Fit one head on cached features of a dataset view (:func:`train_heads` with one item)."""
+    return train_heads(store, {variant: features}, [(dataset, variant, out)], profile, split)[0]
 
 
 def train_finetune(store: ImageStore, dataset: str, variant: str, name: str, profile: dict,
