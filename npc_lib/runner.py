@@ -27,7 +27,7 @@ from pathlib import Path
 
 from npc_lib import __version__
 from npc_lib.atomic import write_json, write_text
-from npc_lib.analysis.negative_control import null_profile, run_negative_control
+from npc_lib.analysis.negative_control import run_negative_control
 from npc_lib.errors import NpcError
 from npc_lib.executors import TRIM_VARIABLE, Executor
 from npc_lib.layout import RunLayout, shared_paths_problem, slug
@@ -253,9 +253,7 @@ def prepare_study(profile: dict, runs_dir: Path, cohort_dir: str | Path | None, 
     train_ablation(profile, prep, progress=progress)  # what ImageNet pretraining buys: Lite0 from random weights
     if cohort_dir is None and profile.get("negative_control"):
         # the synthetic cohort's leakage alarm: the same pipeline on the null scenario (see npc_lib.analysis.negative_control)
-        null = null_profile(profile)
-        null_cohort = ensure_cohort(null, None, RunLayout(runs_dir).negative_control.root, progress=progress)
-        run_negative_control(profile, runs_dir, null_cohort, progress=progress)
+        run_negative_control(profile, runs_dir, prep, progress=progress)
     return cohort, prep
 
 

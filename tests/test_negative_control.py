@@ -21,30 +21,34 @@ from scipy.stats import norm
 
 from npc_lib.config import load_profile
 from npc_lib.layout import RunLayout
+from npc_lib.learn.study import prepare
 from npc_lib.synth import ensure_cohort
-from npc_lib.analysis.negative_control import COLUMNS, PIXEL_REFERENCE, null_profile, run_negative_control
+from npc_lib.analysis.negative_control import (BOUND_COLUMNS, COLUMNS, PIXEL_REFERENCE, add_null_bounds, null_profile,
+                                               run_negative_control)
 
 TOLERANCE = 0.07
 MAX_FALSE_ALARM = 0.01
 
 
 @pytest.mark.slow
-def test_null_control_auc_is_near_one_half(tmp_path):
+def test_null_control_every_auc_inside_its_bounds(tmp_path):
     profile = load_profile("smoke")
     profile["cohort"].update(patients=1500, matrix=48, slices=4, seed=2024)
     profile["split"]["test_fraction"] = 0.5
     profile["weights"] = "none"
     profile["negative_control"] = {"backbones": ["efficientnet-b0"]}
-    null_cohort = ensure_cohort(null_profile(profile), None, RunLayout(tmp_path).negative_control.root, progress=False)
-    table = run_negative_control(profile, tmp_path, null_cohort, progress=False)
-    assert list(table.columns) == COLUMNS
+    cohort = ensure_cohort(profile, None, tmp_path, progress=False)
+    main = prepare(profile, cohort, tmp_path, progress=False)
+    table = run_negative_control(profile, tmp_path, main, progress=False)
+    assert list(table.columns) == COLUMNS + BOUND_COLUMNS + ["inside"]
     cnn = table[table["backbone"] != PIXEL_REFERENCE]
     assert len(cnn) == 8 and len(table) == 16
 
     # the size argument of the module docstring, from the real test counts
-    split = pd.read_csv(tmp_path / "negative_control" / "split.csv").set_index("patient_id")["split"]
-    clinical = pd.read_csv(tmp_path / "negative_control" / "cohort" / "clinical.csv").set_index("patient_id")
-    rois = pd.read_csv(tmp_path / "negative_control" / "cohort" / "rois.csv")
+    home = RunLayout(tmp_path).negative_control
+    split = pd.read_csv(home.split).set_index("patient_id")["split"]
+    clinical = pd.read_csv(home.table("null_clinical")).set_index("patient_id")
+    rois = pd.read_csv(cohort / "rois.csv")
     test = clinical.loc[split[split == "test"].index]
     worst_sd = 0.0
     for region_patients in (set(rois["patient_id"]), set(rois.loc[rois.region == "cmln", "patient_id"])):
@@ -53,12 +57,87 @@ def test_null_control_auc_is_near_one_half(tmp_path):
         worst_sd = max(worst_sd, np.sqrt((n1 + n0 + 1) / (12 * n1 * n0)))
     false_alarm = 2 * norm.sf(TOLERANCE / worst_sd)
     assert false_alarm < MAX_FALSE_ALARM, f"control too small: P(false alarm) <= {false_alarm:.3%}"
-
     mean_auc = cnn["patient_auc"].mean()
     assert abs(mean_auc - 0.5) <= TOLERANCE, f"null control mean AUC {mean_auc:.3f}: leakage?\n{table}"
+
+    # every row, CNN and pixel reference, inside its own Bonferroni bounds at both levels
+    assert table["inside"].all(), f"negative control alarm:\n{table}"
+    assert (table["bound_low"] < 0.5).all() and (table["bound_high"] > 0.5).all()
+    assert (table["patient_bound_high"] - table["patient_bound_low"] < 0.25).all()  # bounds that can bite
     assert cnn["patient_auc_low"].le(cnn["patient_auc"]).all() and cnn["patient_auc_high"].ge(cnn["patient_auc"]).all()
     written = pd.read_csv(tmp_path / "evaluation" / "negative_control.csv")
     assert len(written) == 16 and set(written["backbone"]) == {"efficientnet-b0", PIXEL_REFERENCE}
+    # the null labels are not the main labels, the split was drawn from them, the images are the main store's
+    main_dm = main.store.index.groupby("patient_id")["label"].first()
+    assert (clinical["dm"].reindex(main_dm.index) != main_dm).mean() > 0.2
+    assert clinical["dm"].sum() == main_dm.sum()
+
+
+def test_a_planted_leak_raises_the_alarm():
+    """A model that saw the test labels scores far outside its bounds; a chance scorer stays inside."""
+    rng = np.random.default_rng(0)
+    patients = pd.DataFrame({"patient_id": [f"P{i:03d}" for i in range(120)], "label": rng.permutation([1] * 30 + [0] * 90)})
+    images = patients.loc[patients.index.repeat(5)].reset_index(drop=True).assign(split="test")
+    clean = images.assign(probability=rng.random(len(images)))
+    leaky = images.assign(probability=0.3 * images["label"] + rng.random(len(images)))
+    from npc_lib.analysis.evaluation import evaluate_runs  # noqa: F401  (same scoring as the control)
+    from npc_lib.analysis.metrics import auc_ci_delong, patient_scores
+    rows, scores = [], {}
+    for name, frame in (("clean", clean), ("leaky", leaky)):
+        pat = patient_scores(frame)
+        rows.append({"dataset": "NPC", "variant": "intratumour", "backbone": name,
+                     "auc": auc_ci_delong(frame["label"], frame["probability"]).auc,
+                     "patient_auc": auc_ci_delong(pat["label"], pat["probability"]).auc})
+        scores[("NPC", "intratumour", name)] = frame
+    table = add_null_bounds(pd.DataFrame(rows), scores)
+    assert table.set_index("backbone")["inside"].to_dict() == {"clean": True, "leaky": False}
+    from npc_lib.show.report import negative_control_html
+    html = negative_control_html(table)
+    assert "alarm" in html and "leaky" in html and "clean" not in html
+
+
+def test_permutation_sd_matches_mann_whitney_at_patient_level():
+    from npc_lib.analysis.null_bounds import permutation_sd
+    rng = np.random.default_rng(1)
+    n1, n0 = 25, 75
+    frame = pd.DataFrame({"patient_id": np.arange(n1 + n0), "label": [1] * n1 + [0] * n0,
+                          "probability": rng.random(n1 + n0)})
+    sd = permutation_sd(frame, n_perm=20000)
+    exact = np.sqrt((n1 + n0 + 1) / (12 * n1 * n0))  # no ties
+    assert sd["patient"] == pytest.approx(exact, rel=0.03)
+    assert sd["image"] == pytest.approx(exact, rel=0.03)  # one image per patient: the same statistic
+    clustered = frame.loc[frame.index.repeat(6)].assign(probability=lambda d: d["probability"] + 0.05 * rng.random(len(d)))
+    assert permutation_sd(clustered)["image"] > 0.9 * exact  # images of a patient move together: no shrinkage
+
+
+def test_null_images_are_the_main_images(tmp_path):
+    """The premise of the reuse: the null scenario renders every pixel as the main scenario does."""
+    from npc_lib.data.cohort import load_cohort
+    from npc_lib.synth import SynthConfig, generate_cohort
+    main = generate_cohort(tmp_path / "main", SynthConfig(patients=12, matrix=48, slices=4, seed=5), progress=False)
+    null = generate_cohort(tmp_path / "null", SynthConfig(patients=12, matrix=48, slices=4, seed=5, scenario="null"),
+                           progress=False)
+    a, b = load_cohort(tmp_path / "main", progress=False), load_cohort(tmp_path / "null", progress=False)
+    assert a.rois.equals(b.rois)
+    assert a.clinical.drop(columns="dm").equals(b.clinical.drop(columns="dm"))
+    assert main["dm"] == null["dm"]
+    for pid in a.clinical["patient_id"]:
+        np.testing.assert_array_equal(a.load_series(pid).pixels, b.load_series(pid).pixels)
+
+
+def test_null_clinical_refuses_a_store_of_another_cohort():
+    from npc_lib.analysis.negative_control import null_clinical
+    from npc_lib.errors import NpcError
+    from npc_lib.synth.clinical import draw_cohort
+    profile = load_profile("smoke")
+    c = profile["cohort"]
+    drawn = draw_cohort(c["patients"], c["seed"], "paper").clinical.set_index("patient_id")["dm"]
+    null = null_clinical(profile, drawn)
+    assert len(null) == len(drawn) and null["dm"].sum() == drawn.sum()
+    flipped = drawn.copy()
+    flipped.iloc[:2] = 1 - flipped.iloc[:2]
+    with pytest.raises(NpcError, match="does not hold this profile's synthetic cohort"):
+        null_clinical(profile, flipped)
 
 
 def test_null_profile_switches_the_scenario_and_reduces_the_grid():

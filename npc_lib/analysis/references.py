@@ -122,7 +122,8 @@ def image_features(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def store_features(store: ImageStore, geometry: Geometry, cache_dir: str | Path | None = None) -> dict[str, np.ndarray]:
     """Pixel features of every stored image, per store variant (``intra``, ``peri``): arrays of
     shape (images, features), cached next to the store as ``pixel-features-<fingerprint>.npz``."""
-    cache = Path(cache_dir) / f"pixel-features-{store.fingerprint}.npz" if cache_dir else None
+    key = store.manifest.get("pixels_of", store.fingerprint)  # pixels only: a relabelled store shares them
+    cache = Path(cache_dir) / f"pixel-features-{key}.npz" if cache_dir else None
     if cache is not None and cache.is_file():
         with np.load(cache) as z:
             return {k: z[k] for k in z.files}

@@ -92,7 +92,8 @@ def references_book_form(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def negative_control_book_form(table: pd.DataFrame) -> pd.DataFrame:
-    """The negative-control table for the book: image- and patient-level AUC with 95 % CI.
+    """The negative-control table for the book: image- and patient-level AUC with 95 % CI, each
+    row's chance bounds and whether both AUCs lie inside them.
 
     Parameters
     ----------
@@ -108,7 +109,16 @@ def negative_control_book_form(table: pd.DataFrame) -> pd.DataFrame:
         "AUC, image level (95 % CI)": [_ci(*v) for v in zip(table["auc"], table["auc_low"], table["auc_high"])],
         "AUC, patient level (95 % CI)": [_ci(*v) for v in zip(table["patient_auc"], table["patient_auc_low"],
                                                                table["patient_auc_high"])],
+        **({"Chance bounds, image": [_bounds(lo, hi) for lo, hi in zip(table["bound_low"], table["bound_high"])],
+            "Chance bounds, patient": [_bounds(lo, hi) for lo, hi in zip(table["patient_bound_low"],
+                                                                         table["patient_bound_high"])],
+            "Inside": ["yes" if v else "**NO**" for v in table["inside"].astype(bool)]}
+           if "inside" in table else {}),
     })
+
+
+def _bounds(low, high) -> str:
+    return "n/a" if pd.isna(low) or pd.isna(high) else f"{low:.2f}–{high:.2f}"
 
 
 def _p(value) -> str:

@@ -20,6 +20,7 @@ def _box(border: str, background: str, text: str) -> str:
 
 BANNER_STYLE = _box("#d9822b", "#fff4e5", "#5a3a00")   # a warning
 NEUTRAL_STYLE = _box("#3c7d3c", "#eef6ee", "#1f3d1f")  # nothing to warn about
+ALARM_STYLE = _box("#b00020", "#fdecee", "#5c0010")    # something is wrong
 
 
 def data_flags(runs_dir: str | Path, cohort_dir: str | Path | None = None) -> dict:
@@ -75,6 +76,27 @@ def _weights_sentence(flags: dict) -> str:
     w = flags.get("weights") or {}
     return (" Weights per backbone: " + "; ".join(f"{backbone_title(b)}: {label}" for b, label in w.items()) + ".") \
         if w else ""
+
+
+def negative_control_html(table) -> str:
+    """The negative control's verdict: a red alarm naming every null AUC outside its chance bounds,
+    or a plain line that all lie inside (empty string without a control)."""
+    if table is None or not len(table):
+        return ""
+    inside = table["inside"].astype(bool) if "inside" in table else None
+    if inside is None:
+        return ""
+    if inside.all():
+        return (f'<div class="npc-banner" style="{NEUTRAL_STYLE}"><b>Negative control passed.</b> All '
+                f"{2 * len(table)} null AUCs (image and patient level, {len(table)} models) lie inside their "
+                "chance bounds (permutation SD, Bonferroni over all of them, family level 5 %).</div>")
+    bad = table[~inside]
+    names = "; ".join(f"{r.dataset} / {r.variant} / {backbone_title(r.backbone)} (AUC {r.auc:.3f} image, "
+                      f"{r.patient_auc:.3f} patient)" for r in bad.itertuples())
+    return (f'<div class="npc-banner" style="{ALARM_STYLE}"><b>Negative control alarm.</b> On the null cohort, '
+            f"where no model can predict DM, {len(bad)} of {len(table)} models scored outside their chance bounds: "
+            f"{names}. Test labels may leak into training or scoring; do not trust the results below until "
+            "this is explained.</div>")
 
 
 def chapter_banner_html(flags: dict) -> str:
