@@ -57,8 +57,9 @@ def planted_image_scores(store: ImageStore, split: pd.Series, cohort_dir: str | 
     Returns
     -------
     dict mapping (dataset, variant) to a DataFrame with one row per image of that dataset
-    (columns ``patient_id, image_id, label, split, probability``); ``probability`` holds the
-    planted log-odds the image shows (a score, not a probability).
+    (columns ``patient_id, image_id, label, split, probability``); ``probability`` is the logistic
+    of the planted log-odds the image shows, so that a patient's score is the mean of their image
+    probabilities, the rule the CNNs are scored by (image-level AUCs are unchanged by the logistic).
     """
     path = Path(cohort_dir) / "truth_rois.csv"
     if not path.is_file():
@@ -76,8 +77,9 @@ def planted_image_scores(store: ImageStore, split: pd.Series, cohort_dir: str | 
     out = {}
     for d, v, view in _views(store, split, datasets, variants):
         t = joined.loc[view["image_id"]]
-        score = t["risk_stage"] + t["risk_core"] + (t["risk_margin"] if v == INTRA_PERITUMOUR else 0.0)
-        out[(d, v)] = view[["patient_id", "image_id", "label", "split"]].assign(probability=score.to_numpy())
+        log_odds = t["risk_stage"] + t["risk_core"] + (t["risk_margin"] if v == INTRA_PERITUMOUR else 0.0)
+        prob = 1.0 / (1.0 + np.exp(-log_odds.to_numpy(float)))  # a patient's score: mean probability, as for the CNNs
+        out[(d, v)] = view[["patient_id", "image_id", "label", "split"]].assign(probability=prob)
     return out
 
 
