@@ -154,7 +154,7 @@ def _evaluate(a) -> int:
                              hybrid_variant=a.hybrid_variant, hybrid_folds=a.hybrid_folds).summary
     for b in summary["selected_on_training"]:
         print(f"chosen on training {b['dataset']:10s} {b['variant']:16s}: {b['backbone']:20s} "
-              f"out-of-fold training AUC {b['train_oof_auc']:.3f}")
+              f"training AUC {b['train_oof_auc']:.3f} ({b['criterion']})")
     s = summary["tnm"]["stage_iv_vs_i_iii"]
     print(f"TNM stage IV vs I–III: AUC {s['auc']:.3f}, accuracy {100 * s['accuracy']:.2f} %")
     print(f"wrote the tables under {RunLayout(a.runs_dir).evaluation} in {time.perf_counter() - t0:.1f} s "

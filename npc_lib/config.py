@@ -43,6 +43,10 @@ def load_profile(name_or_path: str | Path, overrides: dict | None = None) -> dic
     for v in profile["variants"]:
         if v not in VARIANTS:
             raise NpcError(f"profile {name_or_path}: unknown variant {v!r}; known: {', '.join(VARIANTS)}")
+    choice = profile.get("model_choice")
+    if choice is not None and choice not in profile["backbones"]:
+        raise NpcError(f"profile {name_or_path}: model_choice {choice!r} is not one of its backbones "
+                       f"({', '.join(profile['backbones'])})")
     if profile["train"]["mode"] not in ("head", "finetune"):
         raise NpcError(f"profile {name_or_path}: train.mode must be head or finetune")
     return profile

@@ -40,7 +40,8 @@ def test_null_control_every_auc_inside_its_bounds(tmp_path):
     cohort = ensure_cohort(profile, None, tmp_path, progress=False)
     main = prepare(profile, cohort, tmp_path, progress=False)
     table = run_negative_control(profile, tmp_path, main, progress=False)
-    assert list(table.columns) == COLUMNS + BOUND_COLUMNS + ["inside"]
+    assert list(table.columns) == COLUMNS + ["selected"] + BOUND_COLUMNS + ["inside"]
+    assert table.loc[table["backbone"] != PIXEL_REFERENCE, "selected"].sum() == 8  # model choice ran on the null
     cnn = table[table["backbone"] != PIXEL_REFERENCE]
     assert len(cnn) == 8 and len(table) == 16
 
@@ -80,7 +81,6 @@ def test_a_planted_leak_raises_the_alarm():
     images = patients.loc[patients.index.repeat(5)].reset_index(drop=True).assign(split="test")
     clean = images.assign(probability=rng.random(len(images)))
     leaky = images.assign(probability=0.3 * images["label"] + rng.random(len(images)))
-    from npc_lib.analysis.evaluation import evaluate_runs  # noqa: F401  (same scoring as the control)
     from npc_lib.analysis.metrics import auc_ci_delong, patient_scores
     rows, scores = [], {}
     for name, frame in (("clean", clean), ("leaky", leaky)):

@@ -74,25 +74,35 @@ def test_pixel_reference_is_fitted_on_training_images_only(prepared):
     assert base[key]["probability"].between(0, 1).all()
 
 
-def test_model_choice_never_looks_at_test_data(tmp_path, monkeypatch):
-    """Backbone A is best on training patients (out of fold), B on test: A must be chosen."""
-    import npc_lib.analysis.study_evaluation as study_evaluation
+def test_model_choice_never_looks_at_test_data():
+    """Backbone A is best on training patients (out of fold), B would be best on test: A is chosen,
+    and the test data are not even passed to the choice."""
     rng = np.random.default_rng(1)
     n = 60
     y = rng.integers(0, 2, n)
-    good = y + rng.normal(0, 0.3, n)
-    bad = rng.normal(0, 1, n)
-
-    def fake_oof(runs_dir, run_dir, folds=5):
-        a = run_dir.name.endswith("__a")
-        return pd.DataFrame({"patient_id": np.arange(2 * n), "split": ["train"] * n + ["test"] * n,
-                             "label": np.r_[y, y], "image_score": np.r_[good if a else bad, bad if a else good]})
-
-    monkeypatch.setattr(study_evaluation, "cached_oof_scores", fake_oof)
+    good = 1 / (1 + np.exp(-(y + rng.normal(0, 0.3, n))))
+    bad = rng.random(n)
+    oof = {("CMLN", "intratumour", b): pd.DataFrame({"patient_id": np.arange(n), "image_id": np.arange(n),
+                                                     "label": y, "split": "train",
+                                                     "probability": good if b == "a" else bad})
+           for b in ("a", "b")}
     metas = [{"config": {"dataset": "CMLN", "variant": "intratumour", "backbone": b}} for b in ("a", "b")]
-    sel = select_on_training(tmp_path, metas, folds=3)
+    sel = select_on_training(metas, oof, folds=3)
     chosen = sel[sel["selected"]]
     assert list(chosen["backbone"]) == ["a"] and chosen["train_oof_auc"].iloc[0] > 0.8
+    assert chosen["criterion"].iloc[0].startswith("3-fold out-of-fold")
+
+
+def test_without_out_of_fold_scores_the_choice_is_a_priori():
+    """Finetune runs have no out-of-fold scores: the profile's model_choice is taken, and said."""
+    metas = [{"config": {"dataset": "NPC", "variant": "intratumour", "backbone": b}} for b in ("x", "y", "z")]
+    reasons = {("NPC", "intratumour", b): "this run is finetune" for b in ("x", "y", "z")}
+    sel = select_on_training(metas, {}, reasons, a_priori="y")
+    assert list(sel.loc[sel["selected"], "backbone"]) == ["y"]
+    assert sel["criterion"].str.contains("a priori: y").all() and sel["train_oof_auc"].isna().all()
+    first = select_on_training(metas, {}, reasons)
+    assert list(first.loc[first["selected"], "backbone"]) == ["x"]
+    assert first["criterion"].str.contains("first backbone of the grid").all()
 
 
 def test_reference_summary_lines_up_the_levels():

@@ -170,6 +170,24 @@ def test_peritumoural_signal_lies_outside_the_drawn_rectangles(tmp_path, seed, m
         assert m["share_inside_drawn"] <= 0.20 and m["share_inside_grown"] >= 0.80, (region, m)
         assert report["peritumoural_rim"][region]["pixels"] == m["pixels"]
     assert measured["npc"]["pixels"] > 0 and measured["cmln"]["pixels"] > 0
+    leak = report["rim_intensity_leak"]
+    assert leak["patients"] > 0 and leak["mean_abs_difference_sd"] <= 0.01 and leak["share_over_half_sd"] <= 0.001
+
+
+@pytest.mark.parametrize("matrix", [64, 96, 256])
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_strands_change_no_pixel_inside_the_drawn_rectangles(seed, matrix):
+    """Rendered with strands on and off (same random stream), the drawn rectangles are unchanged
+    (mean <= 0.01 noise SD, <= 0.1 % of pixels over 0.5 SD) while the ring just outside them moves."""
+    from npc_lib.synth import FEATURES, _render_patient, rim_intensity_leak
+    cfg = SynthConfig(patients=24, matrix=matrix, slices=4, seed=seed)
+    d = draw_cohort(cfg.patients, cfg.seed, cfg.scenario)
+    records = d.clinical.merge(d.truth[["patient_id", *FEATURES]], on="patient_id").to_dict("records")
+    rim = [i for i, r in enumerate(records) if any(a.rim_pixels > 0 for a in _render_patient(cfg, i, r)[4])]
+    leak = rim_intensity_leak(cfg, records, rim)
+    assert leak["patients"] == min(20, len(rim)) >= 15
+    assert leak["mean_abs_difference_sd"] <= 0.01 and leak["share_over_half_sd"] <= 0.001, leak
+    assert leak["ring_outside_mean_abs_difference_sd"] > 0.1, leak  # the strands are there, outside
 
 
 def test_rim_audit_counts_pixels_inside_a_rectangle():

@@ -2,7 +2,9 @@
 
 Each finished run's ``predictions.parquet`` is scored on the test split at image level (as the
 paper) and at patient level (mean of a patient's image probabilities). Thresholds: 0.5 and the
-Youden threshold chosen on the training split and applied unchanged to test. Undefined metrics
+Youden threshold chosen on the training split (on out-of-fold scores where the study has them, so
+that the threshold is not fitted to scores of the very patients the model was trained on) and
+applied unchanged to test. Undefined metrics
 become NaN with the reason in ``note``. The whole study's evaluation (references, TNM, model
 choice, hybrid) is :func:`npc_lib.analysis.study_evaluation.evaluate_study`.
 """
@@ -14,12 +16,11 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.multitest import multipletests
 
-from npc_lib.analysis.metrics import (MetricError, auc_ci_delong, bootstrap_auc_ci, delong_test, patient_scores,
-                                      threshold_metrics, youden_threshold)
+from npc_lib.analysis.metrics import (MetricError, auc_ci_delong, bootstrap_auc_ci, calibration, delong_test,
+                                      patient_scores, threshold_metrics, youden_threshold)
 from npc_lib.layout import ModelRun, model_runs_in
 from npc_lib.analysis.published import published_table2
 from npc_lib.vocabulary import DATASETS, PAPER_BACKBONES, variant_column
-
 
 
 def finished_runs(models_dir: str | Path) -> list[ModelRun]:
@@ -82,7 +83,8 @@ def _level_metrics(train: pd.DataFrame, test: pd.DataFrame, prefix: str, groups=
     return out, notes
 
 
-def evaluate_predictions(pred: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> dict:
+def evaluate_predictions(pred: pd.DataFrame, n_boot: int = 2000, seed: int = 0,
+                         train_scores: pd.DataFrame | None = None) -> dict:
     """Image- and patient-level test metrics of one run.
 
     Parameters
@@ -90,14 +92,19 @@ def evaluate_predictions(pred: pd.DataFrame, n_boot: int = 2000, seed: int = 0) 
     pred : one run's predictions, one row per image (``split, patient_id, label, probability``)
     n_boot : patient bootstrap resamples for the patient-level AUC (0: none)
     seed : bootstrap seed
+    train_scores : out-of-fold probabilities of the training images (same columns); the Youden
+        thresholds are chosen on them. Without them (e.g. finetune runs) the thresholds are chosen
+        on the run's own, in-sample, training probabilities.
 
     Returns
     -------
     dict: ``auc, auc_low, auc_high`` (DeLong), accuracy/sensitivity/specificity/F1 at 0.5 and at
-    the training Youden threshold, the same prefixed ``patient_``, ``test_images``,
-    ``test_patients`` and ``note`` (why a metric is missing).
+    the training Youden threshold, the same prefixed ``patient_``, ``threshold_source``,
+    ``test_images``, ``test_patients`` and ``note`` (why a metric is missing).
     """
-    train, test = pred[pred["split"] == "train"], pred[pred["split"] == "test"]
+    test = pred[pred["split"] == "test"]
+    oof = train_scores is not None and len(train_scores) and train_scores["probability"].notna().all()
+    train = train_scores if oof else pred[pred["split"] == "train"]
     image, notes = _level_metrics(train, test, "", groups=test["patient_id"].to_numpy(), n_boot=0)
     try:
         ptrain, ptest = patient_scores(train), patient_scores(test)
@@ -106,18 +113,51 @@ def evaluate_predictions(pred: pd.DataFrame, n_boot: int = 2000, seed: int = 0) 
     except MetricError as exc:
         patient = {}
         notes.append(f"patient level: {exc}")
-    return {**image, **patient, "test_images": len(test), "test_patients": test["patient_id"].nunique(),
-            "note": "; ".join(notes)}
+    return {**image, **patient, "threshold_source": "out-of-fold training" if oof else "in-sample training",
+            "test_images": len(test), "test_patients": test["patient_id"].nunique(), "note": "; ".join(notes)}
 
 
-def evaluate_runs(models_dir: str | Path, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """One row of metrics per run (dataset, variant, backbone)."""
+def evaluate_runs(models_dir: str | Path, n_boot: int = 2000, seed: int = 0, oof: dict | None = None) -> pd.DataFrame:
+    """One row of metrics per run (dataset, variant, backbone); ``oof`` maps a run's (dataset,
+    variant, backbone) to its out-of-fold training image scores (thresholds are chosen on them)."""
     rows = []
     for meta, pred in load_runs(models_dir):
         cfg = meta["config"]
-        rows.append({"dataset": cfg["dataset"], "variant": cfg["variant"], "backbone": cfg["backbone"],
-                     "weights": meta["weights"]["used"], **evaluate_predictions(pred, n_boot, seed)})
+        key = (cfg["dataset"], cfg["variant"], cfg["backbone"])
+        rows.append({"dataset": key[0], "variant": key[1], "backbone": key[2], "weights": meta["weights"]["used"],
+                     **evaluate_predictions(pred, n_boot, seed, train_scores=(oof or {}).get(key))})
     return pd.DataFrame(rows)
+
+
+CALIBRATION_COLUMNS = ["dataset", "variant", "backbone", "test_patients", "intercept", "intercept_low",
+                       "intercept_high", "slope", "slope_low", "slope_high", "brier", "brier_low", "brier_high",
+                       "note"]
+
+
+def calibration_table(predictions: dict) -> pd.DataFrame:
+    """Calibration of every run on its test patients (patient level: mean image probability):
+    intercept (in the large; 0 is ideal), slope (1 is ideal) and Brier score, each with a 95 % CI.
+
+    Parameters
+    ----------
+    predictions : (dataset, variant, backbone) -> predictions, one row per image
+
+    Returns
+    -------
+    DataFrame with columns ``CALIBRATION_COLUMNS``, one row per run.
+    """
+    rows = []
+    for (d, v, b), pred in predictions.items():
+        row = {"dataset": d, "variant": v, "backbone": b, "note": ""}
+        try:
+            pts = patient_scores(pred[pred["split"] == "test"])
+            row["test_patients"] = len(pts)
+            cal = calibration(pts["label"], pts["probability"], bins=5)
+            row.update({k: cal[k] for k in CALIBRATION_COLUMNS[4:-1]})
+        except (MetricError, ValueError) as exc:
+            row["note"] = str(exc)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=CALIBRATION_COLUMNS)
 
 
 def table2(metrics: pd.DataFrame, reference: pd.DataFrame | None = None) -> pd.DataFrame:

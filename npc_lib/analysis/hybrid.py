@@ -38,18 +38,22 @@ def _run_profile(meta: dict) -> dict:
     return {"name": meta["profile"], "variants": [cfg["variant"]], **cfg}
 
 
-def oof_patient_scores(runs_dir: str | Path, run_dir: str | Path, folds: int = 5) -> pd.DataFrame:
-    """Patient image scores: out-of-fold for training patients, the final model's for test.
+def oof_image_scores(runs_dir: str | Path, run_dir: str | Path, folds: int = 5) -> pd.DataFrame:
+    """Out-of-fold probabilities of a head-mode run's training images.
+
+    The run's head is refitted on ``folds`` patient folds of the training split (stratified by DM,
+    seeded by the run's seed; each fold's standardisation fitted on its own training rows) and
+    each image is scored by the head that did not see its patient.
 
     Parameters
     ----------
     runs_dir : the runs folder (split, image store, feature cache)
     run_dir : one head-mode run under ``runs_dir/models``
-    folds : patient folds of the training split (stratified by DM, seeded by the run's seed)
+    folds : patient folds of the training split
 
     Returns
     -------
-    DataFrame, one row per patient: ``patient_id, label, image_score, split``.
+    DataFrame, one row per training image: ``patient_id, image_id, label, split, probability``.
     """
     layout, run = RunLayout(Path(runs_dir)), ModelRun(Path(run_dir))
     meta = run.read_meta()
@@ -78,25 +82,66 @@ def oof_patient_scores(runs_dir: str | Path, run_dir: str | Path, folds: int = 5
                      learning_rate=float(tr["learning_rate"]), dropout=float(tr["dropout"]), l2=float(tr["l2"]))
     for held, Xs, fit in zip(helds, scaled, fits):
         oof[train.index[held]] = fit.probabilities(Xs[held])
-    train_scores = patient_scores(train.assign(probability=oof.to_numpy())).assign(split="train")
+    return train[["patient_id", "image_id", "label", "split"]].assign(probability=oof.to_numpy()).reset_index(drop=True)
+
+
+def cached_oof_images(runs_dir: str | Path, run_dir: str | Path, folds: int = 5) -> pd.DataFrame:
+    """:func:`oof_image_scores`, kept in the run folder (``ModelRun.oof_scores``) and reused while
+    the run (its ``config_hash``), its image store and the number of folds are unchanged."""
+    run = ModelRun(Path(run_dir))
+    meta = run.read_meta()
+    key = {"config_hash": meta.get("config_hash"), "store": meta.get("store_fingerprint"), "folds": folds,
+           "level": "image"}
+    if run.oof_scores.is_file() and run.oof_stamp.is_file() and json.loads(run.oof_stamp.read_text()) == key:
+        return pd.read_parquet(run.oof_scores)
+    scores = oof_image_scores(runs_dir, run.root, folds)
+    with atomic_path(run.oof_scores, suffix=".parquet") as tmp:
+        scores.to_parquet(tmp, index=False)
+    write_json(run.oof_stamp, key)
+    return scores
+
+
+def training_oof(runs_dir: str | Path, metas: list[dict], folds: int = 5) -> tuple[dict, dict]:
+    """Cached out-of-fold training image scores of every run that has them.
+
+    Returns
+    -------
+    (scores, reasons): (dataset, variant, backbone) -> :func:`cached_oof_images` frame for the runs
+    that have out-of-fold scores, and -> the reason for those that do not (e.g. finetune runs).
+    """
+    layout = RunLayout(Path(runs_dir))
+    scores, reasons = {}, {}
+    for meta in metas:
+        cfg = meta["config"]
+        key = (cfg["dataset"], cfg["variant"], cfg["backbone"])
+        try:
+            scores[key] = cached_oof_images(layout.root, layout.model(*key).root, folds)
+        except NpcError as exc:
+            reasons[key] = str(exc)
+    return scores, reasons
+
+
+def _patient_table(oof_images: pd.DataFrame, run: ModelRun) -> pd.DataFrame:
+    train_scores = patient_scores(oof_images).assign(split="train")
     pred = pd.read_parquet(run.predictions)
     test_scores = patient_scores(pred[pred["split"] == "test"]).assign(split="test")
     return pd.concat([train_scores, test_scores], ignore_index=True).rename(columns={"probability": "image_score"})
 
 
+def oof_patient_scores(runs_dir: str | Path, run_dir: str | Path, folds: int = 5) -> pd.DataFrame:
+    """Patient image scores: out-of-fold for training patients (:func:`oof_image_scores`), the
+    final model's for test patients.
+
+    Returns
+    -------
+    DataFrame, one row per patient: ``patient_id, label, image_score, split``.
+    """
+    return _patient_table(oof_image_scores(runs_dir, run_dir, folds), ModelRun(Path(run_dir)))
+
+
 def cached_oof_scores(runs_dir: str | Path, run_dir: str | Path, folds: int = 5) -> pd.DataFrame:
-    """:func:`oof_patient_scores`, kept in the run folder (``ModelRun.oof_scores``) and reused
-    while the run (its ``config_hash``) and the number of folds are unchanged."""
-    run = ModelRun(Path(run_dir))
-    meta = run.read_meta()
-    key = {"config_hash": meta.get("config_hash"), "store": meta.get("store_fingerprint"), "folds": folds}
-    if run.oof_scores.is_file() and run.oof_stamp.is_file() and json.loads(run.oof_stamp.read_text()) == key:
-        return pd.read_parquet(run.oof_scores)
-    scores = oof_patient_scores(runs_dir, run.root, folds)
-    with atomic_path(run.oof_scores, suffix=".parquet") as tmp:
-        scores.to_parquet(tmp, index=False)
-    write_json(run.oof_stamp, key)
-    return scores
+    """:func:`oof_patient_scores` from the cached out-of-fold image scores (:func:`cached_oof_images`)."""
+    return _patient_table(cached_oof_images(runs_dir, run_dir, folds), ModelRun(Path(run_dir)))
 
 
 def train_oof_auc(scores: pd.DataFrame) -> float:

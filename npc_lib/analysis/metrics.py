@@ -210,7 +210,9 @@ def threshold_metrics(y, score, threshold: float) -> dict:
 
 
 def calibration(y, prob, bins: int = 10) -> dict:
-    """Brier score, calibration intercept (in the large) and slope, and a reliability curve."""
+    """Brier score, calibration intercept (in the large) and slope with 95 % CIs (Wald for the
+    logistic recalibration fits, normal for the Brier score's mean of squared errors), and a
+    reliability curve (``bins`` quantile bins)."""
     import statsmodels.api as sm
     from sklearn.calibration import calibration_curve
     y, (p,) = _check(y, prob)
@@ -221,8 +223,15 @@ def calibration(y, prob, bins: int = 10) -> dict:
     slope_fit = sm.GLM(y, sm.add_constant(lp), family=sm.families.Binomial()).fit()
     citl = sm.GLM(y, np.ones((len(y), 1)), family=sm.families.Binomial(), offset=lp).fit()
     frac, mean = calibration_curve(y, p, n_bins=bins, strategy="quantile")
-    return {"brier": float(brier_score_loss(y, p)), "intercept": float(citl.params[0]),
-            "slope": float(slope_fit.params[1]),
+    z = stats.norm.isf(0.025)
+    sq = (p - y) ** 2
+    brier_se = float(sq.std(ddof=1) / np.sqrt(len(sq))) if len(sq) > 1 else float("nan")
+    b0, s0 = float(citl.params[0]), float(citl.bse[0])
+    b1, s1 = float(slope_fit.params[1]), float(slope_fit.bse[1])
+    return {"brier": float(brier_score_loss(y, p)), "brier_low": float(sq.mean()) - z * brier_se,
+            "brier_high": float(sq.mean()) + z * brier_se,
+            "intercept": b0, "intercept_low": b0 - z * s0, "intercept_high": b0 + z * s0,
+            "slope": b1, "slope_low": b1 - z * s1, "slope_high": b1 + z * s1,
             "curve": pd.DataFrame({"mean_predicted": mean, "observed_fraction": frac})}
 
 

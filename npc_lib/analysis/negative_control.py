@@ -29,7 +29,9 @@ from npc_lib.config import config_hash
 from npc_lib.data.relabel import relabelled_store, share_features
 from npc_lib.data.split import patient_split
 from npc_lib.errors import NpcError
-from npc_lib.analysis.evaluation import evaluate_runs
+from npc_lib.analysis.evaluation import calibration_table, evaluate_runs, load_runs
+from npc_lib.analysis.hybrid import training_oof
+from npc_lib.analysis.study_evaluation import select_on_training
 from npc_lib.analysis.null_bounds import null_bounds, permutation_sd
 from npc_lib.analysis.references import pixel_reference_scores, score_references
 from npc_lib.data.rois import Geometry
@@ -103,7 +105,19 @@ def run_negative_control(profile: dict, runs_dir: str | Path, main: Prepared, pr
                                  "config_hash": config_hash(p), "labels": "null scenario (DM drawn at random)"})
     prep = Prepared(split, store, home.root)
     train_grid(p, prep, grid(p), progress=progress)
-    cnn = evaluate_runs(home.models, n_boot=0)
+    # the steps after training run on the null too: thresholds and model choice from out-of-fold
+    # training scores, calibration; a test-set choice anywhere would show as an AUC off 0.5
+    metas = [meta for meta, _ in load_runs(home.models)]
+    oof, no_oof = training_oof(home.root, metas)
+    cnn = evaluate_runs(home.models, n_boot=0, oof=oof)
+    selection = select_on_training(metas, oof, no_oof, a_priori=profile.get("model_choice"))
+    write_csv(home.table("model_selection"), selection, float_format="%.6g")
+    write_csv(home.table("metrics"), cnn, float_format="%.6g")
+    predictions = {(m["config"]["dataset"], m["config"]["variant"], m["config"]["backbone"]): pred
+                   for m, pred in load_runs(home.models)}
+    write_csv(home.table("calibration"), calibration_table(predictions), float_format="%.6g")
+    cnn = cnn.merge(selection[["dataset", "variant", "backbone", "selected"]], how="left",
+                    on=["dataset", "variant", "backbone"])
     pseudo = pixel_reference_scores(prep.store, prep.split, Geometry.from_profile(p), layout.cache,
                                     datasets=p["datasets"], variants=p["variants"])
     wide = score_references(pseudo).pivot_table(index=["dataset", "variant"], columns="level",
@@ -116,7 +130,8 @@ def run_negative_control(profile: dict, runs_dir: str | Path, main: Prepared, pr
         "patient_auc_low": wide[("auc_low", "patient")].to_numpy(),
         "patient_auc_high": wide[("auc_high", "patient")].to_numpy(),
         "test_patients": wide[("patients", "image")].to_numpy(), "test_images": wide[("images", "image")].to_numpy()})
-    table = pd.concat([cnn.reindex(columns=COLUMNS), ref[COLUMNS]], ignore_index=True)
+    table = pd.concat([cnn.reindex(columns=COLUMNS + ["selected"]), ref[COLUMNS].assign(selected=False)],
+                      ignore_index=True)
     scores = {(d, v, b): pd.read_parquet(home.model(d, v, b).predictions) for d, v, b in grid(p)}
     scores.update({(d, v, PIXEL_REFERENCE): frame for (d, v), frame in pseudo.items()})
     table = add_null_bounds(table, scores)

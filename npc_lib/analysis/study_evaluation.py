@@ -17,9 +17,9 @@ import pandas as pd
 
 from npc_lib.analysis.ablation import lite0_runs, pretraining_ablation, pretraining_summary
 from npc_lib.analysis.baselines import tnm_baseline, tnm_scores
-from npc_lib.analysis.evaluation import (compare_with_tnm, delong_matrix, evaluate_runs, load_runs, table2,
+from npc_lib.analysis.evaluation import (calibration_table, compare_with_tnm, delong_matrix, evaluate_runs, load_runs, table2,
                                          training_histories)
-from npc_lib.analysis.hybrid import cached_oof_scores, fit_hybrid, train_oof_auc
+from npc_lib.analysis.hybrid import cached_oof_scores, fit_hybrid, training_oof
 from npc_lib.analysis.metrics import MetricError, auc_ci_delong, calibration, net_benefit, patient_scores
 from npc_lib.analysis.references import study_references
 from npc_lib.atomic import write_csv, write_json, write_text
@@ -49,6 +49,8 @@ class StudyEvaluation:
     histories : run key -> per-epoch history
     selection : the model chosen per dataset × variant on training data
     calibration, decision : model label -> reliability curve / net-benefit table (test patients)
+    calibration_table : intercept, slope and Brier score with 95 % CIs of every run (test patients;
+        ``evaluation.calibration_table``)
     hybrid : ``hybrid_models`` output (empty tables when not requested)
     ablation : Lite0-ImageNet vs Lite0-random per dataset × variant × level (``ablation.pretraining_ablation``;
         empty without an ablation)
@@ -70,6 +72,7 @@ class StudyEvaluation:
     histories: dict[RunKey, pd.DataFrame]
     selection: pd.DataFrame
     calibration: dict = field(default_factory=dict)
+    calibration_table: pd.DataFrame = field(default_factory=pd.DataFrame)
     decision: dict = field(default_factory=dict)
     hybrid: dict = field(default_factory=dict)
     ablation: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -77,36 +80,49 @@ class StudyEvaluation:
     summary: dict = field(default_factory=dict)
 
 
-def select_on_training(runs_dir: str | Path, runs_meta: list[dict], folds: int = 5) -> pd.DataFrame:
-    """For each dataset × variant, the backbone whose *training* patients' out-of-fold image AUC
-    is highest (head mode); test data never enter the choice.
+def select_on_training(runs_meta: list[dict], oof: dict, reasons: dict | None = None, folds: int = 5,
+                       a_priori: str | None = None) -> pd.DataFrame:
+    """One model per dataset × variant, chosen without the test set.
+
+    Where every backbone of a dataset × variant has out-of-fold training scores (head mode), the
+    one whose training patients' out-of-fold AUC is highest. Otherwise (finetune mode: refitting
+    would mean retraining backbones, and in-sample training AUCs of fine-tuned networks are near 1)
+    the choice is made a priori: the backbone ``a_priori`` (the profile's ``model_choice``), else
+    the first of the grid; test data never enter the choice.
 
     Returns
     -------
-    DataFrame with one row per run: ``dataset, variant, backbone, train_oof_auc, selected,
-    criterion`` (``selected`` marks one backbone per dataset × variant).
+    DataFrame with one row per run: ``dataset, variant, backbone, train_oof_auc, criterion,
+    selected`` (``selected`` marks one backbone per dataset × variant).
     """
-    layout = RunLayout(Path(runs_dir))
     rows = []
     for meta in runs_meta:
         cfg = meta["config"]
-        d, v, b = cfg["dataset"], cfg["variant"], cfg["backbone"]
-        run = layout.model(d, v, b)
-        try:
-            auc, criterion = train_oof_auc(cached_oof_scores(layout.root, run.root, folds)), f"{folds}-fold out-of-fold"
-        except (NpcError, MetricError) as exc:  # e.g. finetune runs: no cached features to refit
-            pred = pd.read_parquet(run.predictions)
-            train = patient_scores(pred[pred["split"] == "train"])
+        key = (cfg["dataset"], cfg["variant"], cfg["backbone"])
+        auc = np.nan
+        if key in oof:
+            pts = patient_scores(oof[key])
             try:
-                auc = auc_ci_delong(train["label"], train["probability"]).auc
+                auc = auc_ci_delong(pts["label"], pts["probability"]).auc
             except MetricError:
-                auc = np.nan
-            criterion = f"in-sample training AUC ({exc})"
-        rows.append({"dataset": d, "variant": v, "backbone": b, "train_oof_auc": auc, "criterion": criterion})
+                pass
+        rows.append({"dataset": key[0], "variant": key[1], "backbone": key[2], "train_oof_auc": auc,
+                     "criterion": f"{folds}-fold out-of-fold AUC of the training patients" if key in oof else
+                     f"a priori ({(reasons or {}).get(key, 'no out-of-fold scores')})"})
     out = pd.DataFrame(rows, columns=["dataset", "variant", "backbone", "train_oof_auc", "criterion"])
     out["selected"] = False
-    ranked = out.assign(_a=out["train_oof_auc"].fillna(-1)).sort_values(["_a", "backbone"], ascending=[False, True])
-    out.loc[ranked.groupby(["dataset", "variant"]).head(1).index, "selected"] = True
+    for _, group in out.groupby(["dataset", "variant"], sort=False):
+        if group["criterion"].str.startswith("a priori").any():
+            names = list(group["backbone"])
+            pick = a_priori if a_priori in names else names[0]
+            out.loc[group.index, "criterion"] = (f"a priori: {pick} (the profile's model_choice)" if pick == a_priori
+                                                 else f"a priori: {pick} (first backbone of the grid)") + \
+                " - no out-of-fold scores for every backbone"
+            out.loc[group.index[group["backbone"] == pick][0], "selected"] = True
+        else:
+            ranked = group.assign(_a=group["train_oof_auc"].fillna(-1)).sort_values(["_a", "backbone"],
+                                                                                    ascending=[False, True])
+            out.loc[ranked.index[0], "selected"] = True
     return out
 
 
@@ -187,7 +203,7 @@ def _pretraining(layout: RunLayout, runs: dict, metrics: pd.DataFrame, refs: dic
 
 def evaluate_study(runs_dir: str | Path, cohort_dir: str | Path | None = None, n_boot: int = 2000,
                    seed: int = 0, hybrid_dataset: str = "NPC-CMLN", hybrid_variant: str = INTRA_PERITUMOUR,
-                   hybrid_folds: int = 5) -> StudyEvaluation:
+                   hybrid_folds: int = 5, a_priori_backbone: str | None = None) -> StudyEvaluation:
     """Score a finished study and save its tables under ``evaluation/``.
 
     Parameters
@@ -197,7 +213,9 @@ def evaluate_study(runs_dir: str | Path, cohort_dir: str | Path | None = None, n
     n_boot : patient bootstrap resamples for the patient-level AUC intervals
     seed : bootstrap seed
     hybrid_dataset, hybrid_variant : the runs the hybrid model uses (the first present if absent)
-    hybrid_folds : folds of the out-of-fold image scores (0 skips the hybrid)
+    hybrid_folds : folds of the out-of-fold image scores (0 skips the hybrid; the scores still come
+        with 5 folds for thresholds and model choice)
+    a_priori_backbone : the model chosen per dataset × variant where no out-of-fold scores exist
 
     Returns
     -------
@@ -211,7 +229,9 @@ def evaluate_study(runs_dir: str | Path, cohort_dir: str | Path | None = None, n
         raise FileNotFoundError(f"no finished runs under {layout.models}")
     metas = [m for m, _ in loaded]
     runs = {(m["config"]["dataset"], m["config"]["variant"], m["config"]["backbone"]): p for m, p in loaded}
-    metrics = evaluate_runs(layout.models, n_boot=n_boot, seed=seed)
+    folds = max(2, hybrid_folds or 5)
+    oof, no_oof = training_oof(layout.root, metas, folds)  # thresholds and model choice come from these
+    metrics = evaluate_runs(layout.models, n_boot=n_boot, seed=seed, oof=oof)
     write_csv(layout.table("metrics"), metrics, float_format="%.6g")
     split = layout.read_split()
     present = sorted({(d, v) for d, v, _ in runs})
@@ -233,9 +253,11 @@ def evaluate_study(runs_dir: str | Path, cohort_dir: str | Path | None = None, n
     delong = delong_matrix(runs)
     write_csv(layout.table("delong_matrix"), delong.reset_index(names="run"), float_format="%.4g")
     # the models shown in calibration and decision curves are chosen on training data only
-    selection = select_on_training(layout.root, metas, folds=max(2, hybrid_folds or 5))
+    selection = select_on_training(metas, oof, no_oof, folds=folds, a_priori=a_priori_backbone)
     write_csv(layout.table("model_selection"), selection, float_format="%.6g")
     cal, dca = _curves_of_selected(selection, runs)
+    calib = calibration_table(runs)
+    write_csv(layout.table("calibration"), calib, float_format="%.6g")
     hybrid = {"notes": ["hybrid model not requested"], "table": pd.DataFrame(), "comparisons": pd.DataFrame(),
               "test": {}, "figure_backbone": None}
     if hybrid_folds:
@@ -259,4 +281,4 @@ def evaluate_study(runs_dir: str | Path, cohort_dir: str | Path | None = None, n
         references={"planted risk": refs["planted"], "pixel reference": refs["pixel"]},
         planted_table=refs["planted_table"], pixel_table=refs["pixel_table"], tnm=tnm, tnm_baseline=base,
         tnm_comparison=cmp, delong=delong, histories=training_histories(layout.models), selection=selection,
-        calibration=cal, decision=dca, hybrid=hybrid, ablation=ablation, pretraining=pretraining, summary=summary)
+        calibration=cal, calibration_table=calib, decision=dca, hybrid=hybrid, ablation=ablation, pretraining=pretraining, summary=summary)

@@ -189,6 +189,25 @@ def selection_book_form(selection: pd.DataFrame) -> pd.DataFrame:
                          "Criterion": s["criterion"]})
 
 
+def calibration_book_form(table: pd.DataFrame) -> pd.DataFrame:
+    """Calibration intercept, slope and Brier score (95 % CIs) of every run on its test patients.
+
+    Parameters
+    ----------
+    table : ``evaluation/calibration.csv`` (``evaluation.calibration_table``)
+
+    Returns
+    -------
+    DataFrame with display columns, one row per run, in grid order.
+    """
+    return pd.DataFrame({
+        "Dataset": table["dataset"], "Variant": table["variant"], "Model": [_model_name(b) for b in table["backbone"]],
+        "Intercept (ideal 0)": [_ci(*v) for v in zip(table["intercept"], table["intercept_low"], table["intercept_high"])],
+        "Slope (ideal 1)": [_ci(*v) for v in zip(table["slope"], table["slope_low"], table["slope_high"])],
+        "Brier score": [_ci(*v) for v in zip(table["brier"], table["brier_low"], table["brier_high"])],
+    })
+
+
 def hybrid_book_form(hybrid: pd.DataFrame) -> pd.DataFrame:
     """Clinical, image and hybrid models per backbone on the test patients, compact.
 

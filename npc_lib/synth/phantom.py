@@ -185,10 +185,14 @@ def _paint_core(img, labels, X, Y, les: Lesion, dz_mm: float, px_mm: float):
     return box[0] + win[1].start, box[1] + win[0].start, box[2] + win[1].start, box[3] + win[0].start
 
 
-def _paint_strands(img, labels, X, Y, les: Lesion, drawn, grow: int, dz_mm: float, px_mm: float,
-                   amount: float, turn: float, reach_mm: float) -> int:
+def _paint_strands(img, layer, labels, X, Y, les: Lesion, drawn, grow: int, dz_mm: float, px_mm: float,
+                   amount: float, turn: float, reach_mm: float, outside) -> int:
     """Paint the lesion's peritumoural strands in the band between the ``drawn`` box and that box
-    grown by ``grow`` pixels, on background pixels only; returns the number of pixels painted."""
+    grown by ``grow`` pixels, on background pixels outside every drawn box (``outside``) only.
+
+    The strands go into ``layer`` as their difference to ``img`` (``img`` itself is unchanged), so
+    that the caller can blur them separately and keep their blur out of the drawn boxes. Returns
+    the number of pixels painted."""
     x0, y0, x1, y1 = drawn
     m = X.shape[0]
     gx0, gy0, gx1, gy1 = max(0, x0 - grow), max(0, y0 - grow), min(m, x1 + grow), min(m, y1 + grow)
@@ -202,8 +206,9 @@ def _paint_strands(img, labels, X, Y, les: Lesion, drawn, grow: int, dz_mm: floa
     depth = _strand_depth(theta, amount, les.spikes, turn)
     strand = (out >= 1) & ((out - 0.5) * px_mm < depth) & (r - r_core <= reach_mm)
     labw = labels[gy0:gy1, gx0:gx1]
-    strand &= labw == 0
-    img[gy0:gy1, gx0:gx1][strand] = (TUMOUR if les.kind == "primary" else NODE) * 1.05
+    strand &= (labw == 0) & outside[gy0:gy1, gx0:gx1]
+    value = (TUMOUR if les.kind == "primary" else NODE) * 1.05
+    layer[gy0:gy1, gx0:gx1][strand] = value - img[gy0:gy1, gx0:gx1][strand]
     labw[strand] = 2 if les.kind == "primary" else 5
     return int(strand.sum())
 
@@ -232,12 +237,17 @@ class Annotation:
 
 
 def render(rng, anatomy: PatientAnatomy, lesions: list[Lesion], matrix: int, n_slices: int,
-           fov_mm: float, slice_mm: float, jitter_mm: float = 2.5):
+           fov_mm: float, slice_mm: float, jitter_mm: float = 2.5, strands: bool = True):
     """Render all slices.
 
     Returns ``(pixels uint16 [S, M, M], labels uint8 [S, M, M], annotations)`` where
     ``annotations`` lists an :class:`Annotation` (drawn box and what it shows) per lesion
     cross-section large enough to be drawn (≥ 2 × 2 pixels).
+
+    The peritumoural strands never change a pixel inside a drawn box: they are painted outside
+    every box, blurred with the image's point-spread on their own, and their blur is cut at the
+    boxes' edges before it is added. ``strands=False`` renders the same patient (same random
+    stream) without strands, which is how the generation report measures what leaks into the boxes.
     """
     px = fov_mm / matrix
     grow = grow_pixels(PERITUMOUR_MM, px)
@@ -262,14 +272,21 @@ def render(rng, anatomy: PatientAnatomy, lesions: list[Lesion], matrix: int, n_s
             box = _paint_core(img, labels[k], X, Y, les, (k - les.cz) * slice_mm, px)
             if box is not None and box[2] - box[0] >= 2 and box[3] - box[1] >= 2:
                 drawn.append((idx, les, jitter_box(rng, box, matrix, px, jitter_mm)))
+        inside = np.zeros(img.shape, bool)
+        for _, _, (x0, y0, x1, y1) in drawn:
+            inside[y0:y1, x0:x1] = True
+        layer = np.zeros_like(img)
         for idx, les, box in drawn:  # strands after every core: they never cover a lesion
             amount = float(np.clip(les.margin_feature * rng.uniform(0.6, 1.4), 0, 1)) \
                 if les.margin_feature >= 0.05 else 0.0
-            n = _paint_strands(img, labels[k], X, Y, les, box, grow, (k - les.cz) * slice_mm, px, amount,
-                               turn=float(rng.uniform(0, 2 * np.pi)), reach_mm=PERITUMOUR_MM + jitter_mm + 2 * px)
+            n = _paint_strands(img, layer, labels[k], X, Y, les, box, grow, (k - les.cz) * slice_mm, px,
+                               amount if strands else 0.0, turn=float(rng.uniform(0, 2 * np.pi)),
+                               reach_mm=PERITUMOUR_MM + jitter_mm + 2 * px, outside=~inside)
             notes.append(Annotation(k, les.region, idx, box, round(float(les.core_feature), 6),
                                     round(amount, 6), n))
-        img = gaussian_filter(img, 0.5)
+        spill = gaussian_filter(layer, 0.5)  # the same point-spread as the image's, cut at the boxes
+        spill[inside] = 0.0
+        img = gaussian_filter(img, 0.5) + spill
         img *= 1 + 0.05 * smooth_noise(rng, img.shape, max(1.0, 1.5 / px)) * body
         img *= bias
         sigma = anatomy.noise
