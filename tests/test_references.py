@@ -32,7 +32,8 @@ def test_planted_reference_is_what_each_image_shows(prepared, small_cohort):
     for (d, v), frame in pseudo.items():
         view = idx.set_index("image_id").loc[frame["image_id"]]
         expected = view["risk_stage"] + view["risk_core"] + (view["risk_margin"] if v == "intra-peritumour" else 0)
-        assert np.allclose(frame["probability"].to_numpy(), expected.to_numpy())
+        # the logistic of the planted log-odds: a patient's score is then the mean image probability
+        assert np.allclose(frame["probability"].to_numpy(), 1 / (1 + np.exp(-expected.to_numpy())))
         assert set(frame["split"]) <= {"train", "test"}
     assert set(idx.set_index("image_id").loc[pseudo[("CMLN", "intratumour")]["image_id"], "region"]) == {"cmln"}
     # the rim adds to every intra-peritumoural score, never subtracts

@@ -80,7 +80,16 @@ def _weights_sentence(flags: dict) -> str:
 
 def negative_control_html(table) -> str:
     """The negative control's verdict: a red alarm naming every null AUC outside its chance bounds,
-    or a plain line that all lie inside (empty string without a control)."""
+    or a plain line that all lie inside.
+
+    Parameters
+    ----------
+    table : ``evaluation/negative_control.csv`` (with its ``inside`` column), or None
+
+    Returns
+    -------
+    str: HTML; empty without a control.
+    """
     if table is None or not len(table):
         return ""
     inside = table["inside"].astype(bool) if "inside" in table else None
