@@ -4,6 +4,7 @@ On a finished or prepared study (its image store and feature cache, e.g. ``runs/
 ``make demo``), for each backbone the 8 (dataset × variant) heads of the grid are fitted three
 ways on the same standardised features with the profile's settings:
   keras 1-by-1   the previous way: one Keras head and one compiled epoch function per run
+  keras seed+1   the same with the next seed: how much AUCs move with the seed alone
   numpy 1-by-1   :func:`npc_lib.learn.stacked_heads.fit_heads` called once per head
   numpy stacked  one :func:`fit_heads` call for all 8 heads (what the study runs)
 and prints wall time per way, the ratio against Keras in the same run, and the test AUC (image
@@ -46,7 +47,7 @@ def main() -> None:
     settings = dict(epochs=int(tr["epochs"]), batch_size=int(tr["batch_size"]),
                     learning_rate=float(tr["learning_rate"]), dropout=float(tr["dropout"]), l2=float(tr["l2"]))
     prep = open_prepared(a.runs)
-    rows, totals = [], {"keras 1-by-1": 0.0, "numpy 1-by-1": 0.0, "numpy stacked": 0.0}
+    rows, totals = [], {"keras 1-by-1": 0.0, "keras seed+1": 0.0, "numpy 1-by-1": 0.0, "numpy stacked": 0.0}
     for name in a.backbones or profile["backbones"]:
         feats = extract_features(prep.store, name, profile, prep.layout.cache)
         data = [(d, v, head_data(prep.store, feats[v], d, v, prep.split))
@@ -54,17 +55,18 @@ def main() -> None:
         tasks = [HeadTask(h.X[h.is_train], h.y[h.is_train], int(tr["seed"]), h.X[~h.is_train], h.y[~h.is_train])
                  for _, _, h in data]
         probs, times = {}, {}
-        t0 = time.perf_counter()
-        out = []
-        for _, _, h in data:
-            with seeded_build(int(tr["seed"])):
-                head = build_head(h.X.shape[1], tr["dropout"], tr["l2"])
-            fit_head(head, keras.optimizers.Adam(tr["learning_rate"]), h.X[h.is_train], h.y[h.is_train],
-                     h.X[~h.is_train], h.y[~h.is_train], epochs=settings["epochs"],
-                     batch_size=settings["batch_size"], seed=int(tr["seed"]))
-            out.append(np.asarray(head(h.X[~h.is_train], training=False)).ravel())
-        times["keras 1-by-1"], probs["keras 1-by-1"] = time.perf_counter() - t0, out
-        keras.backend.clear_session()
+        for way, seed in (("keras 1-by-1", int(tr["seed"])), ("keras seed+1", int(tr["seed"]) + 1)):
+            t0 = time.perf_counter()
+            out = []
+            for _, _, h in data:
+                with seeded_build(seed):
+                    head = build_head(h.X.shape[1], tr["dropout"], tr["l2"])
+                fit_head(head, keras.optimizers.Adam(tr["learning_rate"]), h.X[h.is_train], h.y[h.is_train],
+                         h.X[~h.is_train], h.y[~h.is_train], epochs=settings["epochs"],
+                         batch_size=settings["batch_size"], seed=seed)
+                out.append(np.asarray(head(h.X[~h.is_train], training=False)).ravel())
+            times[way], probs[way] = time.perf_counter() - t0, out
+            keras.backend.clear_session()
         t0 = time.perf_counter()
         fits = [fit_heads([t], **settings)[0] for t in tasks]
         times["numpy 1-by-1"] = time.perf_counter() - t0
@@ -85,9 +87,13 @@ def main() -> None:
     table = pd.DataFrame(rows)
     pd.set_option("display.width", 200)
     print(table.round(3).to_string(index=False))
-    diff = (table["auc numpy stacked"] - table["auc keras 1-by-1"]).abs()
-    print(f"test AUC numpy stacked vs keras 1-by-1: mean |diff| {diff.mean():.4f}, max {diff.max():.4f}; "
-          f"mean AUC keras {table['auc keras 1-by-1'].mean():.4f}, stacked {table['auc numpy stacked'].mean():.4f}")
+    for other in ("numpy stacked", "keras seed+1"):  # the second line is the seed-to-seed noise of Keras itself
+        diff = (table[f"auc {other}"] - table["auc keras 1-by-1"]).abs()
+        cell = table.groupby(["dataset", "variant"])[[f"auc {other}", "auc keras 1-by-1"]].mean()
+        cell_diff = (cell[f"auc {other}"] - cell["auc keras 1-by-1"]).abs()
+        print(f"test AUC {other} vs keras 1-by-1: per head mean |diff| {diff.mean():.4f}, max {diff.max():.4f}; "
+              f"per dataset x variant (mean over backbones) max |diff| {cell_diff.max():.4f}; "
+              f"mean AUC {table[f'auc {other}'].mean():.4f} vs {table['auc keras 1-by-1'].mean():.4f}")
     print("all backbones: " + ", ".join(f"{w} {t:.1f} s" for w, t in totals.items()) +
           f" -> stacked {totals['keras 1-by-1'] / totals['numpy stacked']:.1f}x, "
           f"numpy 1-by-1 {totals['keras 1-by-1'] / totals['numpy 1-by-1']:.1f}x faster than keras 1-by-1")
