@@ -162,20 +162,20 @@ def _evaluate(a) -> int:
     return 0
 
 
-def _prepare(a):
+def _prepare(a, check: bool = True):
     from npc_lib.config import load_profile
     from npc_lib.learn.study import prepare
     overrides = {"weights": a.weights} if getattr(a, "weights", None) else None
     profile = load_profile(a.profile, overrides)
     runs = a.runs or runs_for(profile["name"])
     runs.mkdir(parents=True, exist_ok=True)
-    return profile, prepare(profile, a.cohort, runs)
+    return profile, prepare(profile, a.cohort, runs, check=check)
 
 
 def _datasets(a) -> int:
     from npc_lib.learn.study import dataset_counts
     t0 = time.perf_counter()
-    profile, prep = _prepare(a)
+    profile, prep = _prepare(a, check=False)  # the counts are the diagnosis: shown even when too small
     counts = dataset_counts(prep.store, prep.split)
     print(counts.to_string(index=False))
     n = prep.store.manifest["count"]

@@ -9,9 +9,7 @@ from pathlib import Path
 import yaml
 
 from npc_lib.errors import NpcError
-from npc_lib.vocabulary import BACKBONES, DATASETS, VARIANTS
-
-REQUIRED = ("name", "cohort", "geometry", "split", "train", "weights", "backbones", "datasets", "variants")
+from npc_lib.profile_schema import check_profile
 
 
 def profile_names() -> list[str]:
@@ -28,27 +26,16 @@ def load_profile(name_or_path: str | Path, overrides: dict | None = None) -> dic
     else:
         raise NpcError(f"unknown profile {name_or_path!r}", hint=f"use one of {', '.join(profile_names())} "
                        "or a path to a .yaml profile")
-    profile = yaml.safe_load(text)
+    source = str(path) if path.suffix in (".yaml", ".yml") and path.is_file() else str(name_or_path)
+    try:
+        profile = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise NpcError(f"profile {source}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(profile, dict):
+        raise NpcError(f"profile {source}: not a mapping of keys to values")
     for key, value in (overrides or {}).items():
         _set(profile, key, value)
-    missing = [k for k in REQUIRED if k not in profile]
-    if missing:
-        raise NpcError(f"profile {name_or_path}: missing {', '.join(missing)}")
-    for b in profile["backbones"]:
-        if b not in BACKBONES:
-            raise NpcError(f"profile {name_or_path}: unknown backbone {b!r}; known: {', '.join(BACKBONES)}")
-    for d in profile["datasets"]:
-        if d not in DATASETS:
-            raise NpcError(f"profile {name_or_path}: unknown dataset {d!r}; known: {', '.join(DATASETS)}")
-    for v in profile["variants"]:
-        if v not in VARIANTS:
-            raise NpcError(f"profile {name_or_path}: unknown variant {v!r}; known: {', '.join(VARIANTS)}")
-    choice = profile.get("model_choice")
-    if choice is not None and choice not in profile["backbones"]:
-        raise NpcError(f"profile {name_or_path}: model_choice {choice!r} is not one of its backbones "
-                       f"({', '.join(profile['backbones'])})")
-    if profile["train"]["mode"] not in ("head", "finetune"):
-        raise NpcError(f"profile {name_or_path}: train.mode must be head or finetune")
+    check_profile(profile, source)  # unknown keys, types and ranges: one line naming the key
     return profile
 
 

@@ -15,10 +15,10 @@ from npc_lib.learn.study import prepare
 pytest.importorskip("keras")
 
 
-def test_relabelled_store_shares_pixels_and_features(tiny_cohort, tmp_path, monkeypatch):
+def test_relabelled_store_shares_pixels_and_features(small_cohort, tmp_path, monkeypatch):
     from npc_lib.learn import features as features_mod
     profile = load_profile("smoke", {"weights": "none", "variants": ["intratumour"]})
-    main = prepare(profile, tiny_cohort, tmp_path / "main", progress=False)
+    main = prepare(profile, small_cohort, tmp_path / "main", progress=False)
     main_feats = features_mod.extract_features(main.store, "efficientnet-b0", profile, tmp_path / "main" / "cache")
     labels = 1 - main.store.index.groupby("patient_id")["label"].first()
     store = relabelled_store(main.store, labels, tmp_path / "null" / "cache")
@@ -40,9 +40,9 @@ def test_relabelled_store_shares_pixels_and_features(tiny_cohort, tmp_path, monk
     np.testing.assert_array_equal(feats["intratumour"].values, main_feats["intratumour"].values)
 
 
-def test_relabelling_refuses_missing_or_bad_labels(tiny_cohort, tmp_path):
+def test_relabelling_refuses_missing_or_bad_labels(small_cohort, tmp_path):
     profile = load_profile("smoke", {"weights": "none"})
-    main = prepare(profile, tiny_cohort, tmp_path, progress=False)
+    main = prepare(profile, small_cohort, tmp_path, progress=False)
     labels = main.store.index.groupby("patient_id")["label"].first()
     with pytest.raises(NpcError, match=f"no label for patient {labels.index[0]}"):
         relabelled_store(main.store, labels.iloc[1:], tmp_path / "other")

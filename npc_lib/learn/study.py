@@ -40,7 +40,8 @@ class Prepared:
         return RunLayout(self.runs_dir)
 
 
-def prepare(profile: dict, cohort_dir: str | Path, runs_dir: str | Path, progress: bool = True) -> Prepared:
+def prepare(profile: dict, cohort_dir: str | Path, runs_dir: str | Path, progress: bool = True,
+            check: bool = True) -> Prepared:
     """Validate the cohort, fix the patient split and build (or reuse) the image store.
 
     Parameters
@@ -48,6 +49,7 @@ def prepare(profile: dict, cohort_dir: str | Path, runs_dir: str | Path, progres
     profile : the profile (split seed and test fraction, geometry)
     cohort_dir : a cohort folder (clinical.csv, rois.csv, dicom/; see README "Your own cohort")
     runs_dir : the runs folder; ``split.csv``, ``cohort.json`` and ``cache/`` are written there
+    check : stop on a dataset that cannot be trained or scored (:func:`check_datasets`)
 
     Returns
     -------
@@ -58,10 +60,37 @@ def prepare(profile: dict, cohort_dir: str | Path, runs_dir: str | Path, progres
     split = patient_split(cohort.clinical, seed=int(profile["split"]["seed"]),
                           test_fraction=float(profile["split"]["test_fraction"]))
     store = build_image_store(cohort, Geometry.from_profile(profile), layout.cache, progress=progress)
+    if check:
+        check_datasets(store, split, profile)  # a degenerate dataset stops here, before any training
     split.rename_axis("patient_id").reset_index().to_csv(layout.split, index=False)
     write_json(layout.cohort_ref, {"cohort": str(Path(cohort_dir).resolve()), "store": store.fingerprint,
                                    "profile": profile["name"], "config_hash": config_hash(profile)})
     return Prepared(split, store, layout.root)
+
+
+MIN_TEST_PATIENTS = 5  # per dataset; fewer cannot give an AUC worth a table row
+
+
+def check_datasets(store: ImageStore, split: pd.Series, profile: dict) -> None:
+    """Stop with a clear message when a dataset of the profile cannot be trained or scored: its
+    test split lacks DM or non-DM patients or holds fewer than ``MIN_TEST_PATIENTS``, its training
+    split lacks a class, or the batch size exceeds its training images."""
+    counts = dataset_counts(store, split).set_index(["dataset", "split"])
+    batch = int(profile["train"]["batch_size"])
+    for d in profile["datasets"]:
+        test, train = counts.loc[(d, "test")], counts.loc[(d, "train")]
+        dm, no_dm = int(test["dm_patients"]), int(test["patients"] - test["dm_patients"])
+        if dm == 0 or no_dm == 0 or test["patients"] < MIN_TEST_PATIENTS:
+            raise NpcError(f"dataset {d}: the test split holds {dm} DM and {no_dm} non-DM patients; every dataset "
+                           f"needs at least {MIN_TEST_PATIENTS} test patients with both outcomes",
+                           hint="raise split.test_fraction (--test-fraction) or use a bigger cohort")
+        tdm = int(train["dm_patients"])
+        if tdm == 0 or tdm == train["patients"]:
+            raise NpcError(f"dataset {d}: the training split holds {tdm} DM and {int(train['patients'] - tdm)} "
+                           "non-DM patients; a model needs both", hint="use a bigger or more balanced cohort")
+        if batch > train["images"]:
+            raise NpcError(f"profile {profile['name']}: train.batch_size = {batch} is larger than dataset {d}'s "
+                           f"{int(train['images'])} training images", hint="lower train.batch_size")
 
 
 def dataset_counts(store: ImageStore, split: pd.Series) -> pd.DataFrame:
