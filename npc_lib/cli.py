@@ -16,6 +16,7 @@ from pathlib import Path
 from npc_lib import __version__
 from npc_lib.atomic import write_csv
 from npc_lib.errors import NpcError
+from npc_lib.run_lock import run_lock
 from npc_lib.layout import RunLayout, runs_for
 
 EXAMPLES = {
@@ -300,6 +301,16 @@ def _weights(a) -> int:
     return 0 if all(c.ok for c in checks) else 1
 
 
+def _runs_folder(a) -> Path | None:
+    """The run folder a command writes (None for commands that write none)."""
+    if a.command == "evaluate":
+        return Path(a.runs_dir) if Path(a.runs_dir).is_dir() else None
+    if a.command in ("run", "train", "datasets"):
+        from npc_lib.config import load_profile
+        return Path(a.runs or runs_for(load_profile(a.profile)["name"]))
+    return None
+
+
 COMMANDS = {"synth": _synth, "validate": _validate, "table1": _table1, "tnm": _tnm, "datasets": _datasets,
             "train": _train, "evaluate": _evaluate, "run": _run, "rois-from-masks": _rois_from_masks,
             "weights": _weights}
@@ -310,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(message)s")
     try:
-        return COMMANDS[args.command](args)
+        with run_lock(_runs_folder(args)):  # one command per run folder
+            return COMMANDS[args.command](args)
     except NpcError as exc:
         if args.debug:
             raise

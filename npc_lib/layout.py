@@ -282,5 +282,10 @@ class RunLayout:
         return self.root / RUN_SUMMARY
 
     @property
+    def lock(self) -> Path:
+        """Held by the one command writing this folder (``npc_lib.run_lock``)."""
+        return self.root / "run.lock"
+
+    @property
     def screens(self) -> Path:
         return self.root / "screens"
