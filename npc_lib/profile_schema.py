@@ -84,6 +84,7 @@ SCHEMA: dict = {
                          "backbones": Rule(_list_of(BACKBONES), f"a non-empty list of backbones from "
                                                                 f"{', '.join(BACKBONES)}", required=False)},
     "model_choice": Rule(lambda v: v in BACKBONES, f"one of {', '.join(BACKBONES)}", required=False),
+    "resplits": Rule(_int(0, 1000), "an integer from 0 to 1000", required=False),
 }
 
 

@@ -58,7 +58,7 @@ def null_clinical(profile: dict, main_labels: pd.Series) -> pd.DataFrame:
     """The null scenario's clinical table for the profile's synthetic cohort.
 
     Checks the premise of the reuse: the null draw equals the main draw in every clinical variable
-    and latent image feature (only DM differs), and ``main_labels`` (patient_id -> DM of the main
+    and latent image feature (only DM and its time differ), and ``main_labels`` (patient_id -> DM of the main
     study's image store) are the main draw's DM, i.e. the store holds this profile's cohort.
     """
     from npc_lib.synth.clinical import draw_cohort
@@ -66,7 +66,8 @@ def null_clinical(profile: dict, main_labels: pd.Series) -> pd.DataFrame:
     main = draw_cohort(int(c["patients"]), int(c["seed"]), "paper")
     null = draw_cohort(int(c["patients"]), int(c["seed"]), "null")
     same = [col for col in null.truth.columns if col not in ("dm", "risk_probability")]
-    if not (main.clinical.drop(columns="dm").equals(null.clinical.drop(columns="dm"))
+    outcome = [c for c in ("dm", "dm_months") if c in main.clinical]
+    if not (main.clinical.drop(columns=outcome).equals(null.clinical.drop(columns=outcome))
             and main.truth[same].equals(null.truth[same])):
         raise NpcError("the null scenario's draw differs from the main draw in more than DM; "
                        "the negative control cannot reuse the main cohort's images")

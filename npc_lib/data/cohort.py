@@ -8,6 +8,7 @@ counted in the cohort flow (the analogue of the paper's Fig. 1). Table-level pro
 """
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,10 @@ from npc_lib.progress import progress_bar
 from npc_lib.data.staging import N_LEVELS, STAGE_LEVELS, T_LEVELS, overall_stage
 from npc_lib.data.tables import line_of, read_csv_strict
 
+log = logging.getLogger(__name__)
+
 CLINICAL_COLUMNS = ["patient_id", "age", "sex", "t_stage", "n_stage", "overall_stage", "treatment", "dm"]
+MIN_FOLLOW_UP_MONTHS = 36  # follow-up without DM the paper required; shorter gets a warning
 ROI_COLUMNS = ["patient_id", "sop_instance_uid", "region", "x0", "y0", "x1", "y1"]
 SERIES_CSV = "series.csv"
 REGIONS = ("npc", "cmln")
@@ -134,6 +138,16 @@ def _clean_clinical(frame: pd.DataFrame, path: Path) -> tuple[pd.DataFrame, list
             errs.append(f"unknown treatment {row['treatment']!r} (expected CCR or IC+CCR)")
         if row["dm"] not in ("0", "1"):
             errs.append(f"dm {row['dm']!r} must be 0 or 1")
+        months = row.get("dm_months", "")
+        if "dm_months" in frame.columns:
+            try:
+                months = float(months)
+                if not np.isfinite(months) or months < 0:
+                    errs.append(f"dm_months {row['dm_months']!r} must be a non-negative number of months")
+            except ValueError:
+                errs.append(f"dm_months {row['dm_months']!r} is not a number (months to DM, or to the last "
+                            "follow-up without DM; leave the column out if unknown for every patient)")
+                months = np.nan
         split = row.get("split", "")
         split = split.lower() if isinstance(split, str) else ""
         if "split" in frame.columns and split not in ("train", "test"):
@@ -142,8 +156,16 @@ def _clean_clinical(frame: pd.DataFrame, path: Path) -> tuple[pd.DataFrame, list
         out.append({"patient_id": pid, "age": age, "sex": sex, "t_stage": t, "n_stage": n,
                     "overall_stage": stage, "treatment": treatment,
                     "dm": int(row["dm"]) if row["dm"] in ("0", "1") else -1,
+                    **({"dm_months": months} if "dm_months" in frame.columns else {}),
                     **({"split": split} if "split" in frame.columns else {})})
-    return pd.DataFrame(out), problems
+    table = pd.DataFrame(out)
+    if "dm_months" in table and not problems:
+        short = table[(table["dm"] == 0) & (table["dm_months"] < MIN_FOLLOW_UP_MONTHS)]
+        if len(short):
+            log.warning("%s: %d patients without DM were followed for less than %d months (first: %s, %.1f "
+                        "months); their censoring may hide a later DM", path.name, len(short),
+                        MIN_FOLLOW_UP_MONTHS, short["patient_id"].iloc[0], short["dm_months"].iloc[0])
+    return table, problems
 
 
 def load_clinical(path: str | Path) -> pd.DataFrame:

@@ -1,0 +1,75 @@
+"""Figures of the "beyond the paper" chapter: AUC across resplits, Kaplan–Meier curves."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from npc_lib.show.plots.base import DATASET_ORDER, VARIANT_ORDER
+from npc_lib.vocabulary import PAPER_BACKBONES
+
+
+def fig_resplits(resplits: pd.DataFrame, metrics: pd.DataFrame, published: pd.DataFrame | None = None,
+                 level: str = "image"):
+    """Test AUC across resplits per dataset × variant (mean over backbones per split, one dot each),
+    with the run's own split (red diamond) and the published average AUC (black bar) marked.
+
+    Parameters
+    ----------
+    resplits : ``evaluation/resplits.csv`` (:func:`npc_lib.analysis.resplits.resplit_aucs`)
+    metrics : the runs' own test metrics (``evaluation/metrics.csv``)
+    published : the paper's Table 2 (``analysis.published.published_table2``), optional
+    level : ``image`` (the paper's level) or ``patient``
+
+    Returns
+    -------
+    matplotlib Figure.
+    """
+    part = resplits[(resplits["level"] == level) & (resplits["backbone"] != "TNM stage")]
+    cell = part.groupby(["split", "dataset", "variant"])["auc"].mean().reset_index()
+    order = [(d, v) for d in DATASET_ORDER for v in VARIANT_ORDER if ((cell.dataset == d) & (cell.variant == v)).any()]
+    labels = [f"{d}\n{v}" for d, v in order]
+    cell["cell"] = [f"{d}\n{v}" for d, v in zip(cell["dataset"], cell["variant"])]
+    fig, ax = plt.subplots(figsize=(max(6.5, 1.0 * len(order)), 4.2))
+    sns.stripplot(data=cell, x="cell", y="auc", order=labels, color="#4477aa", alpha=0.6, size=4, jitter=0.2, ax=ax)
+    own = metrics.groupby(["dataset", "variant"])["auc" if level == "image" else "patient_auc"].mean()
+    xs = np.arange(len(order))
+    ax.scatter(xs, [own.get(k, np.nan) for k in order], marker="D", s=45, color="#cc3311", zorder=3,
+               label="the run's own split")
+    if published is not None and level == "image":
+        four = published[published["model"].isin(PAPER_BACKBONES)]
+        pub = [four.loc[four["dataset"] == d, f"auc_{v.replace('-', '_')}"].mean() for d, v in order]
+        ax.scatter(xs, pub, marker="_", s=400, color="black", zorder=3, label="published (paper's average)")
+    ax.axhline(0.5, ls=":", c="grey")
+    n = cell["split"].nunique()
+    ax.set(xlabel="", ylabel=f"test AUC, {level} level (mean over backbones)", ylim=(0.3, 1.0),
+           title=f"Test AUC across {n} resplits of the same patients")
+    ax.tick_params(axis="x", labelsize=8)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def fig_km(km: dict, title: str):
+    """Kaplan–Meier curves of the test patients above and below the training median score.
+
+    Parameters
+    ----------
+    km : :func:`npc_lib.analysis.survival.km_by_threshold`
+    title : the model it belongs to
+
+    Returns
+    -------
+    matplotlib Figure.
+    """
+    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    for (name, curve), colour in zip(km["curves"].items(), ("#cc3311", "#4477aa")):
+        ax.step(curve["months"], curve["free_of_dm"], where="post", color=colour,
+                label=f"{name} (n = {km['n'][name]})")
+    ax.set(xlabel="months from diagnosis", ylabel="free of distant metastasis", ylim=(0, 1.02),
+           title=f"{title}\nlog-rank p = {km['logrank_p']:.3g} (split at the training median)")
+    ax.title.set_fontsize(9)
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    return fig
