@@ -20,7 +20,7 @@ import pandas as pd
 
 from npc_lib.atomic import atomic_path, write_json
 from npc_lib.config import config_hash
-from npc_lib.data.cache import ImageStore
+from npc_lib.data.cache import ImageStore, sha256_file
 from npc_lib.data.rois import dataset_mask
 from npc_lib.data.split import assert_disjoint
 from npc_lib.errors import NpcError
@@ -63,6 +63,8 @@ def _write_outputs(run: ModelRun, view: pd.DataFrame, probs: np.ndarray, history
         pred.to_parquet(tmp, index=False)
     with atomic_path(run.history, suffix=".csv") as tmp:
         history.to_csv(tmp, index=False)
+    outputs = [run.head, run.standardiser, run.model, run.predictions, run.history]
+    meta["files"] = {p.name: sha256_file(p) for p in outputs if p.is_file()}  # checked before any reuse
     write_json(run.meta, meta)  # last: its presence marks a finished run
 
 
@@ -74,14 +76,24 @@ def run_config(profile: dict, dataset: str, variant: str, name: str) -> dict:
 
 
 def is_finished(run: ModelRun, cfg_hash: str, fingerprint: str) -> bool:
-    """Did ``run`` finish with this configuration hash on this image store?"""
+    """Did ``run`` finish with this configuration hash on this image store, its outputs intact?"""
     if not run.finished:
+        if run.meta.is_file():
+            log.warning("%s: %s is missing; fitting the run again", run.root.name, run.predictions.name)
         return False
     try:
         m = run.read_meta()
     except json.JSONDecodeError:
         return False
-    return m.get("config_hash") == cfg_hash and m.get("store_fingerprint") == fingerprint
+    if m.get("config_hash") != cfg_hash or m.get("store_fingerprint") != fingerprint:
+        return False
+    for name, digest in m.get("files", {}).items():  # a damaged output is refitted, never reused
+        path = run.root / name
+        if not path.is_file() or sha256_file(path) != digest:
+            log.warning("%s: %s is %s; fitting the run again", run.root.name, name,
+                        "missing" if not path.is_file() else "damaged (its hash no longer matches run.json)")
+            return False
+    return True
 
 
 @dataclass
