@@ -61,8 +61,13 @@ def test_null_control_every_auc_inside_its_bounds(tmp_path):
     mean_auc = cnn["patient_auc"].mean()
     assert abs(mean_auc - 0.5) <= TOLERANCE, f"null control mean AUC {mean_auc:.3f}: leakage?\n{table}"
 
-    # every row, CNN and pixel reference, inside its own Bonferroni bounds at both levels
-    assert table["inside"].all(), f"negative control alarm:\n{table}"
+    # every row, CNN and pixel reference, inside its own Bonferroni bounds at both levels; the main job
+    # raises its alarm at a family level of 5 %, this test at MAX_FALSE_ALARM (1 %: rows of one run share
+    # their test patients, so one chance draw moves them together), the bounds widened accordingly
+    widen = norm.isf(MAX_FALSE_ALARM / (2 * 2 * len(table))) / norm.isf(0.05 / (2 * 2 * len(table)))
+    for lo, hi, auc in (("bound_low", "bound_high", "auc"), ("patient_bound_low", "patient_bound_high", "patient_auc")):
+        half = (table[hi] - 0.5) * widen
+        assert ((table[auc] - 0.5).abs() <= half).all(), f"negative control alarm at 1 %:\n{table}"
     assert (table["bound_low"] < 0.5).all() and (table["bound_high"] > 0.5).all()
     assert (table["patient_bound_high"] - table["patient_bound_low"] < 0.25).all()  # bounds that can bite
     assert cnn["patient_auc_low"].le(cnn["patient_auc"]).all() and cnn["patient_auc_high"].ge(cnn["patient_auc"]).all()
@@ -134,6 +139,7 @@ def test_null_clinical_refuses_a_store_of_another_cohort():
     drawn = draw_cohort(c["patients"], c["seed"], "paper").clinical.set_index("patient_id")["dm"]
     null = null_clinical(profile, drawn)
     assert len(null) == len(drawn) and null["dm"].sum() == drawn.sum()
+    assert len(null_clinical(profile, drawn.iloc[5:])) == len(drawn)  # patients without ROI images are absent
     flipped = drawn.copy()
     flipped.iloc[:2] = 1 - flipped.iloc[:2]
     with pytest.raises(NpcError, match="does not hold this profile's synthetic cohort"):

@@ -72,8 +72,8 @@ def null_clinical(profile: dict, main_labels: pd.Series) -> pd.DataFrame:
         raise NpcError("the null scenario's draw differs from the main draw in more than DM; "
                        "the negative control cannot reuse the main cohort's images")
     drawn = main.clinical.set_index("patient_id")["dm"]
-    stored = main_labels.reindex(drawn.index)
-    if stored.isna().any() or not (stored.astype(int) == drawn).all():
+    known = main_labels.index.isin(drawn.index)  # a patient without any ROI image has no row in the store
+    if not known.all() or not (main_labels.astype(int) == drawn.reindex(main_labels.index)).all():
         raise NpcError("the main image store does not hold this profile's synthetic cohort "
                        f"({profile['cohort']['patients']} patients, seed {profile['cohort']['seed']}); "
                        "the negative control needs it")

@@ -103,18 +103,18 @@ def negative_control_book_form(table: pd.DataFrame) -> pd.DataFrame:
     -------
     DataFrame with display columns, one row per dataset × variant × model.
     """
-    return pd.DataFrame({
+    out = pd.DataFrame({
         "Dataset": table["dataset"], "Variant": table["variant"], "Model": [_model_name(b) for b in table["backbone"]],
-        "Test patients": table["test_patients"].astype(int),
-        "AUC, image level (95 % CI)": [_ci(*v) for v in zip(table["auc"], table["auc_low"], table["auc_high"])],
-        "AUC, patient level (95 % CI)": [_ci(*v) for v in zip(table["patient_auc"], table["patient_auc_low"],
-                                                               table["patient_auc_high"])],
-        **({"Chance bounds, image": [_bounds(lo, hi) for lo, hi in zip(table["bound_low"], table["bound_high"])],
-            "Chance bounds, patient": [_bounds(lo, hi) for lo, hi in zip(table["patient_bound_low"],
-                                                                         table["patient_bound_high"])],
-            "Inside": ["yes" if v else "**NO**" for v in table["inside"].astype(bool)]}
-           if "inside" in table else {}),
-    })
+        "Image AUC (95 % CI)": [_ci(*v) for v in zip(table["auc"], table["auc_low"], table["auc_high"])]})
+    if "inside" in table:
+        out["Image bounds"] = [_bounds(lo, hi) for lo, hi in zip(table["bound_low"], table["bound_high"])]
+    out["Patient AUC (95 % CI)"] = [_ci(*v) for v in zip(table["patient_auc"], table["patient_auc_low"],
+                                                         table["patient_auc_high"])]
+    if "inside" in table:
+        out["Patient bounds"] = [_bounds(lo, hi) for lo, hi in zip(table["patient_bound_low"],
+                                                                  table["patient_bound_high"])]
+        out["Inside"] = ["yes" if v else "NO" for v in table["inside"].astype(bool)]
+    return out
 
 
 def _bounds(low, high) -> str:
@@ -261,8 +261,7 @@ def cam_book_form(table: pd.DataFrame) -> pd.DataFrame:
     """
     return pd.DataFrame({
         "Dataset": table["dataset"], "Variant": table["variant"],
-        "Model": [_model_name(b) for b in table["backbone"]], "CAM layer": table.get("cam_layer", pd.Series([""] * len(table), index=table.index)),
-        "CAM grid": table["cam_grid"], "CAM in ROI": [_fmt("{:.3f}", v) for v in table["cam_in_roi"]],
+        "Model": [_model_name(b) for b in table["backbone"]], "CAM grid": table["cam_grid"], "CAM in ROI": [_fmt("{:.3f}", v) for v in table["cam_in_roi"]],
         "ROI area share": [_fmt("{:.3f}", v) for v in table["area_share"]],
         "Enrichment": [_fmt("{:.2f}", v) for v in table["enrichment"]],
         "Randomised ρ": [_fmt("{:.2f}", v) for v in table["randomised_spearman"]],

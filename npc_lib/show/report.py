@@ -224,3 +224,21 @@ def table(frame: pd.DataFrame, precision: int = 3):
     """
     return (frame.style.hide(axis="index").format(precision=precision, na_rep="")
             .set_table_attributes('class="dataframe table"'))
+
+
+def cam_layers_sentence(table) -> str:
+    """Which layer each backbone's Grad-CAM used and its map size, as one phrase for the book.
+
+    Parameters
+    ----------
+    table : the ``table`` of :func:`npc_lib.analysis.cam_study.cam_study` (``backbone, cam_layer, cam_grid``)
+
+    Returns
+    -------
+    str: e.g. ``EfficientNet-B0: block6a_expand_activation (5x5); …``
+    """
+    if "cam_layer" not in table:
+        return "n/a"
+    first = table.drop_duplicates("backbone")
+    return "; ".join(f"{backbone_title(b)}: {layer} ({grid})"
+                     for b, layer, grid in zip(first["backbone"], first["cam_layer"], first["cam_grid"]))
