@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
-def test_all_six_notebooks_exist():
+def test_all_seven_notebooks_exist():
     assert [p.stem for p in NOTEBOOKS] == ["01_cohort", "02_roi_datasets", "03_train", "04_evaluate",
-                                           "05_gradcam", "06_explore"]
+                                           "05_gradcam", "06_explore", "07_beyond"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -136,6 +136,7 @@ def test_plan_orders_readers_after_writers_and_titles_each_grid_page(tmp_path):
     train = [j for j in jobs if j.name.startswith("03_train__")]
     assert len(train) == 40 and max(j.phase for j in train) < phase["04_evaluate"]
     assert phase["04_evaluate"] == phase["05_gradcam"] < phase["06_explore"], "06 reads the maps 05 writes"
+    assert phase["04_evaluate"] < phase["07_beyond"], "07 reads the out-of-fold scores 04 writes"
     assert len({j.title for j in train}) == 40
     titled = next(j for j in train if j.parameters["backbone"] == "resnet50")
     assert "ResNet50" in titled.title and titled.parameters["dataset"] in titled.title
