@@ -156,6 +156,7 @@ def first_place_counts(resplits: pd.DataFrame, level: str = "patient") -> pd.Dat
     counts = best.value_counts().rename("first_places").reset_index()
     allcells = cell[["dataset", "variant"]].drop_duplicates()
     out = allcells.merge(counts, how="left", on=["dataset", "variant"]).fillna({"first_places": 0})
+    out["first_places"] = out["first_places"].astype(int)
     out["share"] = out["first_places"] / cell["split"].nunique()
     return out.sort_values("first_places", ascending=False, kind="stable").reset_index(drop=True)
 

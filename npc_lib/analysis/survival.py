@@ -59,8 +59,9 @@ def km_by_threshold(time, event, score, threshold: float) -> dict:
     for name, mask in (("high score", high), ("low score", ~high)):
         if mask.sum():
             sf = SurvfuncRight(t[mask], e[mask])
-            curves[name] = pd.DataFrame({"months": np.r_[0.0, sf.surv_times],
-                                         "free_of_dm": np.r_[1.0, sf.surv_prob]})
+            last = sf.surv_prob[-1] if len(sf.surv_prob) else 1.0  # flat to the last follow-up
+            curves[name] = pd.DataFrame({"months": np.r_[0.0, sf.surv_times, t[mask].max()],
+                                         "free_of_dm": np.r_[1.0, sf.surv_prob, last]})
     p = float(survdiff(t, e, high.astype(int))[1]) if 0 < high.sum() < len(high) and e.sum() else float("nan")
     return {"curves": curves, "logrank_p": p, "threshold": float(threshold),
             "n": {"high score": int(high.sum()), "low score": int((~high).sum())}}
