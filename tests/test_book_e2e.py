@@ -26,9 +26,10 @@ def test_smoke_run_succeeds_and_builds_every_page(smoke_book):
     root, runs, code = smoke_book
     summary = json.loads((runs / "run_summary.json").read_text())
     assert code == 0 and summary["failed"] == [], summary["failed"]
-    assert summary["executed"] == 5 + 40  # 5 notebooks + 8 datasets x 5 backbones
+    assert summary["executed"] == 6 + 40  # 6 notebooks + 8 datasets x 5 backbones
     html = root / "_build" / "html"
-    for page in ("index", "book/methods", "book/results", "book/beyond", "book/discussion", "book/reproducibility",
+    for page in ("index", "book/methods", "book/results", "book/beyond", "book/clock", "book/discussion",
+                 "book/reproducibility", "book/executed/07_beyond",
                  "book/checklist", "book/executed/01_cohort", "book/executed/04_evaluate", "book/executed/05_gradcam",
                  "book/executed/06_explore", "book/executed/status"):
         assert (html / f"{page}.html").is_file(), page
@@ -54,7 +55,7 @@ def test_rerun_skips_every_finished_notebook(smoke_book, capsys):
     root, runs, _ = smoke_book
     assert main(["run", "--profile", "smoke", "--runs", str(runs), "--book-root", str(root),
                  "--no-book"]) == 0
-    assert "0 notebooks executed, 45 reused, 0 failed" in capsys.readouterr().out
+    assert "0 notebooks executed, 46 reused, 0 failed" in capsys.readouterr().out
 
 
 def _planted_identifiers(cohort: Path) -> set[str]:

@@ -157,7 +157,7 @@ def test_the_smoke_main_job_runs_through_the_scheduler(cluster, smoke_book, tmp_
     code = main(["run", "--profile", "smoke", "--runs", str(runs.root), "--book-root", str(tmp_path),
                  "--scheduler", cluster, "--no-book"])
     summary = json.loads(runs.summary.read_text())
-    assert code == 0 and summary["failed"] == [] and summary["executed"] == 45
+    assert code == 0 and summary["failed"] == [] and summary["executed"] == 46
     assert summary["executor"] == {"kind": "dask", "address": cluster, "workers": 2}
     assert runs.read_cohort_ref()["store"] == fingerprint
     extracted = sorted(runs.features(fingerprint).glob("*/*.npy"))
