@@ -20,7 +20,13 @@ def published_table1() -> pd.DataFrame:
 
 
 def published_table2() -> pd.DataFrame:
-    """Published Table 2: AUC and accuracy per dataset × backbone, intratumour and intra-peritumour."""
+    """Published Table 2: AUC and accuracy per dataset × backbone, intratumour and intra-peritumour.
+
+    Returns
+    -------
+    DataFrame: ``dataset, model, auc_intratumour, auc_intra_peritumour, accuracy_intratumour,
+    accuracy_intra_peritumour`` (``model`` ``-`` for the TNM rows).
+    """
     with resources.files("npc_lib.resources").joinpath("table2_published.csv").open() as f:
         return pd.read_csv(f)
 
