@@ -3,7 +3,7 @@
 For each backbone at the profile's input size, N uint8 ROI images are written to a memmap
 store file; our path (tf.data from the memmap → preprocess → predict) is timed against
 ``model.predict`` on the same images already preprocessed in RAM. Target ratio ≥ 0.8.
-Usage: python benchmarks/bench_features.py [--profile demo] [--images 768] [--backbones ...]
+Usage: python benchmarks/bench_features.py [--profile demo] [--images 1536] [--repeats 5] [--backbones ...]
 """
 from __future__ import annotations
 
@@ -25,9 +25,9 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--profile", default="demo")
-    ap.add_argument("--images", type=int, default=512)
+    ap.add_argument("--images", type=int, default=1536)
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--backbones", nargs="+", default=list(BACKBONES))
     a = ap.parse_args()
     profile = load_profile(a.profile)
