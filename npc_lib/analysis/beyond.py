@@ -17,14 +17,13 @@ import pandas as pd
 from npc_lib.analysis.evaluation import evaluate_runs, load_runs
 from npc_lib.analysis.hybrid import training_oof
 from npc_lib.analysis.references import planted_image_scores
-from npc_lib.analysis.resplits import cell_summary, first_place_counts, resplit_aucs, resplit_summary
+from npc_lib.analysis.resplits import TNM, cell_summary, first_place_counts, resplit_aucs, resplit_summary
 from npc_lib.analysis.survival import SURVIVAL_COLUMNS, km_by_threshold, patient_frame, survival_row
 from npc_lib.atomic import write_csv
 from npc_lib.data.cache import open_image_store
 from npc_lib.data.cohort import load_clinical
 from npc_lib.layout import RunLayout
 
-TNM = "TNM stage"
 PLANTED = "planted risk"
 
 

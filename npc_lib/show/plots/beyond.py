@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from npc_lib.analysis.resplits import TNM
 from npc_lib.show.plots.base import DATASET_ORDER, VARIANT_ORDER
 from npc_lib.vocabulary import PAPER_BACKBONES
 
@@ -26,7 +27,7 @@ def fig_resplits(resplits: pd.DataFrame, metrics: pd.DataFrame, published: pd.Da
     -------
     matplotlib Figure.
     """
-    part = resplits[(resplits["level"] == level) & (resplits["backbone"] != "TNM stage")]
+    part = resplits[(resplits["level"] == level) & (resplits["backbone"] != TNM)]
     cell = part.groupby(["split", "dataset", "variant"])["auc"].mean().reset_index()
     order = [(d, v) for d in DATASET_ORDER for v in VARIANT_ORDER if ((cell.dataset == d) & (cell.variant == v)).any()]
     labels = [f"{d}\n{v}" for d, v in order]
