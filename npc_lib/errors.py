@@ -17,3 +17,7 @@ class CohortError(NpcError):
 
 class DicomError(CohortError):
     """A DICOM file or series cannot be read or fails a geometry check."""
+
+
+class WriteFailed(NpcError):
+    """A file could not be written (a full disk, a quota, a read-only or failing device)."""

@@ -26,9 +26,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from npc_lib import __version__
-from npc_lib.atomic import write_json, write_text
+from npc_lib.atomic import WRITE_ERRNOS, atomic_dir, free_space, write_failure, write_json, write_text
 from npc_lib.analysis.negative_control import run_negative_control
-from npc_lib.errors import NpcError
+from npc_lib.errors import NpcError, WriteFailed
 from npc_lib.executors import TRIM_VARIABLE, Executor
 from npc_lib.layout import RunLayout, shared_paths_problem, slug
 from npc_lib.learn.models import preflight_weights
@@ -122,13 +122,22 @@ def execute_job(job: Job, timeout: int, kernel: str | None = None) -> Outcome:
         pm.execute_notebook(job.notebook, str(tmp), parameters=job.parameters, kernel_name=kernel,
                             execution_timeout=timeout, progress_bar=False, log_output=False, cwd=job.cwd or os.getcwd(),
                             extra_arguments=KERNEL_ARGUMENTS)
+        if tmp.exists():
+            _finish_executed(tmp, job.title)
+            os.replace(tmp, out)
+    except OSError as exc:  # the runner's own writes (the executed notebook): a full disk ends the run
+        tmp.unlink(missing_ok=True)
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        return Outcome(job.name, "failed", round(time.perf_counter() - t0, 2), str(write_failure(out, exc)), str(out),
+                       extra={"write_failed": True})
     except Exception as exc:  # papermill raises PapermillExecutionError with the cell's traceback
         lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
         error = (lines[-1] if lines else type(exc).__name__)[:500]
-    if tmp.exists():
-        _finish_executed(tmp, job.title)
-        os.replace(tmp, out)
-    elif error:  # the kernel never ran: leave a notebook that says so, for the book
+        if tmp.exists():  # the notebook as far as it ran, with the error, for the book
+            _finish_executed(tmp, job.title)
+            os.replace(tmp, out)
+    if error and not out.exists():  # the kernel never ran: leave a notebook that says so, for the book
         _error_notebook(out, job, error)
     return Outcome(job.name, "failed" if error else "ok", round(time.perf_counter() - t0, 2), error, str(out))
 
@@ -230,6 +239,10 @@ def _run_phases(jobs, fingerprint, state_dir, timeout, kernel, ex, bar, outcomes
         digests = {j.name: d for j, d in todo}
         for j, outcome, error in ex.run(run_job_on_worker, [j for j, _ in todo], timeout, kernel):
             record(j, digests[j.name], outcome or Outcome(j.name, "failed", 0.0, error, j.output))
+        full = [o for o in outcomes if o.extra.get("write_failed")]
+        if full:  # later phases would fail the same way: stop with the one line
+            raise WriteFailed(full[0].error, hint="free some space and rerun the same command: the finished "
+                                                  "notebooks are kept and the run resumes")
 
 
 def prepare_study(profile: dict, runs_dir: Path, cohort_dir: str | Path | None, progress: bool = True,
@@ -274,16 +287,15 @@ def build_book(book_root: Path, runs_dir: Path, outcomes: list[Outcome], profile
     """Copy the executed notebooks into the book tree and build it (execution off) to _build/html."""
     book_root = Path(book_root)
     target = book_root / BOOK_NOTEBOOKS
-    if target.exists():
-        shutil.rmtree(target)
-    (target / "train").mkdir(parents=True)
     executed = RunLayout(runs_dir).executed
-    for nb in executed.rglob("*.ipynb"):
-        if not nb.name.startswith("."):
-            dest = target / nb.relative_to(executed)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(nb, dest)
-    write_status_page(target / "status.md", outcomes, profile)
+    with atomic_dir(target) as tmp:  # a full disk leaves the previous copy, never half a new one
+        (tmp / "train").mkdir(parents=True)
+        for nb in executed.rglob("*.ipynb"):
+            if not nb.name.startswith("."):
+                dest = tmp / nb.relative_to(executed)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(nb, dest)
+        write_status_page(tmp / "status.md", outcomes, profile)
     exe = Path(sys.executable).with_name("jupyter-book")
     # --all: chapters glue numbers from the executed notebooks, a dependency Sphinx does not track,
     # so an incremental build would keep the previous run's numbers in unchanged chapters
@@ -293,7 +305,8 @@ def build_book(book_root: Path, runs_dir: Path, outcomes: list[Outcome], profile
     log_path = RunLayout(runs_dir).book_log
     write_text(log_path, res.stdout + "\n" + res.stderr)
     if res.returncode != 0:
-        raise NpcError(f"the book build failed (exit {res.returncode}); see {log_path}")
+        raise NpcError(f"the book build failed (exit {res.returncode}; {free_space(book_root)} free on the book's "
+                       f"disk); see {log_path}")
     return book_root / "_build" / "html"
 
 

@@ -56,6 +56,22 @@ def uneven_spacing(c):
     return "uneven slice spacing"
 
 
+def zero_byte_slice_gap(c):
+    """A middle slice emptied by an interrupted copy: the gap's error names the skipped file."""
+    files = _files(c, "P0006")
+    pos = sorted(files, key=lambda f: -float(pydicom.dcmread(f).ImagePositionPatient[2]))
+    pos[2].write_bytes(b"")
+    return f"likely cause: the reader skipped 1 file(s) of this folder ({pos[2].name}: empty file (0 bytes))"
+
+
+def not_an_image_slice_gap(c):
+    """A middle slice overwritten by a text file: the gap's error names it as the likely cause."""
+    files = _files(c, "P0006")
+    pos = sorted(files, key=lambda f: -float(pydicom.dcmread(f).ImagePositionPatient[2]))
+    pos[3].write_text("this is not DICOM\n" * 20)
+    return f"likely cause: the reader skipped 1 file(s) of this folder ({pos[3].name}: not a DICOM file)"
+
+
 def roi_outside_image(c):
     _set_cell(c / "rois.csv", 0, "x1", "500")
     return "extends outside the 48x48 image"
@@ -127,7 +143,8 @@ def bad_age(c):
     return "age 'fifty' is not a number"
 
 
-CASES = [truncated_dicom, two_series, missing_pixel_spacing, uneven_spacing,
+CASES = [truncated_dicom, two_series, missing_pixel_spacing, uneven_spacing, zero_byte_slice_gap,
+         not_an_image_slice_gap,
          roi_outside_image, roi_empty, roi_unknown_sop, roi_unknown_patient, patient_without_series,
          duplicate_patient, inconsistent_stage, dm_not_binary, unknown_sex, missing_column,
          missing_roi_column, empty_csv, non_utf8_csv, bad_age]

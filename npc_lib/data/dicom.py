@@ -177,12 +177,13 @@ def read_series(folder: str | Path, load_pixels: bool = True, series_uid: str | 
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     if not files:
         raise DicomError(f"{folder}: contains no DICOM files")
-    datasets, notes = [], []
+    datasets, notes, skipped = [], [], []
     for path in files:
         try:
             ds, file_notes = _read_file(path)
         except Skipped as why:
             notes.append(f"skipped {why}")
+            skipped.append(str(why))
             continue
         notes += file_notes
         datasets.append((path, ds))
@@ -214,7 +215,7 @@ def read_series(folder: str | Path, load_pixels: bool = True, series_uid: str | 
         _require(ds, path, "SeriesInstanceUID", "SOPInstanceUID", "Rows", "Columns",
                  "PixelSpacing", "ImagePositionPatient", "ImageOrientationPatient")
         _check_pixel_length(ds, path)
-    series = _assemble(folder, datasets, load_pixels)
+    series = _assemble(folder, datasets, load_pixels, skipped)
     series.series_instance_uid = chosen
     series.notes = notes + series.notes
     for note in series.notes:
@@ -222,12 +223,18 @@ def read_series(folder: str | Path, load_pixels: bool = True, series_uid: str | 
     return series
 
 
+def _gap_cause(skipped: list[str]) -> str:
+    """The files the reader skipped, named as the likely cause of a gap in the slice positions."""
+    shown = "; ".join(skipped[:3]) + (f"; and {len(skipped) - 3} more" if len(skipped) > 3 else "")
+    return f"likely cause: the reader skipped {len(skipped)} file(s) of this folder ({shown})"
+
+
 def _describe(by_series: dict[str, list]) -> str:
     return "; ".join(f"{uid} '{str(g[0][1].get('SeriesDescription', '') or 'no description')}' "
                      f"with {len(g)} file(s)" for uid, g in by_series.items())
 
 
-def _assemble(folder: Path, datasets, load_pixels: bool) -> Series:
+def _assemble(folder: Path, datasets, load_pixels: bool, skipped: list[str] = ()) -> Series:
     first_path, first = datasets[0]
     iop = np.array([float(v) for v in first.ImageOrientationPatient])
     normal = np.cross(iop[:3], iop[3:])
@@ -262,9 +269,11 @@ def _assemble(folder: Path, datasets, load_pixels: bool) -> Series:
         bad = np.flatnonzero(np.abs(gaps - med) > SPACING_TOLERANCE * med + 1e-3)
         if bad.size:
             i = int(bad[0])
+            cause = f"; {_gap_cause(skipped)}" if skipped else ""
             raise DicomError(f"{folder}: uneven slice spacing ({gaps.min():.2f}–{gaps.max():.2f} mm; "
-                             f"gap of {gaps[i]:.2f} mm before {datasets[i + 1][0].name}, expected {med:.2f})",
-                             hint="a slice is missing or belongs to another acquisition")
+                             f"gap of {gaps[i]:.2f} mm before {datasets[i + 1][0].name}, expected {med:.2f}){cause}",
+                             hint="replace the skipped file(s) with intact copies" if skipped else
+                             "a slice is missing or belongs to another acquisition")
         spacing = med
     else:
         spacing = thickness or 1.0

@@ -1,0 +1,116 @@
+"""The ``npc-study`` argument parser: every command, its options and one example each."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from npc_lib import __version__
+
+EXAMPLES = {
+    "synth": "npc-study synth runs/cohort --patients 441 --matrix 256 --scenario paper --seed 42",
+    "validate": "npc-study validate runs/cohort            # exits non-zero on the first problem\n"
+                "  npc-study validate runs/cohort --exclude-invalid --json",
+    "table1": "npc-study table1 runs/cohort/clinical.csv --out runs/table1.csv",
+    "tnm": "npc-study tnm runs/cohort/clinical.csv --json",
+    "datasets": "npc-study datasets runs/demo/cohort --profile demo",
+    "evaluate": "npc-study evaluate runs/demo",
+    "run": "npc-study run --profile demo                 # synthetic cohort -> 32 models -> book in _build/html\n"
+           "  npc-study run --profile demo --cohort /data/my_cohort --runs runs/mine --jobs 2",
+    "train": "npc-study train runs/demo/cohort --profile demo                      # the whole 32-model grid\n"
+             "  npc-study train runs/demo/cohort --profile demo --dataset CMLN --variant intra-peritumour "
+             "--backbone xception",
+    "rois-from-masks": "npc-study rois-from-masks /data/my_cohort --masks /data/slicer_labels --format nifti "
+                       "--label npc=1,2 --label cmln=3,4,5 --out /data/my_cohort/rois.csv",
+    "weights": "npc-study weights check --backbone efficientnet-lite0\n"
+               "  npc-study weights check --backbone resnet50 --weights /media/usb/resnet50_weights.h5 --image cat.jpg",
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    """The parser of every ``npc-study`` command."""
+    p = argparse.ArgumentParser(prog="npc-study", description="NPC distant-metastasis study companion "
+                                "(Hua et al. 2023, DOI 10.2174/1386207325666220919091210).")
+    p.add_argument("--version", action="version", version=f"npc-study {__version__}")
+    p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def cmd(name, help_):
+        return sub.add_parser(name, help=help_, description=help_, epilog=f"example:\n  {EXAMPLES[name]}",
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    s = cmd("synth", "generate a synthetic DICOM cohort with known ground truth")
+    s.add_argument("out", type=Path, help="cohort directory to create")
+    s.add_argument("--patients", type=int, default=441)
+    s.add_argument("--matrix", type=int, default=256, help="image matrix (pixels per side)")
+    s.add_argument("--slices", type=int, default=16)
+    s.add_argument("--scenario", choices=["paper", "null"], default="paper")
+    s.add_argument("--seed", type=int, default=42)
+    s.add_argument("--jobs", type=int, default=2, help="worker processes")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing cohort directory")
+
+    v = cmd("validate", "check a cohort directory against the data contract and summarise it")
+    v.add_argument("cohort", type=Path)
+    v.add_argument("--exclude-invalid", action="store_true",
+                   help="exclude invalid patients / drop invalid ROIs (logged) instead of failing")
+    v.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    t = cmd("table1", "Table 1: clinical characteristics by DM in train and test, with p-values")
+    t.add_argument("clinical_csv", type=Path)
+    t.add_argument("--out", type=Path, help="write the table as CSV here")
+    t.add_argument("--seed", type=int, default=42, help="split seed (ignored if the table has a split column)")
+
+    n = cmd("tnm", "TNM baseline on the test patients: stage IV vs I–III and ordinal stage")
+    n.add_argument("clinical_csv", type=Path)
+    n.add_argument("--json", action="store_true")
+    n.add_argument("--seed", type=int, default=42)
+    d = cmd("datasets", "build (or reuse) the ROI image stores of the eight datasets for a profile")
+    d.add_argument("cohort", type=Path)
+    d.add_argument("--profile", default="demo", help="smoke, demo, paper or a .yaml path")
+    d.add_argument("--runs", type=Path, help="run folder (default runs/<profile>)")
+
+    r = cmd("train", "train one model or the whole dataset × variant × backbone grid of a profile")
+    r.add_argument("cohort", type=Path)
+    r.add_argument("--profile", default="demo", help="smoke, demo, paper or a .yaml path")
+    r.add_argument("--runs", type=Path, help="run folder (default runs/<profile>)")
+    r.add_argument("--dataset", action="append", help="restrict to this dataset (repeatable)")
+    r.add_argument("--variant", action="append", choices=["intratumour", "intra-peritumour"])
+    r.add_argument("--backbone", action="append", help="restrict to this backbone (repeatable)")
+    r.add_argument("--weights", help="override the profile's weights: imagenet, none or a file path")
+    e = cmd("evaluate", "Table 2, references, TNM comparisons and DeLong matrix (tables) for a run folder")
+    e.add_argument("runs_dir", type=Path)
+    e.add_argument("--cohort", type=Path, help="cohort directory (default: the one recorded in the run folder)")
+    e.add_argument("--bootstrap", type=int, default=2000, help="patient bootstrap resamples for AUC CIs")
+    e.add_argument("--hybrid-folds", type=int, default=5,
+                   help="folds for the hybrid model's out-of-fold image scores (0: skip the hybrid model)")
+    e.add_argument("--hybrid-dataset", default="NPC-CMLN", help="dataset whose image score enters the hybrid")
+    e.add_argument("--hybrid-variant", default="intra-peritumour", choices=["intratumour", "intra-peritumour"])
+    u = cmd("run", "the main job: cohort → datasets → all notebooks over the grid (papermill) → the book")
+    u.add_argument("--profile", default="demo", help="smoke, demo, paper or a .yaml path")
+    u.add_argument("--cohort", type=Path, help="your own cohort folder (default: the profile's synthetic cohort)")
+    u.add_argument("--runs", type=Path, help="run folder (default runs/<profile>)")
+    u.add_argument("--jobs", type=int, default=2, help="notebooks executed in parallel on a local Dask cluster "
+                                                       "of this many workers (default 2; 1: in this process)")
+    u.add_argument("--scheduler", metavar="ADDRESS", help="run the notebooks on this Dask cluster "
+                                                        "(tcp://host:8786; workers must share the project folder)")
+    u.add_argument("--weights", help="override the profile's weights: imagenet, none or a file path")
+    u.add_argument("--cell-timeout", type=int, default=3600, help="seconds a notebook cell may run")
+    u.add_argument("--book-root", type=Path, default=Path("."), help="project folder with _config.yml")
+    u.add_argument("--no-book", action="store_true", help="execute the notebooks but do not build the book")
+    m = cmd("rois-from-masks", "rois.csv from label maps (NIfTI, NRRD), DICOM SEG or RTSTRUCT, one rectangle "
+                               "per connected component of a region's labels per slice")
+    m.add_argument("cohort", type=Path, help="cohort folder (clinical.csv and dicom/<patient>/)")
+    m.add_argument("--masks", type=Path, required=True,
+                   help="folder with one file per patient: <patient>.nii.gz|.nii|.nrrd|.seg.nrrd|.dcm")
+    m.add_argument("--format", required=True, choices=["nifti", "nrrd", "seg", "rtstruct"])
+    m.add_argument("--label", action="append", required=True, metavar="REGION=VALUES",
+                   help="region and its label values / segment numbers / ROI numbers or names, e.g. npc=1,2 "
+                        "(repeatable)")
+    m.add_argument("--out", type=Path, required=True, help="the rois.csv to write")
+    w = cmd("weights", "check that a backbone's weights behave like ImageNet weights (sample photos, top 5)")
+    w.add_argument("action", choices=["check"])
+    w.add_argument("--backbone", action="append", help="backbone to check (repeatable; default: all)")
+    w.add_argument("--weights", help="a weights file (default: what a run would use: Keras' cache or the bundled "
+                                     "Lite0 port)")
+    w.add_argument("--image", action="append", default=[], help="also classify this photo (repeatable)")
+    w.add_argument("--json", action="store_true")
+    return p
