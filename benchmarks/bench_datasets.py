@@ -35,10 +35,9 @@ def child(cohort: str, profile: str, cache: str) -> None:
     from npc_lib.data.cache import build_image_store
     from npc_lib.data.cohort import load_cohort
     from npc_lib.config import load_profile
-    from npc_lib.data.rois import Geometry
     c = load_cohort(cohort, progress=False)
     t0 = time.perf_counter()
-    store = build_image_store(c, Geometry.from_profile(load_profile(profile)), cache, progress=False)
+    store = build_image_store(c, load_profile(profile).geometry, cache, progress=False)
     wall = time.perf_counter() - t0
     print(json.dumps({"patients": len(c.clinical), "rois": store.manifest["count"], "wall_s": wall,
                       "images_per_s": 2 * store.manifest["count"] / wall,

@@ -31,7 +31,7 @@ def main() -> None:
     ap.add_argument("--backbones", nargs="+", default=list(BACKBONES))
     a = ap.parse_args()
     profile = load_profile(a.profile)
-    stored = profile["geometry"]["input_size"]
+    stored = profile.geometry.input_size
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "intra.u8"

@@ -43,25 +43,25 @@ def main() -> None:
     ap.add_argument("--backbones", nargs="+")
     a = ap.parse_args()
     profile = load_profile(a.profile)
-    tr = profile["train"]
-    settings = dict(epochs=int(tr["epochs"]), batch_size=int(tr["batch_size"]),
-                    learning_rate=float(tr["learning_rate"]), dropout=float(tr["dropout"]), l2=float(tr["l2"]))
+    tr = profile.train
+    settings = dict(epochs=int(tr.epochs), batch_size=int(tr.batch_size),
+                    learning_rate=float(tr.learning_rate), dropout=float(tr.dropout), l2=float(tr.l2))
     prep = open_prepared(a.runs)
     rows, totals = [], {"keras 1-by-1": 0.0, "keras seed+1": 0.0, "numpy 1-by-1": 0.0, "numpy stacked": 0.0}
-    for name in a.backbones or profile["backbones"]:
+    for name in a.backbones or profile.backbones:
         feats = extract_features(prep.store, name, profile, prep.layout.cache)
         data = [(d, v, head_data(prep.store, feats[v], d, v, prep.split))
-                for v in profile["variants"] for d in profile["datasets"]]
-        tasks = [HeadTask(h.X[h.is_train], h.y[h.is_train], int(tr["seed"]), h.X[~h.is_train], h.y[~h.is_train])
+                for v in profile.variants for d in profile.datasets]
+        tasks = [HeadTask(h.X[h.is_train], h.y[h.is_train], int(tr.seed), h.X[~h.is_train], h.y[~h.is_train])
                  for _, _, h in data]
         probs, times = {}, {}
-        for way, seed in (("keras 1-by-1", int(tr["seed"])), ("keras seed+1", int(tr["seed"]) + 1)):
+        for way, seed in (("keras 1-by-1", int(tr.seed)), ("keras seed+1", int(tr.seed) + 1)):
             t0 = time.perf_counter()
             out = []
             for _, _, h in data:
                 with seeded_build(seed):
-                    head = build_head(h.X.shape[1], tr["dropout"], tr["l2"])
-                fit_head(head, keras.optimizers.Adam(tr["learning_rate"]), h.X[h.is_train], h.y[h.is_train],
+                    head = build_head(h.X.shape[1], tr.dropout, tr.l2)
+                fit_head(head, keras.optimizers.Adam(tr.learning_rate), h.X[h.is_train], h.y[h.is_train],
                          h.X[~h.is_train], h.y[~h.is_train], epochs=settings["epochs"],
                          batch_size=settings["batch_size"], seed=seed)
                 out.append(np.asarray(head(h.X[~h.is_train], training=False)).ravel())

@@ -13,7 +13,6 @@ Usage: python benchmarks/bench_pretrained.py [--runs runs/demo] [--sizes 80 128 
 from __future__ import annotations
 
 import argparse
-import copy
 import math
 import os
 import tempfile
@@ -45,9 +44,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for size in a.sizes:
             for name, weights, label in ARMS:
-                p = copy.deepcopy(base)
-                p["geometry"]["input_size"], p["backbones"], p["weights"] = size, [name], weights
-                p["train"]["mode"] = "head"
+                p = base.replaced({"geometry.input_size": size, "backbones": [name], "weights": weights,
+                                   "train.mode": "head", "model_choice": name})
                 out = Path(tmp) / f"{label}-{size}"
                 here = Prepared(prep.split, prep.store, out)  # the demo's images and split, our own cache
                 t0 = time.perf_counter()

@@ -24,7 +24,6 @@ from pathlib import Path
 
 from npc_lib.config import load_profile
 from npc_lib.analysis.references import pixel_reference_scores, planted_image_scores, store_features
-from npc_lib.data.rois import Geometry
 from npc_lib.learn.study import grid, open_prepared, train_grid
 from npc_lib.layout import RunLayout
 
@@ -46,7 +45,7 @@ def main() -> None:
     ap.add_argument("--backbone", default="efficientnet-b0")
     a = ap.parse_args()
     profile = load_profile(a.profile)
-    runs = Path(a.runs or f"runs/{profile['name']}")
+    runs = Path(a.runs or f"runs/{profile.name}")
     prep = open_prepared(runs)
     layout = RunLayout(runs)
     cohort = layout.read_cohort_ref()["cohort"]
@@ -58,17 +57,17 @@ def main() -> None:
         copy.cohort_ref.write_bytes(layout.cohort_ref.read_bytes())
         local = type(prep)(prep.split, prep.store, scratch)
         _, base = _timed(lambda: train_grid(profile, local, grid(profile, backbones=[a.backbone]), progress=False))
-        geometry = Geometry.from_profile(profile)
+        geometry = profile.geometry
         _, t_feat = _timed(lambda: store_features(prep.store, geometry))
         _, t_pixel = _timed(lambda: pixel_reference_scores(prep.store, prep.split, geometry, copy.cache))
         _, t_planted = _timed(lambda: planted_image_scores(prep.store, prep.split, cohort))
         from npc_lib.analysis.hybrid import oof_patient_scores
-        d, v = profile["datasets"][0], profile["variants"][-1]
+        d, v = profile.datasets[0], profile.variants[-1]
         _, t_oof = _timed(lambda: oof_patient_scores(scratch, copy.model(d, v, a.backbone).root, folds=5))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     n = len(prep.store.index)
-    print(f"{profile['name']}: {n} ROI images x 2 variants; baseline = 8 heads of {a.backbone} on cached features")
+    print(f"{profile.name}: {n} ROI images x 2 variants; baseline = 8 heads of {a.backbone} on cached features")
     rows = [("baseline: 8 head fits", base), ("pixel features (all images, both variants)", t_feat),
             ("pixel reference: features + 8 logistic fits", t_pixel), ("planted-risk reference", t_planted),
             ("out-of-fold scores, one run (5 head fits)", t_oof)]

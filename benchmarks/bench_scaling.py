@@ -37,10 +37,8 @@ def one_size(patients: int, backbone: str, root: str) -> dict:
     from npc_lib.layout import RunLayout
     from npc_lib.synth import ensure_cohort
 
-    profile = load_profile("demo")
-    profile["cohort"]["patients"] = patients
-    profile["backbones"] = [backbone]
-    profile["negative_control"] = {"backbones": [backbone]}
+    profile = load_profile("demo", {"cohort.patients": patients, "backbones": [backbone], "model_choice": backbone,
+                                    "negative_control": {"backbones": [backbone]}})
     runs = Path(root)
     out, t = {}, time.perf_counter()
 

@@ -57,18 +57,18 @@ def main(argv=None) -> int:
     else:
         profile = load_profile("paper", overrides)
     if a.weights:
-        profile["weights"] = a.weights
-    backbones = a.backbones or profile["backbones"]
-    runs = a.runs / profile["name"]
+        profile = profile.replaced({"weights": a.weights})
+    backbones = a.backbones or profile.backbones
+    runs = a.runs / profile.name
     runs.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     cohort = ensure_cohort(profile, None, runs, progress=False)
     prep = prepare(profile, cohort, runs, progress=False)
-    print(f"{profile['name']} cohort and image store ready in {time.perf_counter() - t0:.0f} s; "
+    print(f"{profile.name} cohort and image store ready in {time.perf_counter() - t0:.0f} s; "
           f"device: {'GPU' if tf.config.list_physical_devices('GPU') else 'CPU'}; {a.epochs if not a.cpu_smoke else 1} "
           f"epoch(s) per model")
     counts = dataset_counts(prep.store, prep.split).pivot_table(index="dataset", columns="split", values="images")
-    epochs = int(profile["train"]["epochs"])
+    epochs = int(profile.train.epochs)
     rates = {}
     print(f"{'backbone':20s} {'train img/s':>11s} {'predict img/s':>13s} {'epoch s':>8s} {'peak GPU MB':>11s}")
     for b in backbones:
@@ -86,9 +86,9 @@ def main(argv=None) -> int:
             import keras
             model = keras.models.load_model(out.model)
             rows = prep.store.index.loc[dataset_mask(prep.store.index, d), "image_id"].to_numpy()
-            size = input_size_for(b, profile["geometry"]["input_size"])
+            size = input_size_for(b, profile.geometry.input_size)
             ds = tf_images(prep.store.images(a.variant), rows, backbone(b), size,
-                           profile["train"]["batch_size"])
+                           profile.train.batch_size)
             model.predict(ds.take(1), verbose=0)  # graph warm-up
             t1 = time.perf_counter()
             model.predict(ds, verbose=0)

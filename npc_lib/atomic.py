@@ -64,7 +64,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temp path next to ``path``; rename it onto ``path`` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.partial-", suffix=suffix or ".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -90,6 +90,21 @@ def write_json(path: str | os.PathLike, obj) -> None:
 def write_csv(path: str | os.PathLike, frame: pd.DataFrame, **kwargs) -> None:
     with atomic_path(path, suffix=".csv") as tmp:
         frame.to_csv(tmp, index=False, lineterminator="\n", **kwargs)
+
+
+def remove_leftovers(root: str | os.PathLike) -> list[Path]:
+    """Delete the temp files and folders that killed writers left under ``root`` (every temp name of
+    this module, and papermill's, holds ``.partial``); only safe while no other process writes there."""
+    gone = []
+    for p in sorted(Path(root).rglob(".*.partial*"), key=lambda q: len(q.parts)):
+        if not p.name.startswith(".") or ".partial" not in p.name or not p.exists():
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+        gone.append(p)
+    return gone
 
 
 @contextlib.contextmanager

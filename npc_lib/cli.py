@@ -24,8 +24,7 @@ def _run(a) -> int:
     from npc_lib.runner import run_profile
     overrides = {"weights": a.weights} if a.weights else {}
     profile = load_profile(a.profile, overrides or None)
-    profile["_overrides"] = overrides
-    runs = a.runs or runs_for(profile["name"])
+    runs = a.runs or runs_for(profile.name)
     s = run_profile(profile, runs, a.cohort, n_jobs=a.jobs, scheduler=a.scheduler, book_root=a.book_root,
                     timeout=a.cell_timeout,
                     build=not a.no_book)
@@ -59,7 +58,7 @@ def _prepare(a, check: bool = True):
     from npc_lib.learn.study import prepare
     overrides = {"weights": a.weights} if getattr(a, "weights", None) else None
     profile = load_profile(a.profile, overrides)
-    runs = a.runs or runs_for(profile["name"])
+    runs = a.runs or runs_for(profile.name)
     runs.mkdir(parents=True, exist_ok=True)
     return profile, prepare(profile, a.cohort, runs, check=check)
 
@@ -80,11 +79,11 @@ def _train(a) -> int:
     from npc_lib.learn.study import grid, train_grid
     profile, prep = _prepare(a)
     for d in a.dataset or []:
-        if d not in profile["datasets"]:
-            raise NpcError(f"unknown dataset {d!r}; this profile has {', '.join(profile['datasets'])}")
+        if d not in profile.datasets:
+            raise NpcError(f"unknown dataset {d!r}; this profile has {', '.join(profile.datasets)}")
     for b in a.backbone or []:
-        if b not in profile["backbones"]:
-            raise NpcError(f"unknown backbone {b!r}; this profile has {', '.join(profile['backbones'])}")
+        if b not in profile.backbones:
+            raise NpcError(f"unknown backbone {b!r}; this profile has {', '.join(profile.backbones)}")
     runs = grid(profile, a.dataset, a.variant, a.backbone)
     summary = train_grid(profile, prep, runs)
     from npc_lib.analysis.evaluation import evaluate_runs
@@ -198,7 +197,7 @@ def _runs_folder(a) -> Path | None:
         return Path(a.runs_dir) if Path(a.runs_dir).is_dir() else None
     if a.command in ("run", "train", "datasets"):
         from npc_lib.config import load_profile
-        return Path(a.runs or runs_for(load_profile(a.profile)["name"]))
+        return Path(a.runs or runs_for(load_profile(a.profile).name))
     return None
 
 

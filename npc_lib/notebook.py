@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from npc_lib.config import load_profile
+from npc_lib.config import Profile, load_profile
 from npc_lib.layout import RunLayout, default_run, project_root, resolve
 from npc_lib.show.report import banner
 from npc_lib.synth import ensure_cohort
@@ -20,7 +20,7 @@ class NotebookContext:
     """A notebook's derived settings: the profile, its runs folder (and its layout), the cohort
     folder, the figures folder and the data flags (synthetic data, random weights...)."""
 
-    cfg: dict
+    cfg: Profile
     runs: Path
     cohort: Path
     figures: Path

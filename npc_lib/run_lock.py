@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from npc_lib.atomic import remove_leftovers
 from npc_lib.errors import NpcError
 from npc_lib.layout import RunLayout
 
@@ -66,6 +67,10 @@ def run_lock(runs_dir: str | Path | None) -> Iterator[None]:
                                 f"delete {path}") from None
         with os.fdopen(fd, "w") as f:
             json.dump(me, f)
+        gone = remove_leftovers(path.parent)  # the folder is ours now: what killed writers left goes
+        if gone:
+            log.warning("note: removed %d partial file(s) or folder(s) left by an interrupted run in %s (%s%s)",
+                        len(gone), path.parent, ", ".join(p.name for p in gone[:3]), ", ..." if len(gone) > 3 else "")
         break
     else:
         raise NpcError(f"could not take the lock of run folder {path.parent} (another process took it first)")

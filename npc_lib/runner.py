@@ -25,6 +25,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from npc_lib.config import Profile
 from npc_lib import __version__
 from npc_lib.atomic import WRITE_ERRNOS, atomic_dir, free_space, write_failure, write_json, write_text
 from npc_lib.analysis.negative_control import run_negative_control
@@ -84,12 +85,12 @@ def _rel(path: Path, root: Path) -> str:
         return str(resolved)
 
 
-def plan(profile: dict, runs_dir: Path, cohort_dir: Path, notebooks_dir: Path, grid=None) -> list[Job]:
+def plan(profile: Profile, runs_dir: Path, cohort_dir: Path, notebooks_dir: Path, grid=None) -> list[Job]:
     """One job per notebook, and one ``03_train`` job per (dataset, variant, backbone)."""
     layout = RunLayout(Path(runs_dir).resolve())  # absolute: Dask workers may start elsewhere
     root = Path(notebooks_dir).resolve().parent
-    base = {"profile": profile["name"], "runs_dir": _rel(runs_dir, root), "cohort_dir": _rel(cohort_dir, root),
-            "overrides": profile.get("_overrides", {})}
+    base = {"profile": profile.source, "runs_dir": _rel(runs_dir, root), "cohort_dir": _rel(cohort_dir, root),
+            "overrides": dict(profile.overrides)}
     jobs = []
     for nb in NOTEBOOKS:
         src = Path(notebooks_dir).resolve() / f"{nb}.ipynb"
@@ -245,7 +246,7 @@ def _run_phases(jobs, fingerprint, state_dir, timeout, kernel, ex, bar, outcomes
                                                   "notebooks are kept and the run resumes")
 
 
-def prepare_study(profile: dict, runs_dir: Path, cohort_dir: str | Path | None, progress: bool = True,
+def prepare_study(profile: Profile, runs_dir: Path, cohort_dir: str | Path | None, progress: bool = True,
                   executor=None):
     """Cohort → split and image store → (head mode) cached features and the head grid.
 
@@ -256,7 +257,7 @@ def prepare_study(profile: dict, runs_dir: Path, cohort_dir: str | Path | None, 
     notebooks train."""
     cohort = ensure_cohort(profile, cohort_dir, runs_dir, progress=progress)
     prep = prepare(profile, cohort, runs_dir, progress=progress)
-    if profile["train"]["mode"] == "head":  # cheap in-process: the training notebooks then reuse the runs
+    if profile.train.mode == "head":  # cheap in-process: the training notebooks then reuse the runs
         t0 = time.perf_counter()
         cells = study_grid(profile)
         if executor is not None and executor.info.kind == "dask":  # a real cluster of workers
@@ -264,7 +265,7 @@ def prepare_study(profile: dict, runs_dir: Path, cohort_dir: str | Path | None, 
         train_grid(profile, prep, cells, progress=progress)
         log.info("%d-model head grid ready in %.1f s", len(cells), time.perf_counter() - t0)
     train_ablation(profile, prep, progress=progress)  # what ImageNet pretraining buys: Lite0 from random weights
-    if cohort_dir is None and profile.get("negative_control"):
+    if cohort_dir is None and profile.negative_control_backbones:
         # the synthetic cohort's leakage alarm: the same pipeline on the null scenario (see npc_lib.analysis.negative_control)
         run_negative_control(profile, runs_dir, prep, progress=progress)
     return cohort, prep
@@ -310,7 +311,7 @@ def build_book(book_root: Path, runs_dir: Path, outcomes: list[Outcome], profile
     return book_root / "_build" / "html"
 
 
-def run_profile(profile: dict, runs_dir: Path, cohort_dir: str | Path | None = None, n_jobs: int = 1,
+def run_profile(profile: Profile, runs_dir: Path, cohort_dir: str | Path | None = None, n_jobs: int = 1,
                 book_root: Path = Path("."), timeout: int = 3600, build: bool = True,
                 progress: bool = True, scheduler: str | None = None) -> dict:
     """The main job: prepare, execute every notebook of the grid, build the book."""
@@ -333,8 +334,8 @@ def run_profile(profile: dict, runs_dir: Path, cohort_dir: str | Path | None = N
         outcomes = run_jobs(jobs, prep.store.fingerprint, RunLayout(runs_dir).job_state, n_jobs, timeout,
                             progress, executor_info=executor, executor=ex)
     t_nb = time.perf_counter() - t0 - t_prep
-    html = build_book(book_root, runs_dir, outcomes, profile["name"]) if build else None
-    summary = {"profile": profile["name"], "runs_dir": str(runs_dir), "book": str(html) if html else None,
+    html = build_book(book_root, runs_dir, outcomes, profile.name) if build else None
+    summary = {"profile": profile.name, "runs_dir": str(runs_dir), "book": str(html) if html else None,
                "executed": sum(o.status == "ok" for o in outcomes),
                "skipped": sum(o.status == "skipped" for o in outcomes),
                "failed": [{"name": o.name, "error": o.error} for o in outcomes if o.status == "failed"],

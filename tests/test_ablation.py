@@ -40,15 +40,15 @@ def test_ablation_compares_the_same_images_and_adjusts_for_multiplicity():
 def test_ablation_runs_only_when_lite0_is_pretrained():
     smoke = load_profile("smoke")
     p = ablation_profile(smoke)
-    assert p["backbones"] == ["efficientnet-lite0"] and p["weights"] == "none" and p["train"]["mode"] == "head"
-    assert ablation_profile({**smoke, "weights": "none"}) is None
-    assert ablation_profile({**smoke, "backbones": ["resnet50"]}) is None
+    assert p.backbones == ("efficientnet-lite0",) and p.weights == "none" and p.train.mode == "head"
+    assert ablation_profile(smoke.replaced({"weights": "none"})) is None
+    assert ablation_profile(smoke.replaced({"backbones": ["resnet50"], "model_choice": "resnet50"})) is None
 
 
 def test_smoke_ablation_fits_eight_heads_on_the_main_split(smoke_runs):
     profile = load_profile("smoke")
     prep = open_prepared(smoke_runs)
-    out = train_ablation({**profile, "weights": "imagenet"}, prep, progress=False)
+    out = train_ablation(profile.replaced({"weights": "imagenet"}), prep, progress=False)
     assert len(out) == 8
     runs = RunLayout(smoke_runs).ablation.model_runs()
     assert len(runs) == 8

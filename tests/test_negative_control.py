@@ -32,11 +32,9 @@ MAX_FALSE_ALARM = 0.01
 
 @pytest.mark.slow
 def test_null_control_every_auc_inside_its_bounds(tmp_path):
-    profile = load_profile("smoke")
-    profile["cohort"].update(patients=1500, matrix=48, slices=4, seed=2024)
-    profile["split"]["test_fraction"] = 0.5
-    profile["weights"] = "none"
-    profile["negative_control"] = {"backbones": ["efficientnet-b0"]}
+    profile = load_profile("smoke", {"cohort.patients": 1500, "cohort.matrix": 48, "cohort.slices": 4,
+                                     "cohort.seed": 2024, "split.test_fraction": 0.5, "weights": "none",
+                                     "negative_control": {"backbones": ["efficientnet-b0"]}})
     cohort = ensure_cohort(profile, None, tmp_path, progress=False)
     main = prepare(profile, cohort, tmp_path, progress=False)
     table = run_negative_control(profile, tmp_path, main, progress=False)
@@ -135,8 +133,8 @@ def test_null_clinical_refuses_a_store_of_another_cohort():
     from npc_lib.errors import NpcError
     from npc_lib.synth.clinical import draw_cohort
     profile = load_profile("smoke")
-    c = profile["cohort"]
-    drawn = draw_cohort(c["patients"], c["seed"], "paper").clinical.set_index("patient_id")["dm"]
+    c = profile.cohort
+    drawn = draw_cohort(c.patients, c.seed, "paper").clinical.set_index("patient_id")["dm"]
     null = null_clinical(profile, drawn)
     assert len(null) == len(drawn) and null["dm"].sum() == drawn.sum()
     assert len(null_clinical(profile, drawn.iloc[5:])) == len(drawn)  # patients without ROI images are absent
@@ -149,6 +147,6 @@ def test_null_clinical_refuses_a_store_of_another_cohort():
 def test_null_profile_switches_the_scenario_and_reduces_the_grid():
     profile = load_profile("demo")
     p = null_profile(profile)
-    assert p["cohort"]["scenario"] == "null" and profile["cohort"]["scenario"] == "paper"
-    assert p["backbones"] == ["efficientnet-b0"] and p["datasets"] == profile["datasets"]
-    assert p["cohort"]["patients"] == profile["cohort"]["patients"] and p["cohort"]["seed"] == profile["cohort"]["seed"]
+    assert p.cohort.scenario == "null" and profile.cohort.scenario == "paper"
+    assert p.backbones == ("efficientnet-b0",) and p.datasets == profile.datasets
+    assert p.cohort.patients == profile.cohort.patients and p.cohort.seed == profile.cohort.seed

@@ -11,7 +11,21 @@ from npc_lib.errors import NpcError
 
 @pytest.mark.parametrize("name", ["smoke", "demo", "paper"])
 def test_shipped_profiles_pass(name):
-    assert load_profile(name)["name"] == name
+    profile = load_profile(name)
+    assert profile.name == name and profile.source == name
+    assert profile.geometry.input_size == profile.as_dict()["geometry"]["input_size"]
+    with pytest.raises(AttributeError):  # frozen: a profile is read, never changed in place
+        profile.train.epochs = 1
+
+
+def test_a_profile_file_is_typed_and_its_path_travels_to_the_notebooks(tmp_path):
+    from npc_lib.runner import plan
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump({**load_profile("smoke").as_dict(), "name": "mine"}))
+    profile = load_profile(path, {"weights": "none"})
+    assert profile.source == str(path.resolve()) and profile.overrides == {"weights": "none"}
+    job = plan(profile, tmp_path / "runs", tmp_path / "cohort", tmp_path / "notebooks")[0]
+    assert load_profile(job.parameters["profile"], job.parameters["overrides"]) == profile
 
 
 @pytest.mark.parametrize("key,value,words", [
@@ -30,12 +44,11 @@ def test_shipped_profiles_pass(name):
     ("model_choice", "xception", None),  # allowed: one of the profile's backbones
 ])
 def test_bad_values_name_key_value_and_rule(tmp_path, key, value, words):
-    base = load_profile("smoke")
-    base.pop("_overrides", None)
+    base = load_profile("smoke").as_dict()
     path = tmp_path / "mine.yaml"
     path.write_text(yaml.safe_dump(base))
     if words is None:
-        assert load_profile(path, {key: value})[key] == value
+        assert getattr(load_profile(path, {key: value}), key) == value
         return
     with pytest.raises(NpcError) as err:
         load_profile(path, {key: value})
@@ -44,7 +57,7 @@ def test_bad_values_name_key_value_and_rule(tmp_path, key, value, words):
 
 
 def test_a_missing_key_and_a_broken_file_are_named(tmp_path):
-    base = load_profile("smoke")
+    base = load_profile("smoke").as_dict()
     del base["split"]
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump(base))

@@ -12,7 +12,6 @@ from npc_lib.config import load_profile
 from npc_lib.analysis.study_evaluation import select_on_training
 from npc_lib.analysis.references import (planted_image_scores, pixel_reference_scores, reference_summary,
                                 score_references)
-from npc_lib.data.rois import Geometry
 from npc_lib.learn.study import prepare
 
 
@@ -56,7 +55,7 @@ def test_a_cohort_without_ground_truth_has_no_planted_reference(prepared, small_
 def test_pixel_reference_is_fitted_on_training_images_only(prepared):
     """Changing the test labels leaves every test score unchanged; changing training labels does not."""
     profile, prep = prepared
-    geometry = Geometry.from_profile(profile)
+    geometry = profile.geometry
     base = pixel_reference_scores(prep.store, prep.split, geometry, datasets=["NPC-CMLN"])
     store = prep.store
     test = store.index["patient_id"].map(prep.split) == "test"

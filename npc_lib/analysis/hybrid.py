@@ -28,14 +28,9 @@ from npc_lib.layout import ModelRun, RunLayout
 from npc_lib.learn.features import extract_features
 from npc_lib.learn.headfit import standardise
 from npc_lib.learn.stacked_heads import HeadTask, fit_heads
-from npc_lib.learn.train import dataset_view
+from npc_lib.learn.train import dataset_view, profile_of_run
 
 CLINICAL_FEATURES = ["t", "n", "stage", "age"]
-
-
-def _run_profile(meta: dict) -> dict:
-    cfg = meta["config"]
-    return {"name": meta["profile"], "variants": [cfg["variant"]], **cfg}
 
 
 def oof_image_scores(runs_dir: str | Path, run_dir: str | Path, folds: int = 5) -> pd.DataFrame:
@@ -62,7 +57,7 @@ def oof_image_scores(runs_dir: str | Path, run_dir: str | Path, folds: int = 5) 
                        f"this run is {meta.get('mode')}")
     cfg, tr = meta["config"], meta["config"]["train"]
     store = open_image_store(layout.image_store(meta["store_fingerprint"]), verify=False)
-    feats = extract_features(store, cfg["backbone"], _run_profile(meta), layout.cache)
+    feats = extract_features(store, cfg["backbone"], profile_of_run(meta), layout.cache)
     values = feats[cfg["variant"]].values
     view = dataset_view(store, cfg["dataset"], layout.read_split())
     train = view[view["split"] == "train"]

@@ -16,7 +16,6 @@ dataset and variant), then the pixel reference model. Everything lives under
 """
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from npc_lib.atomic import write_csv, write_json
-from npc_lib.config import config_hash
+from npc_lib.config import Profile, config_hash
 from npc_lib.data.relabel import relabelled_store, share_features
 from npc_lib.data.split import patient_split
 from npc_lib.errors import NpcError
@@ -34,7 +33,6 @@ from npc_lib.analysis.hybrid import training_oof
 from npc_lib.analysis.study_evaluation import select_on_training
 from npc_lib.analysis.null_bounds import null_bounds, permutation_sd
 from npc_lib.analysis.references import pixel_reference_scores, score_references
-from npc_lib.data.rois import Geometry
 from npc_lib.layout import RunLayout
 from npc_lib.learn.study import Prepared, grid, train_grid
 
@@ -45,16 +43,15 @@ BOUND_COLUMNS = ["bound_low", "bound_high", "patient_bound_low", "patient_bound_
 PIXEL_REFERENCE = "pixel reference"
 
 
-def null_profile(profile: dict) -> dict:
+def null_profile(profile: Profile) -> Profile:
     """The profile with its synthetic cohort switched to the ``null`` scenario and the grid
     reduced to ``negative_control.backbones`` (default: the profile's first backbone)."""
-    p = copy.deepcopy(profile)
-    p["cohort"]["scenario"] = "null"
-    p["backbones"] = list((profile.get("negative_control") or {}).get("backbones") or profile["backbones"][:1])
-    return p
+    grid = list(profile.negative_control_backbones)
+    choice = profile.model_choice if profile.model_choice in grid else grid[0]  # the a-priori pick, as in the main run
+    return profile.replaced({"cohort.scenario": "null", "backbones": grid, "model_choice": choice})
 
 
-def null_clinical(profile: dict, main_labels: pd.Series) -> pd.DataFrame:
+def null_clinical(profile: Profile, main_labels: pd.Series) -> pd.DataFrame:
     """The null scenario's clinical table for the profile's synthetic cohort.
 
     Checks the premise of the reuse: the null draw equals the main draw in every clinical variable
@@ -62,9 +59,9 @@ def null_clinical(profile: dict, main_labels: pd.Series) -> pd.DataFrame:
     study's image store) are the main draw's DM, i.e. the store holds this profile's cohort.
     """
     from npc_lib.synth.clinical import draw_cohort
-    c = profile["cohort"]
-    main = draw_cohort(int(c["patients"]), int(c["seed"]), "paper")
-    null = draw_cohort(int(c["patients"]), int(c["seed"]), "null")
+    c = profile.cohort
+    main = draw_cohort(c.patients, c.seed, "paper")
+    null = draw_cohort(c.patients, c.seed, "null")
     same = [col for col in null.truth.columns if col not in ("dm", "risk_probability")]
     outcome = [c for c in ("dm", "dm_months") if c in main.clinical]
     if not (main.clinical.drop(columns=outcome).equals(null.clinical.drop(columns=outcome))
@@ -75,12 +72,12 @@ def null_clinical(profile: dict, main_labels: pd.Series) -> pd.DataFrame:
     known = main_labels.index.isin(drawn.index)  # a patient without any ROI image has no row in the store
     if not known.all() or not (main_labels.astype(int) == drawn.reindex(main_labels.index)).all():
         raise NpcError("the main image store does not hold this profile's synthetic cohort "
-                       f"({profile['cohort']['patients']} patients, seed {profile['cohort']['seed']}); "
+                       f"({profile.cohort.patients} patients, seed {profile.cohort.seed}); "
                        "the negative control needs it")
     return null.clinical
 
 
-def run_negative_control(profile: dict, runs_dir: str | Path, main: Prepared, progress: bool = True) -> pd.DataFrame:
+def run_negative_control(profile: Profile, runs_dir: str | Path, main: Prepared, progress: bool = True) -> pd.DataFrame:
     """Run the null-scenario control for ``profile`` on the main study ``main`` (prepared in
     ``runs_dir``, features of the control's backbones cached) and write
     ``evaluation/negative_control.csv``.
@@ -97,12 +94,12 @@ def run_negative_control(profile: dict, runs_dir: str | Path, main: Prepared, pr
     home.root.mkdir(parents=True, exist_ok=True)
     p = null_profile(profile)
     clinical = null_clinical(p, main.store.index.groupby("patient_id")["label"].first())
-    split = patient_split(clinical, seed=int(p["split"]["seed"]), test_fraction=float(p["split"]["test_fraction"]))
+    split = patient_split(clinical, seed=int(p.split.seed), test_fraction=float(p.split.test_fraction))
     store = relabelled_store(main.store, clinical.set_index("patient_id")["dm"], home.cache)
-    share_features(main.store, layout.cache, store, home.cache, p["backbones"])
+    share_features(main.store, layout.cache, store, home.cache, p.backbones)
     write_csv(home.split, split.rename_axis("patient_id").reset_index())
     write_csv(home.table("null_clinical"), clinical)
-    write_json(home.cohort_ref, {**layout.read_cohort_ref(), "store": store.fingerprint, "profile": p["name"],
+    write_json(home.cohort_ref, {**layout.read_cohort_ref(), "store": store.fingerprint, "profile": p.name,
                                  "config_hash": config_hash(p), "labels": "null scenario (DM drawn at random)"})
     prep = Prepared(split, store, home.root)
     train_grid(p, prep, grid(p), progress=progress)
@@ -111,7 +108,7 @@ def run_negative_control(profile: dict, runs_dir: str | Path, main: Prepared, pr
     metas = [meta for meta, _ in load_runs(home.models)]
     oof, no_oof = training_oof(home.root, metas)
     cnn = evaluate_runs(home.models, n_boot=0, oof=oof)
-    selection = select_on_training(metas, oof, no_oof, a_priori=profile.get("model_choice"))
+    selection = select_on_training(metas, oof, no_oof, a_priori=profile.model_choice)
     write_csv(home.table("model_selection"), selection, float_format="%.6g")
     write_csv(home.table("metrics"), cnn, float_format="%.6g")
     predictions = {(m["config"]["dataset"], m["config"]["variant"], m["config"]["backbone"]): pred
@@ -119,8 +116,8 @@ def run_negative_control(profile: dict, runs_dir: str | Path, main: Prepared, pr
     write_csv(home.table("calibration"), calibration_table(predictions), float_format="%.6g")
     cnn = cnn.merge(selection[["dataset", "variant", "backbone", "selected"]], how="left",
                     on=["dataset", "variant", "backbone"])
-    pseudo = pixel_reference_scores(prep.store, prep.split, Geometry.from_profile(p), layout.cache,
-                                    datasets=p["datasets"], variants=p["variants"])
+    pseudo = pixel_reference_scores(prep.store, prep.split, p.geometry, layout.cache,
+                                    datasets=p.datasets, variants=p.variants)
     wide = score_references(pseudo).pivot_table(index=["dataset", "variant"], columns="level",
                                                 values=["auc", "auc_low", "auc_high", "patients", "images"],
                                                 aggfunc="first")

@@ -11,12 +11,11 @@ three slices with the largest primary-tumour rectangle per patient).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 from PIL import Image
 
+from npc_lib.config import Geometry
 from npc_lib.vocabulary import DATASETS as DATASET_NAMES
 from npc_lib.vocabulary import INTRA_PERITUMOUR, INTRATUMOUR
 
@@ -25,21 +24,6 @@ DATASETS = dict(zip(DATASET_NAMES, (("npc", "cmln"), ("npc",), ("cmln",), ("npc"
 #: the index columns holding each variant's rectangle
 BOX_COLUMNS = {INTRATUMOUR: ("x0", "y0", "x1", "y1"), INTRA_PERITUMOUR: ("px0", "py0", "px1", "py1")}
 MAX_TUMOUR_SLICES = 3
-
-
-@dataclass(frozen=True)
-class Geometry:
-    """Parameters that determine every stored image (part of the cache fingerprint)."""
-
-    peritumour_mm: float = 3.0
-    canvas: int = 512
-    input_size: int = 512
-    low_percentile: float = 1.0
-    high_percentile: float = 99.0
-
-    @classmethod
-    def from_profile(cls, profile: dict) -> "Geometry":
-        return cls(**profile["geometry"])
 
 
 def grow_pixels(mm: float, spacing_mm: float) -> int:

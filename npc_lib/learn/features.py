@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from npc_lib.config import Profile
 from npc_lib.atomic import atomic_path, write_json
 from npc_lib.data.cache import ImageStore, sha256_file
 from npc_lib.errors import NpcError
@@ -44,7 +45,7 @@ def feature_dir(store: ImageStore, cache_dir: Path, name: str, size: int, proven
     return features_folder(cache_dir, store.fingerprint) / f"{name}-{size}px-{tag}"
 
 
-def extract_features(store: ImageStore, name: str, profile: dict, cache_dir: Path) -> dict[str, Features]:
+def extract_features(store: ImageStore, name: str, profile: Profile, cache_dir: Path) -> dict[str, Features]:
     """Features of every stored image for each of the profile's variants, with backbone ``name``.
 
     Parameters
@@ -60,12 +61,12 @@ def extract_features(store: ImageStore, name: str, profile: dict, cache_dir: Pat
     with ``store.index``; reused from the cache when its checksums match.
     """
     spec = backbone(name)
-    size = input_size_for(name, profile["geometry"]["input_size"])
-    weights, prov = resolve_weights(name, profile.get("weights"), profile.get("weights_fallback"))
-    seed = int(profile["train"]["seed"])
+    size = input_size_for(name, profile.geometry.input_size)
+    weights, prov = resolve_weights(name, profile.weights, profile.weights_fallback)
+    seed = int(profile.train.seed)
     fdir = feature_dir(store, cache_dir, name, size, prov, seed)
     manifest_path = fdir / "manifest.json"
-    variants = [v for v in VARIANTS if v in profile["variants"]]
+    variants = [v for v in VARIANTS if v in profile.variants]
     if manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text())
         try:

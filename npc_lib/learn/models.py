@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from npc_lib.config import Profile
 from npc_lib.errors import NpcError
 from npc_lib.vocabulary import BACKBONES as BACKBONE_NAMES
 
@@ -213,8 +214,8 @@ def build_head(feature_dim: int, dropout: float = 0.5, l2: float = 1e-4):
     return keras.Model(inputs, add_head(inputs, dropout, l2), name="dm_head")
 
 
-def preflight_weights(profile: dict) -> dict[str, dict]:
+def preflight_weights(profile: Profile) -> dict[str, dict]:
     """Resolve every backbone's weights of a profile before any long step (an offline machine
     with ``weights_fallback: error`` fails here within seconds). Returns name → provenance."""
-    return {name: resolve_weights(name, profile.get("weights"), profile.get("weights_fallback"))[1]
-            for name in profile["backbones"]}
+    return {name: resolve_weights(name, profile.weights, profile.weights_fallback)[1]
+            for name in profile.backbones}

@@ -1,7 +1,6 @@
 """Orchestration of one profile on one cohort: split → image store → features → 32 runs."""
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from dataclasses import dataclass
@@ -10,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 
 from npc_lib.atomic import write_json
-from npc_lib.config import config_hash
+from npc_lib.config import Profile, config_hash
 from npc_lib.data.cache import ImageStore, build_image_store, open_image_store
 from npc_lib.data.cohort import load_cohort
-from npc_lib.data.rois import DATASETS, Geometry, dataset_mask
+from npc_lib.data.rois import DATASETS, dataset_mask
 from npc_lib.data.split import patient_split
 from npc_lib.errors import NpcError
 from npc_lib.layout import shared_paths_problem
@@ -40,7 +39,7 @@ class Prepared:
         return RunLayout(self.runs_dir)
 
 
-def prepare(profile: dict, cohort_dir: str | Path, runs_dir: str | Path, progress: bool = True,
+def prepare(profile: Profile, cohort_dir: str | Path, runs_dir: str | Path, progress: bool = True,
             check: bool = True) -> Prepared:
     """Validate the cohort, fix the patient split and build (or reuse) the image store.
 
@@ -57,27 +56,27 @@ def prepare(profile: dict, cohort_dir: str | Path, runs_dir: str | Path, progres
     """
     layout = RunLayout(Path(runs_dir))
     cohort = load_cohort(cohort_dir, progress=progress)
-    split = patient_split(cohort.clinical, seed=int(profile["split"]["seed"]),
-                          test_fraction=float(profile["split"]["test_fraction"]))
-    store = build_image_store(cohort, Geometry.from_profile(profile), layout.cache, progress=progress)
+    split = patient_split(cohort.clinical, seed=int(profile.split.seed),
+                          test_fraction=float(profile.split.test_fraction))
+    store = build_image_store(cohort, profile.geometry, layout.cache, progress=progress)
     if check:
         check_datasets(store, split, profile)  # a degenerate dataset stops here, before any training
     split.rename_axis("patient_id").reset_index().to_csv(layout.split, index=False)
     write_json(layout.cohort_ref, {"cohort": str(Path(cohort_dir).resolve()), "store": store.fingerprint,
-                                   "profile": profile["name"], "config_hash": config_hash(profile)})
+                                   "profile": profile.name, "config_hash": config_hash(profile)})
     return Prepared(split, store, layout.root)
 
 
 MIN_TEST_PATIENTS = 5  # per dataset; fewer cannot give an AUC worth a table row
 
 
-def check_datasets(store: ImageStore, split: pd.Series, profile: dict) -> None:
+def check_datasets(store: ImageStore, split: pd.Series, profile: Profile) -> None:
     """Stop with a clear message when a dataset of the profile cannot be trained or scored: its
     test split lacks DM or non-DM patients or holds fewer than ``MIN_TEST_PATIENTS``, its training
     split lacks a class, or the batch size exceeds its training images."""
     counts = dataset_counts(store, split).set_index(["dataset", "split"])
-    batch = int(profile["train"]["batch_size"])
-    for d in profile["datasets"]:
+    batch = int(profile.train.batch_size)
+    for d in profile.datasets:
         test, train = counts.loc[(d, "test")], counts.loc[(d, "train")]
         dm, no_dm = int(test["dm_patients"]), int(test["patients"] - test["dm_patients"])
         if dm == 0 or no_dm == 0 or test["patients"] < MIN_TEST_PATIENTS:
@@ -89,7 +88,7 @@ def check_datasets(store: ImageStore, split: pd.Series, profile: dict) -> None:
             raise NpcError(f"dataset {d}: the training split holds {tdm} DM and {int(train['patients'] - tdm)} "
                            "non-DM patients; a model needs both", hint="use a bigger or more balanced cohort")
         if batch > train["images"]:
-            raise NpcError(f"profile {profile['name']}: train.batch_size = {batch} is larger than dataset {d}'s "
+            raise NpcError(f"profile {profile.name}: train.batch_size = {batch} is larger than dataset {d}'s "
                            f"{int(train['images'])} training images", hint="lower train.batch_size")
 
 
@@ -115,17 +114,17 @@ def dataset_counts(store: ImageStore, split: pd.Series) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def grid(profile: dict, datasets=None, variants=None, backbones=None) -> list[tuple[str, str, str]]:
+def grid(profile: Profile, datasets=None, variants=None, backbones=None) -> list[tuple[str, str, str]]:
     """(dataset, variant, backbone) triples of a profile, optionally filtered."""
     out = []
-    for b in backbones or profile["backbones"]:
-        for v in variants or profile["variants"]:
-            for d in datasets or profile["datasets"]:
+    for b in backbones or profile.backbones:
+        for v in variants or profile.variants:
+            for d in datasets or profile.datasets:
                 out.append((d, v, b))
     return out
 
 
-def train_grid(profile: dict, prep: Prepared, runs: list[tuple[str, str, str]], progress: bool = True,
+def train_grid(profile: Profile, prep: Prepared, runs: list[tuple[str, str, str]], progress: bool = True,
                layout: RunLayout | None = None) -> pd.DataFrame:
     """Train every run (skipping finished ones with the same config hash).
 
@@ -151,7 +150,7 @@ def train_grid(profile: dict, prep: Prepared, runs: list[tuple[str, str, str]], 
         if not pending:
             continue
         feats = None
-        if profile["train"]["mode"] == "head":
+        if profile.train.mode == "head":
             t0 = time.perf_counter()
             feats = extract_features(prep.store, b, profile, prep.layout.cache)
             log.info("%s features in %.1f s", b, time.perf_counter() - t0)
@@ -170,19 +169,16 @@ def train_grid(profile: dict, prep: Prepared, runs: list[tuple[str, str, str]], 
     return pd.DataFrame(rows)
 
 
-def ablation_profile(profile: dict) -> dict | None:
+def ablation_profile(profile: Profile) -> Profile | None:
     """The pretraining ablation's profile: EfficientNet-Lite0 from random initialisation in head
     mode, everything else as ``profile``; None when the profile has no Lite0 or Lite0 itself runs
     without pretrained weights (then there is nothing to compare)."""
-    if LITE0 not in profile["backbones"] or str(profile.get("weights")) in ("none", "random", "None"):
+    if LITE0 not in profile.backbones or str(profile.weights) in ("none", "random", "None"):
         return None
-    p = copy.deepcopy(profile)
-    p["backbones"], p["weights"] = [LITE0], "none"
-    p["train"] = {**p["train"], "mode": "head"}
-    return p
+    return profile.replaced({"backbones": [LITE0], "weights": "none", "train.mode": "head", "model_choice": LITE0})
 
 
-def train_ablation(profile: dict, prep: Prepared, progress: bool = True) -> pd.DataFrame | None:
+def train_ablation(profile: Profile, prep: Prepared, progress: bool = True) -> pd.DataFrame | None:
     """Fit the pretraining ablation's heads (Lite0, random initialisation) on the same datasets and
     patient split as the main grid, into ``ablation/models``; None when :func:`ablation_profile` is."""
     p = ablation_profile(profile)
@@ -202,7 +198,7 @@ def open_prepared(runs_dir: str | Path) -> Prepared:
     return Prepared(layout.read_split(), store, layout.root)
 
 
-def train_one(profile: dict, runs_dir: str | Path, dataset: str, variant: str, backbone_name: str) -> dict:
+def train_one(profile: Profile, runs_dir: str | Path, dataset: str, variant: str, backbone_name: str) -> dict:
     """Train (or reuse) one run of a prepared study; returns its ``run.json``.
 
     Parameters
@@ -220,7 +216,7 @@ def train_one(profile: dict, runs_dir: str | Path, dataset: str, variant: str, b
     return prep.layout.model(dataset, variant, backbone_name).read_meta()
 
 
-def features_job(name: str, store_root: str, profile: dict, cache_dir: str) -> str:
+def features_job(name: str, store_root: str, profile: Profile, cache_dir: str) -> str:
     """One backbone's cached features, computed on a worker (the runner then reads the cache)."""
     problem = shared_paths_problem([store_root, cache_dir])
     if problem:
@@ -229,13 +225,13 @@ def features_job(name: str, store_root: str, profile: dict, cache_dir: str) -> s
     return name
 
 
-def features_on_workers(executor, profile: dict, prep: Prepared) -> None:
+def features_on_workers(executor, profile: Profile, prep: Prepared) -> None:
     """Compute every backbone's features as parallel jobs on the executor's workers; a job that
     fails there is simply recomputed in this process afterwards (the feature cache decides)."""
     t0 = time.perf_counter()
     store_root = str(Path(prep.store.root).resolve())
     cache = str(prep.layout.cache.resolve())
-    for name, _, error in executor.run(features_job, list(profile["backbones"]), store_root, profile, cache):
+    for name, _, error in executor.run(features_job, list(profile.backbones), store_root, profile, cache):
         if error:
             log.warning("%s features on the cluster failed (%s); computing them here", name, error)
     log.info("backbone features on %d worker(s) in %.1f s", executor.info.workers, time.perf_counter() - t0)

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from npc_lib.atomic import atomic_path, write_json
-from npc_lib.config import config_hash
+from npc_lib.config import Profile, config_hash
 from npc_lib.data.cache import ImageStore, sha256_file
 from npc_lib.data.rois import dataset_mask
 from npc_lib.data.split import assert_disjoint
@@ -68,11 +68,22 @@ def _write_outputs(run: ModelRun, view: pd.DataFrame, probs: np.ndarray, history
     write_json(run.meta, meta)  # last: its presence marks a finished run
 
 
-def run_config(profile: dict, dataset: str, variant: str, name: str) -> dict:
+def run_config(profile: Profile, dataset: str, variant: str, name: str) -> dict:
     """The part of a profile that determines one run (hashed into run.json)."""
-    return {"dataset": dataset, "variant": variant, "backbone": name, "cohort": profile["cohort"],
-            "geometry": profile["geometry"], "split": profile["split"], "train": profile["train"],
-            "weights": profile.get("weights"), "weights_fallback": profile.get("weights_fallback")}
+    raw = profile.as_dict()
+    return {"dataset": dataset, "variant": variant, "backbone": name, "cohort": raw["cohort"],
+            "geometry": raw["geometry"], "split": raw["split"], "train": raw["train"],
+            "weights": profile.weights, "weights_fallback": profile.weights_fallback}
+
+
+def profile_of_run(meta: dict) -> Profile:
+    """The one-cell profile a finished run was trained with (the inverse of :func:`run_config`)."""
+    cfg = meta["config"]
+    raw = {"name": meta["profile"], **{k: cfg[k] for k in ("cohort", "geometry", "split", "train", "weights")},
+           "backbones": [cfg["backbone"]], "datasets": [cfg["dataset"]], "variants": [cfg["variant"]]}
+    if cfg.get("weights_fallback") is not None:
+        raw["weights_fallback"] = cfg["weights_fallback"]
+    return Profile.from_dict(raw, f"run {meta['profile']}/{cfg['dataset']}/{cfg['variant']}/{cfg['backbone']}")
 
 
 def is_finished(run: ModelRun, cfg_hash: str, fingerprint: str) -> bool:
@@ -130,7 +141,7 @@ def save_head(path: Path, kernel: np.ndarray, bias: float, dropout: float, l2: f
 
 
 def train_heads(store: ImageStore, features: dict[str, Features], items: list[tuple[str, str, ModelRun | Path]],
-                profile: dict, split: pd.Series) -> list[dict]:
+                profile: Profile, split: pd.Series) -> list[dict]:
     """Fit the heads of ``items`` (dataset, variant, run folder) together on cached features
     (:func:`~npc_lib.learn.stacked_heads.fit_heads`) and write each run's outputs.
 
@@ -147,12 +158,12 @@ def train_heads(store: ImageStore, features: dict[str, Features], items: list[tu
     list of the runs' ``run.json``, in ``items`` order.
     """
     t0 = time.perf_counter()
-    tr = profile["train"]
+    tr = profile.train
     data = [head_data(store, features[v], d, v, split) for d, v, _ in items]
-    fits = fit_heads([HeadTask(h.X[h.is_train], h.y[h.is_train], int(tr["seed"]), h.X[~h.is_train],
+    fits = fit_heads([HeadTask(h.X[h.is_train], h.y[h.is_train], int(tr.seed), h.X[~h.is_train],
                                h.y[~h.is_train]) for h in data],
-                     epochs=int(tr["epochs"]), batch_size=int(tr["batch_size"]),
-                     learning_rate=float(tr["learning_rate"]), dropout=float(tr["dropout"]), l2=float(tr["l2"]))
+                     epochs=int(tr.epochs), batch_size=int(tr.batch_size),
+                     learning_rate=float(tr.learning_rate), dropout=float(tr.dropout), l2=float(tr.l2))
     share = (time.perf_counter() - t0) / max(len(items), 1)
     metas = []
     for (d, v, out), h, fit in zip(items, data, fits):
@@ -161,7 +172,7 @@ def train_heads(store: ImageStore, features: dict[str, Features], items: list[tu
         feats = features[v]
         cfg = run_config(profile, d, v, feats.backbone)
         run.root.mkdir(parents=True, exist_ok=True)
-        save_head(run.head, fit.kernel, fit.bias, tr["dropout"], tr["l2"])
+        save_head(run.head, fit.kernel, fit.bias, tr.dropout, tr.l2)
         np.savez(run.standardiser, mean=h.mean, sd=h.sd)
         meta = _meta(profile, cfg, store, feats.provenance, h.view, t1, mode="head",
                      extra={"features": str(feats.path.parent.name), "input_size": feats.input_size,
@@ -171,13 +182,13 @@ def train_heads(store: ImageStore, features: dict[str, Features], items: list[tu
     return metas
 
 
-def train_head(store: ImageStore, features: Features, dataset: str, variant: str, profile: dict,
+def train_head(store: ImageStore, features: Features, dataset: str, variant: str, profile: Profile,
                split: pd.Series, out: ModelRun | Path) -> dict:
     """Fit one head on cached features of a dataset view (:func:`train_heads` with one item)."""
     return train_heads(store, {variant: features}, [(dataset, variant, out)], profile, split)[0]
 
 
-def train_finetune(store: ImageStore, dataset: str, variant: str, name: str, profile: dict,
+def train_finetune(store: ImageStore, dataset: str, variant: str, name: str, profile: Profile,
                    split: pd.Series, out: ModelRun | Path, progress: bool = True) -> dict:
     """Fit the whole flat model (all layers trainable) on streamed images; resumable.
 
@@ -188,11 +199,11 @@ def train_finetune(store: ImageStore, dataset: str, variant: str, name: str, pro
     import keras
     import tensorflow as tf
     t0 = time.perf_counter()
-    tr = profile["train"]
+    tr = profile.train
     cfg = run_config(profile, dataset, variant, name)
     spec = backbone(name)
-    size = input_size_for(name, profile["geometry"]["input_size"])
-    weights, prov = resolve_weights(name, profile.get("weights"), profile.get("weights_fallback"))
+    size = input_size_for(name, profile.geometry.input_size)
+    weights, prov = resolve_weights(name, profile.weights, profile.weights_fallback)
     mixed = bool(tf.config.list_physical_devices("GPU"))  # float16 compute, float32 output layer (models.add_head)
     if mixed:
         keras.mixed_precision.set_global_policy("mixed_float16")
@@ -203,15 +214,15 @@ def train_finetune(store: ImageStore, dataset: str, variant: str, name: str, pro
     run.root.mkdir(parents=True, exist_ok=True)
 
     def fit(deterministic: bool):
-        with seeded_build(int(tr["seed"]), deterministic):
-            net = build_classifier(name, size, weights, tr["dropout"], tr["l2"])
-        train_ds = tf_images(images, rows[is_train], spec, size, tr["batch_size"], y[is_train], shuffle=True,
-                             seed=int(tr["seed"]))
-        test_ds = tf_images(images, rows[~is_train], spec, size, tr["batch_size"], y[~is_train])
-        net.compile(optimizer=keras.optimizers.Adam(tr["learning_rate"]), loss="binary_crossentropy",
+        with seeded_build(int(tr.seed), deterministic):
+            net = build_classifier(name, size, weights, tr.dropout, tr.l2)
+        train_ds = tf_images(images, rows[is_train], spec, size, tr.batch_size, y[is_train], shuffle=True,
+                             seed=int(tr.seed))
+        test_ds = tf_images(images, rows[~is_train], spec, size, tr.batch_size, y[~is_train])
+        net.compile(optimizer=keras.optimizers.Adam(tr.learning_rate), loss="binary_crossentropy",
                     metrics=["accuracy"])
         backup = keras.callbacks.BackupAndRestore(str(run.backup), delete_checkpoint=True)
-        return net, net.fit(train_ds, epochs=tr["epochs"], validation_data=test_ds, callbacks=[backup],
+        return net, net.fit(train_ds, epochs=tr.epochs, validation_data=test_ds, callbacks=[backup],
                             verbose=2 if progress else 0)
 
     determinism = {"op_determinism": True, "note": "deterministic TensorFlow ops"}
@@ -223,7 +234,7 @@ def train_finetune(store: ImageStore, dataset: str, variant: str, name: str, pro
         determinism = {"op_determinism": False, "note": f"op determinism switched off: {reason}"}
         keras.backend.clear_session()
         model, hist = fit(False)
-    probs = model.predict(tf_images(images, rows, spec, size, tr["batch_size"]), verbose=0).ravel()
+    probs = model.predict(tf_images(images, rows, spec, size, tr.batch_size), verbose=0).ravel()
     with atomic_path(run.model, suffix=".keras") as tmp:
         model.save(tmp)
     keras.mixed_precision.set_global_policy("float32")
@@ -240,9 +251,9 @@ def _meta(profile, cfg, store, provenance, view, t0, mode, extra) -> dict:
                                             dm_patients=("label", lambda s: int(view.loc[s.index].groupby(
                                                 "patient_id")["label"].first().sum())))
     return {
-        "profile": profile["name"], "mode": mode, "config": cfg, "config_hash": config_hash(cfg),
-        "seeds": {"train": profile["train"]["seed"], "split": profile["split"]["seed"],
-                  "cohort": profile["cohort"].get("seed")},
+        "profile": profile.name, "mode": mode, "config": cfg, "config_hash": config_hash(cfg),
+        "seeds": {"train": profile.train.seed, "split": profile.split.seed,
+                  "cohort": profile.cohort.seed},
         "store_fingerprint": store.fingerprint, "weights": provenance,
         "counts": {k: {kk: int(vv) for kk, vv in v.items()} for k, v in split_counts.to_dict("index").items()},
         "versions": versions(), "wall_s": round(time.perf_counter() - t0, 2), "peak_rss_mb": round(peak_rss_mb(), 1),

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pydicom
 
+from npc_lib.config import Profile
 from npc_lib import PAPER_DOI, __version__
 from npc_lib.atomic import atomic_dir, write_csv, write_json
 from npc_lib.errors import CohortError, NpcError
@@ -212,7 +213,7 @@ def _report(config: SynthConfig, draw, rois: pd.DataFrame, rim: dict) -> dict:
     }
 
 
-def ensure_cohort(profile: dict, cohort_dir: str | Path | None, runs_dir: str | Path,
+def ensure_cohort(profile: Profile, cohort_dir: str | Path | None, runs_dir: str | Path,
                   progress: bool = True, jobs: int = 2) -> Path:
     """The cohort a study uses: ``cohort_dir`` when given (a user's own cohort), else the
     profile's synthetic cohort under ``runs_dir/cohort``, generated once and reused while its
@@ -223,9 +224,8 @@ def ensure_cohort(profile: dict, cohort_dir: str | Path | None, runs_dir: str | 
             raise CohortError(f"cohort folder {path} does not exist")
         return path
     path = RunLayout(Path(runs_dir)).synthetic_cohort
-    c = profile["cohort"]
-    cfg = SynthConfig(patients=c["patients"], matrix=c["matrix"], slices=c["slices"],
-                      scenario=c.get("scenario", "paper"), seed=c["seed"])
+    c = profile.cohort
+    cfg = SynthConfig(patients=c.patients, matrix=c.matrix, slices=c.slices, scenario=c.scenario, seed=c.seed)
     report = path / "generation_report.json"
     if report.is_file():
         written = json.loads(report.read_text())
