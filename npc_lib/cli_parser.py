@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from npc_lib import __version__
+from npc_lib.vocabulary import INTRA_PERITUMOUR, variant_names
 
 EXAMPLES = {
     "synth": "npc-study synth runs/cohort --patients 441 --matrix 256 --scenario paper --seed 42",
@@ -73,7 +74,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--profile", default="demo", help="smoke, demo, paper or a .yaml path")
     r.add_argument("--runs", type=Path, help="run folder (default runs/<profile>)")
     r.add_argument("--dataset", action="append", help="restrict to this dataset (repeatable)")
-    r.add_argument("--variant", action="append", choices=["intratumour", "intra-peritumour"])
+    r.add_argument("--variant", action="append", choices=variant_names())
     r.add_argument("--backbone", action="append", help="restrict to this backbone (repeatable)")
     r.add_argument("--weights", help="override the profile's weights: imagenet, none or a file path")
     e = cmd("evaluate", "Table 2, references, TNM comparisons and DeLong matrix (tables) for a run folder")
@@ -83,7 +84,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--hybrid-folds", type=int, default=5,
                    help="folds for the hybrid model's out-of-fold image scores (0: skip the hybrid model)")
     e.add_argument("--hybrid-dataset", default="NPC-CMLN", help="dataset whose image score enters the hybrid")
-    e.add_argument("--hybrid-variant", default="intra-peritumour", choices=["intratumour", "intra-peritumour"])
+    e.add_argument("--hybrid-variant", default=INTRA_PERITUMOUR, choices=variant_names())
     u = cmd("run", "the main job: cohort → datasets → all notebooks over the grid (papermill) → the book")
     u.add_argument("--profile", default="demo", help="smoke, demo, paper or a .yaml path")
     u.add_argument("--cohort", type=Path, help="your own cohort folder (default: the profile's synthetic cohort)")

@@ -75,6 +75,11 @@ def store_folder(cache: Path, fingerprint: str) -> Path:
     return Path(cache) / f"images-{fingerprint}"
 
 
+def pixel_features_file(cache: Path, fingerprint: str) -> Path:
+    """The pixel reference's features of one image store's pixels inside a cache folder."""
+    return Path(cache) / f"pixel-features-{fingerprint}.npz"
+
+
 def features_folder(cache: Path, fingerprint: str) -> Path:
     """The backbone features of one image store inside a cache folder."""
     return Path(cache) / f"features-{fingerprint}"
@@ -199,7 +204,7 @@ class RunLayout:
         return features_folder(self.cache, fingerprint)
 
     def pixel_features(self, fingerprint: str) -> Path:
-        return self.cache / f"pixel-features-{fingerprint}.npz"
+        return pixel_features_file(self.cache, fingerprint)
 
     def read_cohort_ref(self) -> dict:
         """``cohort.json``: ``{"cohort": folder, "store": fingerprint, ...}``."""

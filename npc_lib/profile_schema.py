@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from npc_lib.errors import NpcError
-from npc_lib.vocabulary import BACKBONES, DATASETS, VARIANTS
+from npc_lib.vocabulary import BACKBONES, DATASETS, variant_names
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class Rule:
     """One key: a check of its value and the words that say what is allowed."""
 
     ok: Callable[[object], bool]
-    allowed: str
+    allowed: str | Callable[[], str]  # a callable: words that depend on what is registered
     required: bool = True
 
 
@@ -79,7 +79,8 @@ SCHEMA: dict = {
     "weights_fallback": Rule(lambda v: v in (None, "none", "error", "random"), "none, random or error", required=False),
     "backbones": Rule(_list_of(BACKBONES), f"a non-empty list of distinct backbones from {', '.join(BACKBONES)}"),
     "datasets": Rule(_list_of(DATASETS), f"a non-empty list of distinct datasets from {', '.join(DATASETS)}"),
-    "variants": Rule(_list_of(VARIANTS), f"a non-empty list of distinct variants from {', '.join(VARIANTS)}"),
+    "variants": Rule(lambda v: _list_of(variant_names())(v),
+                     lambda: f"a non-empty list of distinct variants from {', '.join(variant_names())}"),
     "negative_control": {"_optional": True,
                          "backbones": Rule(_list_of(BACKBONES), f"a non-empty list of backbones from "
                                                                 f"{', '.join(BACKBONES)}", required=False)},
@@ -120,7 +121,8 @@ def _check(values: dict, schema: dict, source: str, prefix: str) -> None:
                                f"{', '.join(k for k in rule if not k.startswith('_'))}")
             _check(value, rule, source, where + ".")
         elif not rule.ok(value):
-            raise NpcError(f"profile {source}: {where} = {value!r} is not allowed; expected {rule.allowed}")
+            allowed = rule.allowed() if callable(rule.allowed) else rule.allowed
+            raise NpcError(f"profile {source}: {where} = {value!r} is not allowed; expected {allowed}")
     for key, rule in schema.items():
         if key.startswith("_") or key in values:
             continue

@@ -15,9 +15,7 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -27,9 +25,11 @@ from pathlib import Path
 
 from npc_lib.config import Profile
 from npc_lib import __version__
-from npc_lib.atomic import WRITE_ERRNOS, atomic_dir, free_space, write_failure, write_json, write_text
+from npc_lib.atomic import WRITE_ERRNOS, write_failure, write_json, write_text
 from npc_lib.analysis.negative_control import run_negative_control
+from npc_lib.data.cache import sha256_file
 from npc_lib.errors import NpcError, WriteFailed
+from npc_lib.book_build import build_book
 from npc_lib.executors import TRIM_VARIABLE, Executor
 from npc_lib.layout import RunLayout, shared_paths_problem, slug
 from npc_lib.learn.models import preflight_weights
@@ -45,7 +45,6 @@ NOTEBOOKS = ["01_cohort", "02_roi_datasets", "03_train", "04_evaluate", "05_grad
 # trained runs, 06 reads the Grad-CAM maps that 05 writes, 07 the out-of-fold scores that 04 writes.
 PHASES = {"01_cohort": 0, "02_roi_datasets": 0, "03_train": 0, "04_evaluate": 1, "05_gradcam": 1,
           "06_explore": 2, "07_beyond": 2}
-BOOK_NOTEBOOKS = "book/executed"
 
 
 @dataclass
@@ -73,6 +72,11 @@ class Outcome:
     error: str = ""
     output: str = ""
     extra: dict = field(default_factory=dict)
+
+
+def sha256_of(path: str | Path) -> str | None:
+    """The SHA-256 of an executed notebook (None when missing): a reused notebook must be the one written."""
+    return sha256_file(Path(path)) if Path(path).is_file() else None
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -225,13 +229,18 @@ def _run_phases(jobs, fingerprint, state_dir, timeout, kernel, ex, bar, outcomes
             if state.is_file() and Path(j.output).is_file():
                 s = json.loads(state.read_text())
                 if s.get("hash") == digest and s.get("status") == "ok":
-                    outcomes.append(Outcome(j.name, "skipped", s.get("seconds", 0.0), output=j.output))
-                    bar.update(1)
-                    continue
+                    if s.get("output_sha256") == sha256_of(j.output):
+                        outcomes.append(Outcome(j.name, "skipped", s.get("seconds", 0.0), output=j.output))
+                        bar.update(1)
+                        continue
+                    log.warning("%s: the executed notebook %s was changed or damaged since it ran; running it "
+                                "again", j.name, j.output)
             todo.append((j, digest))
 
         def record(job, digest, o):
-            write_json(state_dir / f"{job.name}.json", {**asdict(o), "hash": digest, "job": asdict(job)})
+            done = o.status == "ok" and Path(job.output).is_file()
+            write_json(state_dir / f"{job.name}.json", {**asdict(o), "hash": digest, "job": asdict(job),
+                                                        "output_sha256": sha256_of(job.output) if done else None})
             outcomes.append(o)
             bar.update(1)
             if o.status == "failed":
@@ -269,46 +278,6 @@ def prepare_study(profile: Profile, runs_dir: Path, cohort_dir: str | Path | Non
         # the synthetic cohort's leakage alarm: the same pipeline on the null scenario (see npc_lib.analysis.negative_control)
         run_negative_control(profile, runs_dir, prep, progress=progress)
     return cohort, prep
-
-
-def write_status_page(path: Path, outcomes: list[Outcome], profile: str) -> None:
-    """The book's run-status page (generated, not committed)."""
-    ok = sum(o.status in ("ok", "skipped") for o in outcomes)
-    lines = [f"# Run status ({profile} profile)", "",
-             f"{ok} of {len(outcomes)} notebook executions finished; "
-             f"{len(outcomes) - ok} failed.", "",
-             "| notebook | status | seconds | error |", "|---|---|---|---|"]
-    for o in outcomes:
-        err = o.error.replace("|", "\\|").replace("\n", " ")
-        lines.append(f"| {o.name} | {'**failed**' if o.status == 'failed' else o.status} | {o.seconds:.1f} | {err} |")
-    write_text(path, "\n".join(lines) + "\n")
-
-
-def build_book(book_root: Path, runs_dir: Path, outcomes: list[Outcome], profile: str) -> Path:
-    """Copy the executed notebooks into the book tree and build it (execution off) to _build/html."""
-    book_root = Path(book_root)
-    target = book_root / BOOK_NOTEBOOKS
-    executed = RunLayout(runs_dir).executed
-    with atomic_dir(target) as tmp:  # a full disk leaves the previous copy, never half a new one
-        (tmp / "train").mkdir(parents=True)
-        for nb in executed.rglob("*.ipynb"):
-            if not nb.name.startswith("."):
-                dest = tmp / nb.relative_to(executed)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(nb, dest)
-        write_status_page(tmp / "status.md", outcomes, profile)
-    exe = Path(sys.executable).with_name("jupyter-book")
-    # --all: chapters glue numbers from the executed notebooks, a dependency Sphinx does not track,
-    # so an incremental build would keep the previous run's numbers in unchanged chapters
-    cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(book_root), "--all", "--quiet"]
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    log_path = RunLayout(runs_dir).book_log
-    write_text(log_path, res.stdout + "\n" + res.stderr)
-    if res.returncode != 0:
-        raise NpcError(f"the book build failed (exit {res.returncode}; {free_space(book_root)} free on the book's "
-                       f"disk); see {log_path}")
-    return book_root / "_build" / "html"
 
 
 def run_profile(profile: Profile, runs_dir: Path, cohort_dir: str | Path | None = None, n_jobs: int = 1,

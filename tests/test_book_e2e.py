@@ -170,7 +170,7 @@ def test_a_rebuild_shows_the_new_run_numbers_in_unchanged_chapters(smoke_book, t
     """Chapters glue numbers from executed notebooks; a second build must not keep the old ones."""
     import nbformat
 
-    from npc_lib.runner import build_book
+    from npc_lib.book_build import build_book
     root, runs, _ = smoke_book
     other = tmp_path / "runs"
     shutil.copytree(runs / "executed", other / "executed")

@@ -39,3 +39,45 @@ def test_damaged_run_outputs_are_refitted(smoke_runs, small_cohort, tmp_path, ca
         pd.testing.assert_frame_equal(before[run], pd.read_parquet(models / run / "predictions.parquet"))
         assert (models / run / name).is_file()  # the same seed refitted the same head
     assert intact.stat().st_mtime_ns == intact_mtime  # the undamaged run of the same call was reused
+
+
+def test_damaged_pixel_features_are_recomputed(smoke_runs, tmp_path, caplog):
+    import numpy as np
+
+    from npc_lib.analysis.references import store_features
+    from npc_lib.config import load_profile
+    from npc_lib.learn.study import open_prepared
+    store = open_prepared(smoke_runs).store
+    geometry = load_profile("smoke").geometry
+    first = store_features(store, geometry, tmp_path)
+    (cache,) = tmp_path.glob("pixel-features-*.npz")
+    data = bytearray(cache.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # inside an array: the zip's CRC-32 no longer matches
+    cache.write_bytes(bytes(data))
+    with caplog.at_level("WARNING"):
+        again = store_features(store, geometry, tmp_path)
+    assert "is damaged" in caplog.text and cache.name in caplog.text
+    for variant in first:
+        np.testing.assert_array_equal(first[variant], again[variant])
+    assert store_features(store, geometry, tmp_path).keys() == first.keys()  # the rewritten cache is whole
+
+
+def test_a_damaged_executed_notebook_runs_again(tmp_path, monkeypatch, caplog):
+    import os
+    import sys
+    from pathlib import Path
+
+    from npc_lib.runner import Job, run_jobs
+    from test_notebooks_runner import _trivial_notebook
+    pytest.importorskip("papermill")
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    _trivial_notebook(tmp_path / "ok.ipynb")
+    jobs = [Job(f"j{i}", str(tmp_path / "ok.ipynb"), str(tmp_path / "out" / f"j{i}.ipynb"),
+                {"log": str(tmp_path / "log.txt"), "name": f"j{i}"}) for i in range(2)]
+    assert [o.status for o in run_jobs(jobs, "fp", tmp_path / "state", progress=False)] == ["ok", "ok"]
+    out = tmp_path / "out" / "j1.ipynb"
+    out.write_bytes(out.read_bytes()[:200])  # an interrupted copy
+    with caplog.at_level("WARNING"):
+        again = run_jobs(jobs, "fp", tmp_path / "state", progress=False)
+    assert [o.status for o in again] == ["skipped", "ok"]
+    assert "j1: the executed notebook" in caplog.text and "changed or damaged" in caplog.text

@@ -13,7 +13,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from npc_lib import runner
+from npc_lib import book_build, runner
 from npc_lib.cli import main
 from npc_lib.errors import WriteFailed
 
@@ -122,7 +122,7 @@ def test_full_disk_while_notebooks_and_the_book_are_written(tmp_path, monkeypatc
 
     # the book's copy of the executed notebooks: the previous copy stays whole
     book = tmp_path / "project"
-    old = book / runner.BOOK_NOTEBOOKS / "01_cohort.ipynb"
+    old = book / book_build.BOOK_NOTEBOOKS / "01_cohort.ipynb"
     old.parent.mkdir(parents=True)
     old.write_text("previous")
     runs = tmp_path / "runs"
@@ -131,6 +131,6 @@ def test_full_disk_while_notebooks_and_the_book_are_written(tmp_path, monkeypatc
     monkeypatch.setattr(shutil, "copy2", lambda src, dst, **k: (_ for _ in ()).throw(_enospc(dst))
                         if "job1" in str(src) else real_copy(src, dst, **k))
     with pytest.raises(WriteFailed) as err:
-        runner.build_book(book, runs, out, "smoke")
-    assert f"could not write {book / runner.BOOK_NOTEBOOKS}" in str(err.value)
+        book_build.build_book(book, runs, out, "smoke")
+    assert f"could not write {book / book_build.BOOK_NOTEBOOKS}" in str(err.value)
     assert old.read_text() == "previous" and sorted(p.name for p in old.parent.iterdir()) == ["01_cohort.ipynb"]

@@ -13,7 +13,7 @@ import pandas as pd
 from statsmodels.stats.multitest import multipletests
 
 from npc_lib.analysis.metrics import MetricError, auc_ci_delong, delong_test, patient_scores
-from npc_lib.vocabulary import DATASETS, LITE0, PAPER_BACKBONES, VARIANTS
+from npc_lib.vocabulary import DATASETS, LITE0, PAPER_BACKBONES, variant_names
 
 COLUMNS = ["dataset", "variant", "level", "auc_imagenet", "auc_imagenet_low", "auc_imagenet_high", "auc_random",
            "auc_random_low", "auc_random_high", "auc_difference", "p_delong", "p_holm", "test_patients", "test_images",
@@ -106,7 +106,7 @@ def pretraining_summary(ablation: pd.DataFrame, metrics: pd.DataFrame, planted: 
                        how="left")
     out = out.reset_index()
     order = out["dataset"].map({d: i for i, d in enumerate(DATASETS)}) * 10 + out["variant"].map(
-        {v: i for i, v in enumerate(VARIANTS)})
+        {v: i for i, v in enumerate(variant_names())})
     return out.assign(_o=order).sort_values("_o", kind="stable").drop(columns="_o").reset_index(drop=True)
 
 

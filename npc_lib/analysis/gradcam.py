@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from npc_lib.data.rois import roi_mask
+from npc_lib.data.rois import VARIANT_REGISTRY, roi_mask
 from npc_lib.errors import NpcError
 from npc_lib.layout import ModelRun, RunLayout
 from npc_lib.learn.models import add_head, backbone, build_feature_extractor, resolve_weights
@@ -200,7 +200,7 @@ def roi_masks(cohort_dir: str | Path, rows: pd.DataFrame, geometry, variant: str
     (intratumour) rectangle. Returns (bool [n, size, size], "lesion mask" | "rectangle").
     """
     cohort_dir = Path(cohort_dir)
-    box_cols = ("x0", "y0", "x1", "y1") if variant == "intratumour" else ("px0", "py0", "px1", "py1")
+    box_cols = VARIANT_REGISTRY[variant].columns
     have_masks = all((cohort_dir / "masks" / f"{p}.npz").is_file() for p in rows["patient_id"].unique())
     out, cache = [], {}
     for r in rows.itertuples():

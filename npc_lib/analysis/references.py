@@ -17,6 +17,7 @@ image scores) on the same test images and patients as the CNNs.
 from __future__ import annotations
 
 import logging
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -29,10 +30,10 @@ from sklearn.preprocessing import StandardScaler
 
 from npc_lib.atomic import atomic_path
 from npc_lib.data.cache import ImageStore, open_image_store
-from npc_lib.layout import RunLayout
+from npc_lib.layout import RunLayout, pixel_features_file
 from npc_lib.analysis.metrics import MetricError, auc_ci_delong, patient_scores
-from npc_lib.data.rois import BOX_COLUMNS, DATASETS, Geometry, dataset_mask, place
-from npc_lib.vocabulary import INTRA_PERITUMOUR, VARIANTS
+from npc_lib.data.rois import DATASETS, VARIANT_REGISTRY, Geometry, box_columns, dataset_mask, place
+from npc_lib.vocabulary import VARIANTS
 
 log = logging.getLogger(__name__)
 TRUTH_KEY = ["patient_id", "sop_instance_uid", "region", "x0", "y0", "x1", "y1"]
@@ -77,7 +78,7 @@ def planted_image_scores(store: ImageStore, split: pd.Series, cohort_dir: str | 
     out = {}
     for d, v, view in _views(store, split, datasets, variants):
         t = joined.loc[view["image_id"]]
-        log_odds = t["risk_stage"] + t["risk_core"] + (t["risk_margin"] if v == INTRA_PERITUMOUR else 0.0)
+        log_odds = t["risk_stage"] + t["risk_core"] + (t["risk_margin"] if VARIANT_REGISTRY[v].holds_margin else 0.0)
         prob = 1.0 / (1.0 + np.exp(-log_odds.to_numpy(float)))  # a patient's score: mean probability, as for the CNNs
         out[(d, v)] = view[["patient_id", "image_id", "label", "split"]].assign(probability=prob)
     return out
@@ -125,14 +126,21 @@ def store_features(store: ImageStore, geometry: Geometry, cache_dir: str | Path 
     """Pixel features of every stored image, per store variant (``intra``, ``peri``): arrays of
     shape (images, features), cached next to the store as ``pixel-features-<fingerprint>.npz``."""
     key = store.manifest.get("pixels_of", store.fingerprint)  # pixels only: a relabelled store shares them
-    cache = Path(cache_dir) / f"pixel-features-{key}.npz" if cache_dir else None
-    if cache is not None and cache.is_file():
-        with np.load(cache) as z:
-            return {k: z[k] for k in z.files}
+    cache = pixel_features_file(Path(cache_dir), key) if cache_dir else None
     idx = store.index
+    if cache is not None and cache.is_file():
+        try:  # the zip's CRC-32 of every array is checked on reading: a damaged file never passes
+            with np.load(cache) as z:
+                cached = {k: z[k] for k in z.files}
+            if set(cached) == set(box_columns()) and all(len(v) == len(idx) for v in cached.values()):
+                return cached
+            problem = "holds other images"
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+            problem = f"is damaged ({type(exc).__name__})"
+        log.warning("%s %s: recomputing the pixel features", cache, problem)
     masks: dict = {}
     out = {}
-    for variant, cols in BOX_COLUMNS.items():
+    for variant, cols in box_columns().items():
         images = store.images(variant)
         h = (idx[cols[3]] - idx[cols[1]]).to_numpy()
         w = (idx[cols[2]] - idx[cols[0]]).to_numpy()

@@ -23,8 +23,7 @@ from npc_lib.atomic import atomic_dir, write_json
 from npc_lib.layout import store_folder
 from npc_lib.data.cohort import Cohort
 from npc_lib.progress import progress_bar
-from npc_lib.vocabulary import VARIANTS
-from npc_lib.data.rois import BOX_COLUMNS, Geometry, add_peritumoural_boxes, mark_max_tumour, roi_image
+from npc_lib.data.rois import Geometry, add_variant_boxes, box_columns, mark_max_tumour, roi_image
 
 log = logging.getLogger(__name__)
 STORE_FORMAT = 1
@@ -47,6 +46,7 @@ def cohort_fingerprint(cohort: Cohort, geometry: Geometry) -> str:
     h = hashlib.sha256()
     h.update(f"store{STORE_FORMAT}".encode())
     h.update(json.dumps(asdict(geometry), sort_keys=True).encode())
+    h.update(json.dumps(box_columns()).encode())  # the registered variants: one image each per ROI
     for name in ("clinical.csv", "rois.csv"):
         h.update((cohort.root / name).read_bytes())
     for pid in sorted(cohort.series):
@@ -134,7 +134,8 @@ def build_image_store(cohort: Cohort, geometry: Geometry, cache_dir: str | Path,
     with atomic_dir(root) as tmp:
         index = _index(cohort, geometry)
         n, s = len(index), geometry.input_size
-        files = {v: open(tmp / f"{v}.u8", "wb") for v in VARIANTS}
+        boxes = box_columns()
+        files = {v: open(tmp / f"{v}.u8", "wb") for v in boxes}
         written = 0
         try:  # sequential writes, one patient's block at a time: memory stays flat
             for pid, rows in progress_bar(index.groupby("patient_id", sort=False), desc="ROI images",
@@ -142,7 +143,7 @@ def build_image_store(cohort: Cohort, geometry: Geometry, cache_dir: str | Path,
                 if rows.index[0] != written or rows.index[-1] != written + len(rows) - 1:
                     raise RuntimeError(f"ROI index of patient {pid} is not contiguous")
                 pixels = cohort.load_series(pid).pixels
-                for v, cols in BOX_COLUMNS.items():
+                for v, cols in boxes.items():
                     block = np.stack([roi_image(pixels[r.slice_index], tuple(getattr(r, c) for c in cols), geometry)
                                       for r in rows.itertuples()])
                     files[v].write(block.tobytes())
@@ -151,7 +152,7 @@ def build_image_store(cohort: Cohort, geometry: Geometry, cache_dir: str | Path,
             for f in files.values():
                 f.close()
         index.to_parquet(tmp / "index.parquet", index=False)
-        digests = {f"{v}.u8": sha256_file(tmp / f"{v}.u8") for v in VARIANTS}
+        digests = {f"{v}.u8": sha256_file(tmp / f"{v}.u8") for v in boxes}
         digests["index.parquet"] = sha256_file(tmp / "index.parquet")
         write_json(tmp / "manifest.json", {
             "format": STORE_FORMAT, "fingerprint": fp, "count": n, "size": s, "geometry": asdict(geometry),
@@ -162,12 +163,13 @@ def build_image_store(cohort: Cohort, geometry: Geometry, cache_dir: str | Path,
 
 
 def _index(cohort: Cohort, geometry: Geometry) -> pd.DataFrame:
-    rois = add_peritumoural_boxes(cohort.rois, geometry.peritumour_mm)
+    rois = add_variant_boxes(cohort.rois, geometry)
     rois["is_max_tumour"] = mark_max_tumour(rois)
     labels = cohort.clinical.set_index("patient_id")["dm"]
     rois["label"] = rois["patient_id"].map(labels).astype(int)
-    cols = ["patient_id", "label", "region", "slice_index", "sop_instance_uid", "x0", "y0", "x1", "y1",
-            "px0", "py0", "px1", "py1", "rows", "cols", "spacing_row_mm", "spacing_col_mm", "is_max_tumour"]
+    drawn_and_derived = list(dict.fromkeys(c for cols in box_columns().values() for c in cols))
+    cols = ["patient_id", "label", "region", "slice_index", "sop_instance_uid", *drawn_and_derived,
+            "rows", "cols", "spacing_row_mm", "spacing_col_mm", "is_max_tumour"]
     out = rois[cols].reset_index(drop=True)
     out.insert(0, "image_id", np.arange(len(out)))
     return out

@@ -21,7 +21,6 @@ from npc_lib.atomic import atomic_dir, write_json
 from npc_lib.data.cache import CacheError, ImageStore, open_image_store, sha256_file
 from npc_lib.errors import NpcError
 from npc_lib.layout import features_folder, store_folder
-from npc_lib.vocabulary import VARIANTS
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -55,8 +54,9 @@ def relabelled_store(store: ImageStore, labels: pd.Series, cache_dir: str | Path
         except CacheError:
             shutil.rmtree(root)
     with atomic_dir(root) as tmp:
-        for v in VARIANTS:
-            _link_or_copy(store.root / f"{v}.u8", tmp / f"{v}.u8")
+        for name in store.manifest["files"]:
+            if name.endswith(".u8"):  # every variant's pixels
+                _link_or_copy(store.root / name, tmp / name)
         index = store.index.assign(label=store.index["patient_id"].map(labels).astype(int))
         index.to_parquet(tmp / "index.parquet", index=False)
         manifest = json.loads(json.dumps(store.manifest))
@@ -71,7 +71,8 @@ def share_features(source: ImageStore, source_cache: str | Path, target: ImageSt
     """Link the source store's cached feature folders of ``backbones`` into the target store's
     feature cache (the target's images must be the source's); returns the folders shared."""
     if target.manifest.get("pixels_of") not in (source.fingerprint, source.manifest.get("pixels_of")) or \
-            any(target.manifest["files"][f"{v}.u8"] != source.manifest["files"][f"{v}.u8"] for v in VARIANTS):
+            any(target.manifest["files"].get(name) != digest for name, digest in source.manifest["files"].items()
+                if name.endswith(".u8")):
         raise NpcError(f"store {target.fingerprint} does not hold the images of store {source.fingerprint}")
     src_root = features_folder(Path(source_cache), source.fingerprint)
     dst_root = features_folder(Path(target_cache), target.fingerprint)

@@ -11,19 +11,77 @@ three slices with the largest primary-tumour rectangle per patient).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
 import pandas as pd
 from PIL import Image
 
 from npc_lib.config import Geometry
 from npc_lib.vocabulary import DATASETS as DATASET_NAMES
-from npc_lib.vocabulary import INTRA_PERITUMOUR, INTRATUMOUR
+from npc_lib.vocabulary import INTRA_PERITUMOUR, INTRATUMOUR, VARIANT_TITLES
 
 #: regions of each dataset (keyed by the vocabulary's dataset names)
 DATASETS = dict(zip(DATASET_NAMES, (("npc", "cmln"), ("npc",), ("cmln",), ("npc",))))
-#: the index columns holding each variant's rectangle
-BOX_COLUMNS = {INTRATUMOUR: ("x0", "y0", "x1", "y1"), INTRA_PERITUMOUR: ("px0", "py0", "px1", "py1")}
 MAX_TUMOUR_SLICES = 3
+DRAWN = ("x0", "y0", "x1", "y1")  # the rectangle as drawn (rois.csv)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A region variant: its name and title, the image-index columns holding its rectangle, how that
+    rectangle is derived from the drawn one (``derive(rois, geometry)`` -> int array [n, 4]; None: the
+    drawn rectangle itself), and whether it holds the peritumoural margin (the planted reference then
+    counts the margin's risk)."""
+
+    name: str
+    title: str
+    columns: tuple[str, str, str, str]
+    derive: Callable[[pd.DataFrame, Geometry], np.ndarray] | None = None
+    holds_margin: bool = False
+
+
+#: name -> :class:`Variant`; the image store holds one image per ROI for every registered variant
+VARIANT_REGISTRY: dict[str, Variant] = {}
+
+
+def register_variant(variant: Variant) -> Variant:
+    """Add a variant (its name and title also enter ``vocabulary.VARIANT_TITLES``, so profiles may name it)."""
+    if variant.name in VARIANT_REGISTRY and VARIANT_REGISTRY[variant.name] != variant:
+        raise ValueError(f"variant {variant.name!r} is already registered differently")
+    VARIANT_REGISTRY[variant.name] = variant
+    VARIANT_TITLES[variant.name] = variant.title
+    return variant
+
+
+def unregister_variant(name: str) -> None:
+    """Remove a variant added by :func:`register_variant` (the paper's two stay)."""
+    if name in (INTRATUMOUR, INTRA_PERITUMOUR):
+        raise ValueError(f"{name} is one of the paper's variants")
+    VARIANT_REGISTRY.pop(name, None)
+    VARIANT_TITLES.pop(name, None)
+
+
+def grown_boxes(rois: pd.DataFrame, margin_mm: float) -> np.ndarray:
+    """Each drawn rectangle grown by ``margin_mm`` per side (from the row's spacings), clipped to the image."""
+    boxes = [peritumoural_box((r.x0, r.y0, r.x1, r.y1), r.spacing_row_mm, r.spacing_col_mm, r.rows, r.cols,
+                              margin_mm) for r in rois.itertuples()]
+    return np.array(boxes, dtype=int).reshape(-1, 4)
+
+
+def box_columns() -> dict[str, tuple[str, str, str, str]]:
+    """Every registered variant -> the index columns holding its rectangle."""
+    return {name: v.columns for name, v in VARIANT_REGISTRY.items()}
+
+
+def add_variant_boxes(rois: pd.DataFrame, geometry: Geometry) -> pd.DataFrame:
+    """Add the rectangle columns of every registered variant (needs rows, cols and spacings)."""
+    out = rois.copy()
+    for v in VARIANT_REGISTRY.values():
+        if v.derive is not None:
+            out[list(v.columns)] = v.derive(rois, geometry)
+    return out
 
 
 def grow_pixels(mm: float, spacing_mm: float) -> int:
@@ -83,13 +141,9 @@ def roi_mask(slice_mask: np.ndarray, box, geometry: Geometry) -> np.ndarray:
     return place(slice_mask[y0:y1, x0:x1].astype(np.float32), geometry) >= 0.5
 
 
-def add_peritumoural_boxes(rois: pd.DataFrame, margin_mm: float) -> pd.DataFrame:
-    """Add px0, py0, px1, py1: each ROI grown by ``margin_mm`` (needs rows, cols and spacings)."""
-    boxes = [peritumoural_box((r.x0, r.y0, r.x1, r.y1), r.spacing_row_mm, r.spacing_col_mm, r.rows, r.cols,
-                              margin_mm) for r in rois.itertuples()]
-    out = rois.copy()
-    out[["px0", "py0", "px1", "py1"]] = np.array(boxes, dtype=int).reshape(-1, 4)
-    return out
+register_variant(Variant(INTRATUMOUR, "Intratumour", DRAWN))
+register_variant(Variant(INTRA_PERITUMOUR, "Intra-peritumour", ("px0", "py0", "px1", "py1"),
+                         lambda rois, geometry: grown_boxes(rois, geometry.peritumour_mm), holds_margin=True))
 
 
 def mark_max_tumour(rois: pd.DataFrame, n: int = MAX_TUMOUR_SLICES) -> pd.Series:

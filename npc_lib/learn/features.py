@@ -22,7 +22,7 @@ from npc_lib.layout import features_folder
 from npc_lib.learn.loaders import preprocessed_chunks
 from npc_lib.learn.models import backbone, build_feature_extractor, input_size_for, resolve_weights
 from npc_lib.learn.runtime import seeded_build, versions
-from npc_lib.vocabulary import VARIANTS
+from npc_lib.vocabulary import variant_names
 
 log = logging.getLogger(__name__)
 FEATURE_BATCH = 64
@@ -66,7 +66,7 @@ def extract_features(store: ImageStore, name: str, profile: Profile, cache_dir: 
     seed = int(profile.train.seed)
     fdir = feature_dir(store, cache_dir, name, size, prov, seed)
     manifest_path = fdir / "manifest.json"
-    variants = [v for v in VARIANTS if v in profile.variants]
+    variants = [v for v in variant_names() if v in profile.variants]
     if manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text())
         try:

@@ -21,6 +21,7 @@ from npc_lib.errors import NpcError  # noqa: E402
 from npc_lib.atomic import atomic_path  # noqa: E402
 from npc_lib.show.plots import overlay, roc_frame, roc_of_run  # noqa: E402
 from npc_lib.data.dicom import read_series  # noqa: E402
+from npc_lib.data.rois import VARIANT_REGISTRY  # noqa: E402
 
 
 def figure_png(fig, dpi: int = 100):
@@ -75,7 +76,8 @@ class Explorer:
 
 
 class SliceExplorer(Explorer):
-    """A patient's slices with ROI rectangles: intratumour (solid) and intra-peritumour (dashed).
+    """A patient's slices with each registered variant's ROI rectangles (intratumour solid,
+    intra-peritumour dashed, any further variant dotted).
 
     Parameters
     ----------
@@ -92,7 +94,7 @@ class SliceExplorer(Explorer):
         self.controls = {
             "patient": w.Dropdown(options=patients, value=patients[0], description="patient"),
             "slice": w.IntSlider(value=int(first["slice_index"].mode().iloc[0]), min=0, max=64, description="slice"),
-            "boxes": w.ToggleButtons(options=["both", "intratumour", "intra-peritumour"], value="both"),
+            "boxes": w.ToggleButtons(options=["all", *VARIANT_REGISTRY], value="all"),
         }
         self._connect()
         self.controls["patient"].observe(lambda ch: self._jump(ch["new"]), names="value")
@@ -117,12 +119,12 @@ class SliceExplorer(Explorer):
         rows = self.index[(self.index["patient_id"] == pid) & (self.index["slice_index"] == k)]
         for r in rows.itertuples():
             colour = "#ff5a36" if r.region == "npc" else "#36c5ff"
-            if mode in ("both", "intratumour"):
-                ax.add_patch(Rectangle((r.x0 - 0.5, r.y0 - 0.5), r.x1 - r.x0, r.y1 - r.y0, fill=False, ec=colour, lw=1.4))
-            if mode in ("both", "intra-peritumour"):
-                ax.add_patch(Rectangle((r.px0 - 0.5, r.py0 - 0.5), r.px1 - r.px0, r.py1 - r.py0, fill=False,
-                                       ec=colour, lw=1.0, ls="--"))
-        ax.set_title(f"{pid}, slice {k}: {len(rows)} ROI(s) (red NPC, blue CMLN; dashed +3 mm)", fontsize=9)
+            for i, (name, variant) in enumerate(VARIANT_REGISTRY.items()):
+                if mode in ("all", name) and all(hasattr(r, c) for c in variant.columns):
+                    x0, y0, x1, y1 = (getattr(r, c) for c in variant.columns)
+                    ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec=colour,
+                                           lw=1.4 if i == 0 else 1.0, ls=("-", "--", ":", "-.")[min(i, 3)]))
+        ax.set_title(f"{pid}, slice {k}: {len(rows)} ROI(s) (red NPC, blue CMLN; dashed grown)", fontsize=9)
         ax.axis("off")
         fig.tight_layout()
         return fig
