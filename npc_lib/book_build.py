@@ -32,7 +32,7 @@ def build_book(book_root: Path, runs_dir: Path, outcomes: list, profile: str) ->
     """Copy the executed notebooks into the book tree and build it (execution off) to _build/html."""
     book_root = Path(book_root)
     target = book_root / BOOK_NOTEBOOKS
-    executed = RunLayout(runs_dir).executed
+    executed = RunLayout.of(runs_dir).executed
     with atomic_dir(target) as tmp:  # a full disk leaves the previous copy, never half a new one
         (tmp / "train").mkdir(parents=True)
         for nb in executed.rglob("*.ipynb"):
@@ -47,7 +47,7 @@ def build_book(book_root: Path, runs_dir: Path, outcomes: list, profile: str) ->
     cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(book_root), "--all", "--quiet"]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    log_path = RunLayout(runs_dir).book_log
+    log_path = RunLayout.of(runs_dir).book_log
     write_text(log_path, res.stdout + "\n" + res.stderr)
     if res.returncode != 0:
         raise NpcError(f"the book build failed (exit {res.returncode}; {free_space(book_root)} free on the book's "

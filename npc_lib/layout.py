@@ -180,6 +180,12 @@ class RunLayout:
     def __post_init__(self):
         object.__setattr__(self, "root", Path(self.root))
 
+    @classmethod
+    def of(cls, runs: "RunLayout | str | Path") -> "RunLayout":
+        """``runs`` itself when it is a layout already, else the layout of that runs folder: the
+        library's functions take either, and a caller that holds a layout hands it on."""
+        return runs if isinstance(runs, RunLayout) else cls(Path(runs))
+
     # what the preparation writes
     @property
     def synthetic_cohort(self) -> Path:
@@ -202,9 +208,6 @@ class RunLayout:
 
     def features(self, fingerprint: str) -> Path:
         return features_folder(self.cache, fingerprint)
-
-    def pixel_features(self, fingerprint: str) -> Path:
-        return pixel_features_file(self.cache, fingerprint)
 
     def read_cohort_ref(self) -> dict:
         """``cohort.json``: ``{"cohort": folder, "store": fingerprint, ...}``."""

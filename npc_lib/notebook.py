@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from npc_lib.config import Profile, load_profile
+from npc_lib.data.split import study_split
 from npc_lib.layout import RunLayout, default_run, project_root, resolve
 from npc_lib.show.report import banner
 from npc_lib.synth import ensure_cohort
@@ -21,14 +24,33 @@ class NotebookContext:
     folder, the figures folder and the data flags (synthetic data, random weights...)."""
 
     cfg: Profile
-    runs: Path
+    layout: RunLayout
     cohort: Path
-    figures: Path
     flags: dict
 
     @property
-    def layout(self) -> RunLayout:
-        return RunLayout(self.runs)
+    def runs(self) -> Path:
+        return self.layout.root
+
+    @property
+    def figures(self) -> Path:
+        return self.layout.figures
+
+    def split(self, clinical: pd.DataFrame) -> pd.Series:
+        """The study's patient split: the run's ``split.csv`` (written by the preparation), else made
+        now with the profile's seed and test fraction and written there, so that it is made once.
+
+        Parameters
+        ----------
+        clinical : the cohort's clinical table
+
+        Returns
+        -------
+        Series patient_id -> train/test
+        """
+        if self.layout.split.is_file():
+            return self.layout.read_split()
+        return study_split(clinical, self.cfg.split, self.layout.split)
 
 
 def open_notebook(profile: str = "", runs_dir: str | Path = "", cohort_dir: str = "",
@@ -64,4 +86,4 @@ def open_notebook(profile: str = "", runs_dir: str | Path = "", cohort_dir: str 
     cfg = load_profile(profile, overrides or None)
     runs.mkdir(parents=True, exist_ok=True)
     cohort = ensure_cohort(cfg, resolve(cohort_dir, root) if cohort_dir else None, runs, progress=False)
-    return NotebookContext(cfg, runs, Path(cohort), RunLayout(runs).figures, banner(runs, cohort))
+    return NotebookContext(cfg, RunLayout(runs), Path(cohort), banner(runs, cohort))

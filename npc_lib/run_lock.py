@@ -42,12 +42,12 @@ def _read(path: Path) -> dict:
 
 
 @contextmanager
-def run_lock(runs_dir: str | Path | None) -> Iterator[None]:
+def run_lock(runs_dir: RunLayout | str | Path | None) -> Iterator[None]:
     """Hold the run folder's lock inside the block (no-op for ``None``)."""
     if runs_dir is None:
         yield
         return
-    path = RunLayout(Path(runs_dir)).lock
+    path = RunLayout.of(runs_dir).lock
     path.parent.mkdir(parents=True, exist_ok=True)
     me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     for _ in range(2):

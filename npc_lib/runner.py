@@ -26,7 +26,7 @@ from pathlib import Path
 from npc_lib.config import Profile
 from npc_lib import __version__
 from npc_lib.atomic import WRITE_ERRNOS, write_failure, write_json, write_text
-from npc_lib.analysis.negative_control import run_negative_control
+from npc_lib.null_study import run_negative_control
 from npc_lib.data.cache import sha256_file
 from npc_lib.errors import NpcError, WriteFailed
 from npc_lib.book_build import build_book
@@ -89,11 +89,11 @@ def _rel(path: Path, root: Path) -> str:
         return str(resolved)
 
 
-def plan(profile: Profile, runs_dir: Path, cohort_dir: Path, notebooks_dir: Path, grid=None) -> list[Job]:
+def plan(profile: Profile, runs: RunLayout | Path, cohort_dir: Path, notebooks_dir: Path, grid=None) -> list[Job]:
     """One job per notebook, and one ``03_train`` job per (dataset, variant, backbone)."""
-    layout = RunLayout(Path(runs_dir).resolve())  # absolute: Dask workers may start elsewhere
+    layout = RunLayout(RunLayout.of(runs).root.resolve())  # absolute: Dask workers may start elsewhere
     root = Path(notebooks_dir).resolve().parent
-    base = {"profile": profile.source, "runs_dir": _rel(runs_dir, root), "cohort_dir": _rel(cohort_dir, root),
+    base = {"profile": profile.source, "runs_dir": _rel(layout.root, root), "cohort_dir": _rel(cohort_dir, root),
             "overrides": dict(profile.overrides)}
     jobs = []
     for nb in NOTEBOOKS:
@@ -255,7 +255,7 @@ def _run_phases(jobs, fingerprint, state_dir, timeout, kernel, ex, bar, outcomes
                                                   "notebooks are kept and the run resumes")
 
 
-def prepare_study(profile: Profile, runs_dir: Path, cohort_dir: str | Path | None, progress: bool = True,
+def prepare_study(profile: Profile, layout: RunLayout, cohort_dir: str | Path | None, progress: bool = True,
                   executor=None):
     """Cohort → split and image store → (head mode) cached features and the head grid.
 
@@ -264,8 +264,8 @@ def prepare_study(profile: Profile, runs_dir: Path, cohort_dir: str | Path | Non
     process sharing those features (minutes); each training notebook presents its finished run
     instead of paying a kernel's TensorFlow start-up to fit it. In finetune mode the training
     notebooks train."""
-    cohort = ensure_cohort(profile, cohort_dir, runs_dir, progress=progress)
-    prep = prepare(profile, cohort, runs_dir, progress=progress)
+    cohort = ensure_cohort(profile, cohort_dir, layout, progress=progress)
+    prep = prepare(profile, cohort, layout, progress=progress)
     if profile.train.mode == "head":  # cheap in-process: the training notebooks then reuse the runs
         t0 = time.perf_counter()
         cells = study_grid(profile)
@@ -275,8 +275,8 @@ def prepare_study(profile: Profile, runs_dir: Path, cohort_dir: str | Path | Non
         log.info("%d-model head grid ready in %.1f s", len(cells), time.perf_counter() - t0)
     train_ablation(profile, prep, progress=progress)  # what ImageNet pretraining buys: Lite0 from random weights
     if cohort_dir is None and profile.negative_control_backbones:
-        # the synthetic cohort's leakage alarm: the same pipeline on the null scenario (see npc_lib.analysis.negative_control)
-        run_negative_control(profile, runs_dir, prep, progress=progress)
+        # the synthetic cohort's leakage alarm: the same pipeline on the null scenario (see npc_lib.null_study)
+        run_negative_control(profile, layout, prep, progress=progress)
     return cohort, prep
 
 
@@ -290,26 +290,26 @@ def run_profile(profile: Profile, runs_dir: Path, cohort_dir: str | Path | None 
     if not (book_root / "_config.yml").is_file() or not notebooks.is_dir():
         raise NpcError(f"{book_root.resolve()} is not the project folder (no _config.yml or notebooks/)",
                        hint="run from the repository root or pass --book-root")
-    runs_dir = Path(runs_dir)
-    runs_dir.mkdir(parents=True, exist_ok=True)
+    layout = RunLayout.of(runs_dir)  # made once here and handed on
+    layout.root.mkdir(parents=True, exist_ok=True)
     # papermill's kernel must be this interpreter (its "python3" kernel runs `python` from PATH)
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     preflight_weights(profile)  # an offline machine that refuses random weights stops here, in seconds
     executor: dict = {}
     with _terminate_as_interrupt(), Executor(n_jobs, scheduler) as ex:
-        cohort, prep = prepare_study(profile, runs_dir, cohort_dir, progress, executor=ex)
+        cohort, prep = prepare_study(profile, layout, cohort_dir, progress, executor=ex)
         t_prep = time.perf_counter() - t0
-        jobs = plan(profile, runs_dir, cohort, notebooks)
-        outcomes = run_jobs(jobs, prep.store.fingerprint, RunLayout(runs_dir).job_state, n_jobs, timeout,
+        jobs = plan(profile, layout, cohort, notebooks)
+        outcomes = run_jobs(jobs, prep.store.fingerprint, layout.job_state, n_jobs, timeout,
                             progress, executor_info=executor, executor=ex)
     t_nb = time.perf_counter() - t0 - t_prep
-    html = build_book(book_root, runs_dir, outcomes, profile.name) if build else None
-    summary = {"profile": profile.name, "runs_dir": str(runs_dir), "book": str(html) if html else None,
+    html = build_book(book_root, layout, outcomes, profile.name) if build else None
+    summary = {"profile": profile.name, "runs_dir": str(layout.root), "book": str(html) if html else None,
                "executed": sum(o.status == "ok" for o in outcomes),
                "skipped": sum(o.status == "skipped" for o in outcomes),
                "failed": [{"name": o.name, "error": o.error} for o in outcomes if o.status == "failed"],
                "executor": executor,
                "seconds": {"prepare": round(t_prep, 1), "notebooks": round(t_nb, 1),
                            "total": round(time.perf_counter() - t0, 1)}}
-    write_json(RunLayout(runs_dir).summary, summary)
+    write_json(layout.summary, summary)
     return summary

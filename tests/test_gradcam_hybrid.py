@@ -221,3 +221,13 @@ def test_every_evaluation_figure_is_one_plots_call(smoke_runs, tmp_path):
         png = plots.save(fig, tmp_path / name)[0]
         assert png.stat().st_size > 5000, name
     assert len(ev.calibration) == ev.selection["selected"].sum() == 8
+
+
+def test_the_mask_legend_decides_which_labels_are_a_lesion():
+    import json
+
+    from npc_lib.analysis.gradcam import LESION_LABELS, lesion_labels
+    from npc_lib.synth.phantom import LABELS
+    assert lesion_labels(json.dumps(LABELS)) == LESION_LABELS  # the generator's legend gives its values
+    other = {0: "background", 7: "primary_tumour", 9: "node", 11: "node_necrosis", 12: "vessel"}
+    assert lesion_labels(json.dumps(other)) == {"npc": (7,), "cmln": (9, 11)}

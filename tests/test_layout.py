@@ -12,7 +12,7 @@ from npc_lib.vocabulary import DATASETS, VARIANTS, variant_column
 PACKAGE = Path(__file__).resolve().parents[1] / "npc_lib"
 # a module may import only from its own layer or the layers to its right
 ORDER = ["faces", "show", "analysis", "synth", "learn", "data", "base"]
-FACES = {"cli", "cli_parser", "runner", "book_build", "executors", "notebook", "__main__"}
+FACES = {"cli", "cli_parser", "runner", "book_build", "null_study", "executors", "notebook", "__main__"}
 
 
 def _layer(module: str) -> str:
@@ -55,6 +55,31 @@ def test_imports_flow_downward_only():
                     or (mine == "data" and theirs != "data"):
                 upward.append(f"{name} -> {target}")
     assert not upward, "imports against the layers:\n" + "\n".join(upward)
+
+
+# pairs the order above allows but the design does not: figures and tables never train or generate,
+# statistics never generate a cohort
+FORBIDDEN = {("show", "learn"), ("show", "synth"), ("analysis", "synth"), ("learn", "analysis"), ("learn", "show")}
+ORCHESTRATORS = ("train_grid", "run_negative_control", "generate_cohort", "ensure_cohort")
+
+
+def test_forbidden_layer_pairs_and_orchestration_placement():
+    bad = [f"{name} -> {target}" for name, path in _modules() for target in _imports(path)
+           if (_layer(name), _layer(target)) in FORBIDDEN]
+    assert not bad, "imports the layers forbid:\n" + "\n".join(bad)
+    # orchestration (fitting a study grid, running the control, generating a cohort) is called from
+    # Face or Learning, never from Analysis or Show
+    calling = []
+    for name, path in _modules():
+        if _layer(name) in ("analysis", "show"):
+            calls = {n.func.id if isinstance(n.func, ast.Name) else getattr(n.func, "attr", "")
+                     for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Call)}
+            calling += [f"{name} calls {c}" for c in ORCHESTRATORS if c in calls]
+    assert not calling, calling
+    # a package's __init__ exports; it holds no function of its own
+    for init in PACKAGE.rglob("__init__.py"):
+        defs = [n.name for n in ast.parse(init.read_text()).body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+        assert not defs or init.parent == PACKAGE, f"{init.relative_to(PACKAGE)} defines {defs}"
 
 
 def test_no_module_over_350_lines():

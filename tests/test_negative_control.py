@@ -23,8 +23,8 @@ from npc_lib.config import load_profile
 from npc_lib.layout import RunLayout
 from npc_lib.learn.study import prepare
 from npc_lib.synth import ensure_cohort
-from npc_lib.analysis.negative_control import (BOUND_COLUMNS, COLUMNS, PIXEL_REFERENCE, add_null_bounds, null_profile,
-                                               run_negative_control)
+from npc_lib.analysis.negative_control import BOUND_COLUMNS, COLUMNS, PIXEL_REFERENCE, add_null_bounds
+from npc_lib.null_study import null_profile, run_negative_control
 
 TOLERANCE = 0.07
 MAX_FALSE_ALARM = 0.01
@@ -129,7 +129,7 @@ def test_null_images_are_the_main_images(tmp_path):
 
 
 def test_null_clinical_refuses_a_store_of_another_cohort():
-    from npc_lib.analysis.negative_control import null_clinical
+    from npc_lib.null_study import null_clinical
     from npc_lib.errors import NpcError
     from npc_lib.synth.clinical import draw_cohort
     profile = load_profile("smoke")

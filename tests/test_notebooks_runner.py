@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -39,6 +40,12 @@ def test_notebook_structure(path):
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), "commit without outputs"
     src = "\n".join(c.source for c in code)
     assert "def " not in src, "logic belongs in npc_lib"
+    # no statistics in a cell: they are computed by npc_lib and handed over (e.g. ev.numbers)
+    stats = re.findall(r"\.(mean|sum|median|std|quantile|groupby|pivot_table|value_counts|min|max)\(", src)
+    assert not stats, f"statistics in the cells: {stats}"
+    # the cookbook skeleton: Overview and Prerequisites first, Summary and What next last
+    assert "\n## Overview\n" in cells[0].source and "\n## Prerequisites\n" in cells[0].source
+    assert "\n## What next\n" in cells[-1].source
     # two hops: a figure is drawn in the cell that shows it, by one npc_lib.show.plots call
     # (or a widget's static view), never read back from a PNG written elsewhere
     assert "Image(filename" not in src and ".png" not in src

@@ -179,7 +179,7 @@ def test_peritumoural_signal_lies_outside_the_drawn_rectangles(tmp_path, seed, m
 def test_strands_change_no_pixel_inside_the_drawn_rectangles(seed, matrix):
     """Rendered with strands on and off (same random stream), the drawn rectangles are unchanged
     (mean <= 0.01 noise SD, <= 0.1 % of pixels over 0.5 SD) while the ring just outside them moves."""
-    from npc_lib.synth import FEATURES, _render_patient, rim_intensity_leak
+    from npc_lib.synth.generate import FEATURES, _render_patient, rim_intensity_leak
     cfg = SynthConfig(patients=24, matrix=matrix, slices=4, seed=seed)
     d = draw_cohort(cfg.patients, cfg.seed, cfg.scenario)
     records = d.clinical.merge(d.truth[["patient_id", *FEATURES]], on="patient_id").to_dict("records")

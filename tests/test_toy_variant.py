@@ -45,3 +45,8 @@ def test_a_registered_toy_variant_runs_through_the_smoke_pipeline(toy_variant, s
     assert set(ev.table2["dataset"]) >= {"NPC", "CMLN"}
     # the planted reference scores the toy variant with the margin's risk (it holds the margin)
     assert ev.planted_table is not None and TOY.name in set(ev.planted_table["variant"])
+    # Fig. 3 draws one panel per dataset x variant of the runs, the toy variant's included
+    from npc_lib.show import plots
+    fig = plots.fig3_roc(ev.predictions, "patient")
+    titles = [ax.get_title() for ax in fig.axes]
+    assert len(titles) == 4 and sum(TOY.name in t for t in titles) == 2, titles

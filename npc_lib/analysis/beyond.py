@@ -43,7 +43,7 @@ class Beyond:
     notes: list[str] = field(default_factory=list)
 
 
-def beyond_study(runs_dir: str | Path, cohort_dir: str | Path | None = None, n_splits: int = 20,
+def beyond_study(runs_dir: RunLayout | str | Path, cohort_dir: str | Path | None = None, n_splits: int = 20,
                  n_boot: int = 200, jobs: int | None = None) -> Beyond:
     """Resplits and time-to-DM analysis of a finished study.
 
@@ -59,7 +59,7 @@ def beyond_study(runs_dir: str | Path, cohort_dir: str | Path | None = None, n_s
     -------
     :class:`Beyond`
     """
-    layout = RunLayout(Path(runs_dir))
+    layout = RunLayout.of(runs_dir)
     ref = layout.read_cohort_ref()
     cohort_dir = Path(cohort_dir or ref["cohort"])
     loaded = load_runs(layout.models)

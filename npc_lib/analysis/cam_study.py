@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from npc_lib.analysis.book_numbers import cam_numbers
+from npc_lib.atomic import write_csv
 from npc_lib.data.cache import open_image_store
 from npc_lib.errors import NpcError
 from npc_lib.layout import ModelRun, RunLayout
@@ -21,6 +23,7 @@ from npc_lib.analysis.gradcam import (build_backbone_model, cam_in_roi, cam_reso
 from npc_lib.learn.loaders import preprocess_images
 from npc_lib.learn.models import backbone
 from npc_lib.data.rois import Geometry, dataset_mask
+from npc_lib.vocabulary import INTRA_PERITUMOUR, INTRATUMOUR
 
 PROBABILITY_TOLERANCE = 1e-3
 
@@ -49,7 +52,7 @@ def _resize(cams: np.ndarray, size: int) -> np.ndarray:
     return tf.image.resize(cams[..., None], (size, size), method="bilinear").numpy()[..., 0]
 
 
-def cam_study(runs_dir: str | Path, cohort_dir: str | Path | None = None, n_images: int = 16, seed: int = 0,
+def cam_study(runs_dir: RunLayout | str | Path, cohort_dir: str | Path | None = None, n_images: int = 16, seed: int = 0,
               sanity: bool = True, progress: bool = True) -> dict:
     """Grad-CAM for every finished run; returns ``{"table", "examples", "seconds_per_image"}``.
 
@@ -65,12 +68,14 @@ def cam_study(runs_dir: str | Path, cohort_dir: str | Path | None = None, n_imag
     Returns
     -------
     dict: ``table`` (one row per run: CAM-in-ROI fraction, area share, enrichment, randomised
-    Spearman ρ, note), ``examples`` ((dataset, variant) -> images (n, s, s), masks (n, s, s),
-    labels and per-backbone CAMs (n, s, s) in [0, 1]) and ``seconds_per_image``.
+    Spearman ρ, note; also written to the run's ``gradcam_table.csv``), ``summary`` (its means per
+    variant), ``examples`` ((dataset, variant) -> images (n, s, s), masks (n, s, s), labels and
+    per-backbone CAMs (n, s, s) in [0, 1]), ``seconds_per_image`` and ``numbers`` (what the
+    chapter cites, :func:`npc_lib.analysis.book_numbers.cam_numbers`).
     """
     import keras
 
-    layout = RunLayout(Path(runs_dir))
+    layout = RunLayout.of(runs_dir)
     cohort_dir = Path(cohort_dir or layout.read_cohort_ref()["cohort"])
     metas = [(run.root, run.read_meta()) for run in layout.model_runs()]
     if not metas:
@@ -131,5 +136,30 @@ def cam_study(runs_dir: str | Path, cohort_dir: str | Path | None = None, n_imag
             bar.update(1)
         keras.backend.clear_session()
     bar.close()
-    return {"table": pd.DataFrame(rows), "examples": examples,
-            "seconds_per_image": cam_seconds / max(n_cams, 1)}
+    table = pd.DataFrame(rows)
+    write_csv(layout.gradcam_table, table)
+    seconds = cam_seconds / max(n_cams, 1)
+    return {"table": table, "examples": examples, "seconds_per_image": seconds,
+            "summary": table.groupby("variant")[["cam_in_roi", "area_share", "enrichment"]].mean().round(3),
+            "numbers": cam_numbers(table, seconds)}
+
+
+def cam_panels(examples: dict, dataset: str) -> list[tuple[str, tuple[str, str], str]]:
+    """The Grad-CAM figures to draw (Figs 6 and 7): ``(figure name, (dataset, variant), title)`` for
+    ``dataset``, else the first dataset that has examples.
+
+    Parameters
+    ----------
+    examples : the ``examples`` of :func:`cam_study`
+    dataset : the preferred dataset
+
+    Returns
+    -------
+    list of (figure name, example key, title)
+    """
+    if not examples:
+        return []
+    ds = dataset if any(k[0] == dataset for k in examples) else sorted(examples)[0][0]
+    return [(name, (ds, variant), f"{ds}, {variant}")
+            for name, variant in (("fig6_gradcam_intra_peritumour", INTRA_PERITUMOUR),
+                                  ("fig7_gradcam_intratumour", INTRATUMOUR)) if (ds, variant) in examples]

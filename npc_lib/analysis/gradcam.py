@@ -14,6 +14,7 @@ with those of a weight-randomised copy of the model by Spearman rank correlation
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,16 @@ from npc_lib.errors import NpcError
 from npc_lib.layout import ModelRun, RunLayout
 from npc_lib.learn.models import add_head, backbone, build_feature_extractor, resolve_weights
 
-LESION_LABELS = {"npc": (1, 2), "cmln": (3, 4, 5)}  # synthetic mask label values per ROI region
+LESION_LABELS = {"npc": (1, 2), "cmln": (3, 4, 5)}  # a mask file without a legend: the generator's values
+REGION_PREFIXES = {"npc": "primary", "cmln": "node"}  # legend names that make up each region's lesion
+
+
+def lesion_labels(legend: str) -> dict[str, tuple[int, ...]]:
+    """Each region's lesion label values from a mask file's legend (JSON: value -> name; names
+    starting ``primary`` make up the NPC lesion, ``node`` a lymph node)."""
+    names = {int(k): str(v) for k, v in json.loads(legend).items()}
+    return {region: tuple(sorted(k for k, name in names.items() if name.startswith(prefix)))
+            for region, prefix in REGION_PREFIXES.items()}
 MIN_CAM_GRID = 5  # smallest Grad-CAM map side worth showing
 
 
@@ -72,7 +82,7 @@ def backbone_weights(runs_dir: Path, meta: dict):
     """The weights argument that rebuilds a head-mode run's backbone exactly."""
     prov = meta["weights"]
     if prov["used"] == "random":
-        path = RunLayout(Path(runs_dir)).features(meta["store_fingerprint"]) / meta["features"] / \
+        path = RunLayout.of(runs_dir).features(meta["store_fingerprint"]) / meta["features"] / \
             prov.get("backbone_weights", "backbone.weights.h5")
         if not path.is_file():
             raise NpcError(f"{path}: saved random backbone weights missing (delete the feature cache and retrain)")
@@ -81,7 +91,7 @@ def backbone_weights(runs_dir: Path, meta: dict):
     return "keras", weights
 
 
-def build_backbone_model(runs_dir: str | Path, meta: dict) -> CamModel:
+def build_backbone_model(runs_dir: RunLayout | str | Path, meta: dict) -> CamModel:
     """The flat classifier of a head-mode run's backbone (head weights set by :func:`set_head`)."""
     import keras
     cfg = meta["config"]
@@ -109,7 +119,7 @@ def set_head(cm: CamModel, run_dir: str | Path) -> None:
     cm.model.get_layer("dm_probability").set_weights([w[:, None].astype(np.float32), b.astype(np.float32)])
 
 
-def load_run_model(runs_dir: str | Path, run_dir: str | Path) -> CamModel:
+def load_run_model(runs_dir: RunLayout | str | Path, run_dir: str | Path) -> CamModel:
     """Any finished run as a flat CamModel (head mode rebuilt; finetune loaded as saved)."""
     import keras
     run = ModelRun(Path(run_dir))
@@ -207,11 +217,13 @@ def roi_masks(cohort_dir: str | Path, rows: pd.DataFrame, geometry, variant: str
         if have_masks:
             if r.patient_id not in cache:
                 z = np.load(cohort_dir / "masks" / f"{r.patient_id}.npz")
-                cache = {r.patient_id: (z["labels"], {u: i for i, u in enumerate(z["sop_instance_uids"].tolist())})}
-            labels, where = cache[r.patient_id]
+                legend = lesion_labels(str(z["legend"])) if "legend" in z.files else LESION_LABELS
+                cache = {r.patient_id: (z["labels"], {u: i for i, u in enumerate(z["sop_instance_uids"].tolist())},
+                                        legend)}
+            labels, where, legend = cache[r.patient_id]
             if r.sop_instance_uid not in where:
                 raise NpcError(f"masks/{r.patient_id}.npz has no slice for SOP {r.sop_instance_uid}")
-            full = np.isin(labels[where[r.sop_instance_uid]], LESION_LABELS[r.region])
+            full = np.isin(labels[where[r.sop_instance_uid]], legend[r.region])
         else:
             full = np.zeros((r.rows, r.cols), bool)
             full[r.y0:r.y1, r.x0:r.x1] = True

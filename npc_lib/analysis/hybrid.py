@@ -33,7 +33,7 @@ from npc_lib.learn.train import dataset_view, profile_of_run
 CLINICAL_FEATURES = ["t", "n", "stage", "age"]
 
 
-def oof_image_scores(runs_dir: str | Path, run_dir: str | Path, folds: int = 5) -> pd.DataFrame:
+def oof_image_scores(runs_dir: RunLayout | str | Path, run_dir: str | Path, folds: int = 5) -> pd.DataFrame:
     """Out-of-fold probabilities of a head-mode run's training images.
 
     The run's head is refitted on ``folds`` patient folds of the training split (stratified by DM,
@@ -50,7 +50,7 @@ def oof_image_scores(runs_dir: str | Path, run_dir: str | Path, folds: int = 5) 
     -------
     DataFrame, one row per training image: ``patient_id, image_id, label, split, probability``.
     """
-    layout, run = RunLayout(Path(runs_dir)), ModelRun(Path(run_dir))
+    layout, run = RunLayout.of(runs_dir), ModelRun(Path(run_dir))
     meta = run.read_meta()
     if meta.get("mode") != "head":
         raise NpcError(f"{run.root.name}: out-of-fold image scores need head mode (cached features); "
@@ -80,7 +80,7 @@ def oof_image_scores(runs_dir: str | Path, run_dir: str | Path, folds: int = 5) 
     return train[["patient_id", "image_id", "label", "split"]].assign(probability=oof.to_numpy()).reset_index(drop=True)
 
 
-def cached_oof_images(runs_dir: str | Path, run_dir: str | Path, folds: int = 5) -> pd.DataFrame:
+def cached_oof_images(runs_dir: RunLayout | str | Path, run_dir: str | Path, folds: int = 5) -> pd.DataFrame:
     """:func:`oof_image_scores`, kept in the run folder (``ModelRun.oof_scores``) and reused while
     the run (its ``config_hash``), its image store and the number of folds are unchanged."""
     run = ModelRun(Path(run_dir))
@@ -96,7 +96,7 @@ def cached_oof_images(runs_dir: str | Path, run_dir: str | Path, folds: int = 5)
     return scores
 
 
-def training_oof(runs_dir: str | Path, metas: list[dict], folds: int = 5) -> tuple[dict, dict]:
+def training_oof(runs_dir: RunLayout | str | Path, metas: list[dict], folds: int = 5) -> tuple[dict, dict]:
     """Cached out-of-fold training image scores of every run that has them.
 
     Returns
@@ -104,7 +104,7 @@ def training_oof(runs_dir: str | Path, metas: list[dict], folds: int = 5) -> tup
     (scores, reasons): (dataset, variant, backbone) -> :func:`cached_oof_images` frame for the runs
     that have out-of-fold scores, and -> the reason for those that do not (e.g. finetune runs).
     """
-    layout = RunLayout(Path(runs_dir))
+    layout = RunLayout.of(runs_dir)
     scores, reasons = {}, {}
     for meta in metas:
         cfg = meta["config"]
@@ -123,7 +123,7 @@ def _patient_table(oof_images: pd.DataFrame, run: ModelRun) -> pd.DataFrame:
     return pd.concat([train_scores, test_scores], ignore_index=True).rename(columns={"probability": "image_score"})
 
 
-def oof_patient_scores(runs_dir: str | Path, run_dir: str | Path, folds: int = 5) -> pd.DataFrame:
+def oof_patient_scores(runs_dir: RunLayout | str | Path, run_dir: str | Path, folds: int = 5) -> pd.DataFrame:
     """Patient image scores: out-of-fold for training patients (:func:`oof_image_scores`), the
     final model's for test patients.
 
@@ -134,7 +134,7 @@ def oof_patient_scores(runs_dir: str | Path, run_dir: str | Path, folds: int = 5
     return _patient_table(oof_image_scores(runs_dir, run_dir, folds), ModelRun(Path(run_dir)))
 
 
-def cached_oof_scores(runs_dir: str | Path, run_dir: str | Path, folds: int = 5) -> pd.DataFrame:
+def cached_oof_scores(runs_dir: RunLayout | str | Path, run_dir: str | Path, folds: int = 5) -> pd.DataFrame:
     """:func:`oof_patient_scores` from the cached out-of-fold image scores (:func:`cached_oof_images`)."""
     return _patient_table(cached_oof_images(runs_dir, run_dir, folds), ModelRun(Path(run_dir)))
 

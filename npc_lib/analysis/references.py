@@ -205,7 +205,7 @@ def score_references(pseudo_runs: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=REFERENCE_COLUMNS)
 
 
-def study_references(runs_dir: str | Path, cohort_dir: str | Path, split: pd.Series,
+def study_references(runs_dir: RunLayout | str | Path, cohort_dir: str | Path, split: pd.Series,
                      datasets=tuple(DATASETS), variants=tuple(VARIANTS)) -> dict:
     """Both references for a prepared study (its image store and split).
 
@@ -214,7 +214,7 @@ def study_references(runs_dir: str | Path, cohort_dir: str | Path, split: pd.Ser
     dict with ``planted`` and ``pixel`` (pseudo-runs as above; ``planted`` is None without
     ground truth) and their scored tables ``planted_table`` (or None) and ``pixel_table``.
     """
-    layout = RunLayout(Path(runs_dir))
+    layout = RunLayout.of(runs_dir)
     store = open_image_store(layout.image_store(layout.read_cohort_ref()["store"]), verify=False)
     geometry = Geometry(**store.manifest["geometry"])
     planted = planted_image_scores(store, split, cohort_dir, datasets, variants)

@@ -43,7 +43,7 @@ def _features(layout: RunLayout, meta: dict) -> np.ndarray:
     return np.load(path, mmap_mode="r")
 
 
-def resplit_aucs(runs_dir: str | Path, metas: list[dict], clinical: pd.DataFrame, n_splits: int, seed: int,
+def resplit_aucs(runs_dir: RunLayout | str | Path, metas: list[dict], clinical: pd.DataFrame, n_splits: int, seed: int,
                  test_fraction: float, jobs: int | None = None) -> pd.DataFrame:
     """Test AUCs of every head-mode run and of TNM stage on ``n_splits`` resplits.
 
@@ -74,7 +74,7 @@ def resplit_aucs(runs_dir: str | Path, metas: list[dict], clinical: pd.DataFrame
 
 def _resplit_chunk(runs_dir, metas: list[dict], clinical: pd.DataFrame, splits: list[int], seed: int,
                    test_fraction: float) -> pd.DataFrame:
-    layout = RunLayout(Path(runs_dir))
+    layout = RunLayout.of(runs_dir)
     head = [m for m in metas if m.get("mode") == "head"]
     stores = {fp: open_image_store(layout.image_store(fp), verify=False)
               for fp in {m["store_fingerprint"] for m in head}}

@@ -21,7 +21,10 @@ from npc_lib.analysis.evaluation import (calibration_table, compare_with_tnm, de
                                          training_histories)
 from npc_lib.analysis.hybrid import cached_oof_scores, fit_hybrid, training_oof
 from npc_lib.analysis.metrics import MetricError, auc_ci_delong, calibration, net_benefit, patient_scores
-from npc_lib.analysis.references import study_references
+from npc_lib.analysis.book_numbers import (comparison_numbers, negative_control_numbers, pretraining_numbers,
+                                           reference_numbers, run_numbers)
+from npc_lib.analysis.references import reference_summary, study_references
+from npc_lib.analysis.stats import paper_form, table1
 from npc_lib.atomic import write_csv, write_json, write_text
 from npc_lib.data.cohort import load_clinical
 from npc_lib.errors import NpcError
@@ -57,6 +60,12 @@ class StudyEvaluation:
     pretraining : the book's "what ImageNet pretraining buys" table at patient level
         (``ablation.pretraining_summary``)
     summary : the JSON summary written to ``evaluation/summary.json``
+    table1 : Table 1 in the paper's layout (the evaluated patients and split)
+    table2_patient : Table 2 at patient level (no published columns: the paper reports images)
+    test_counts : test patients and images per dataset
+    reference_summary : references and CNNs per dataset × variant × level (``references.reference_summary``)
+    negative_control : the negative control's table (None where it did not run: a user's own cohort)
+    numbers : every number the results chapters cite (:mod:`npc_lib.analysis.book_numbers`)
     """
 
     metrics: pd.DataFrame
@@ -78,6 +87,12 @@ class StudyEvaluation:
     ablation: pd.DataFrame = field(default_factory=pd.DataFrame)
     pretraining: pd.DataFrame = field(default_factory=pd.DataFrame)
     summary: dict = field(default_factory=dict)
+    table1: pd.DataFrame = field(default_factory=pd.DataFrame)
+    table2_patient: pd.DataFrame = field(default_factory=pd.DataFrame)
+    test_counts: pd.DataFrame = field(default_factory=pd.DataFrame)
+    reference_summary: pd.DataFrame = field(default_factory=pd.DataFrame)
+    negative_control: pd.DataFrame | None = None
+    numbers: dict = field(default_factory=dict)
 
 
 def select_on_training(runs_meta: list[dict], oof: dict, reasons: dict | None = None, folds: int = 5,
@@ -126,7 +141,7 @@ def select_on_training(runs_meta: list[dict], oof: dict, reasons: dict | None = 
     return out
 
 
-def hybrid_models(runs_dir: str | Path, clinical: pd.DataFrame, runs_meta: list[dict], dataset: str, variant: str,
+def hybrid_models(runs_dir: RunLayout | str | Path, clinical: pd.DataFrame, runs_meta: list[dict], dataset: str, variant: str,
                   folds: int = 5) -> dict:
     """Hybrid (clinical + out-of-fold image score) vs clinical-only vs image-only, one row set per
     backbone of ``dataset``/``variant``. The figure's backbone is the one with the best
@@ -137,7 +152,7 @@ def hybrid_models(runs_dir: str | Path, clinical: pd.DataFrame, runs_meta: list[
     dict: ``table`` and ``comparisons`` (DataFrames), ``test`` (backbone -> test patients' scores
     per model), ``figure_backbone``, ``dataset``, ``variant``, ``folds``, ``notes``.
     """
-    layout = RunLayout(Path(runs_dir))
+    layout = RunLayout.of(runs_dir)
     tables, comps, tests, notes = [], [], {}, []
     best, best_auc = None, -np.inf
     for meta in runs_meta:
@@ -201,7 +216,7 @@ def _pretraining(layout: RunLayout, runs: dict, metrics: pd.DataFrame, refs: dic
     return ablation, summary
 
 
-def evaluate_study(runs_dir: str | Path, cohort_dir: str | Path | None = None, n_boot: int = 2000,
+def evaluate_study(runs_dir: RunLayout | str | Path, cohort_dir: str | Path | None = None, n_boot: int = 2000,
                    seed: int = 0, hybrid_dataset: str = "NPC-CMLN", hybrid_variant: str = INTRA_PERITUMOUR,
                    hybrid_folds: int = 5, a_priori_backbone: str | None = None) -> StudyEvaluation:
     """Score a finished study and save its tables under ``evaluation/``.
@@ -221,7 +236,7 @@ def evaluate_study(runs_dir: str | Path, cohort_dir: str | Path | None = None, n
     -------
     :class:`StudyEvaluation`
     """
-    layout = RunLayout(Path(runs_dir))
+    layout = RunLayout.of(runs_dir)
     layout.evaluation.mkdir(parents=True, exist_ok=True)
     cohort_dir = Path(cohort_dir or layout.read_cohort_ref()["cohort"])
     loaded = load_runs(layout.models)
@@ -276,9 +291,20 @@ def evaluate_study(runs_dir: str | Path, cohort_dir: str | Path | None = None, n
                "planted_reference": refs["planted_table"] is not None, "pretraining_ablation": not ablation.empty,
                "hybrid": {k: hybrid.get(k) for k in ("dataset", "variant", "folds", "figure_backbone", "notes")}}
     write_json(layout.table("summary", ".json"), summary)
+    negative = pd.read_csv(layout.table("negative_control")) if layout.table("negative_control").is_file() else None
+    per_patient = metrics.drop(columns=["auc", "accuracy"]).rename(columns={"patient_auc": "auc",
+                                                                              "patient_accuracy": "accuracy"})
+    t2_patient = table2(per_patient)
+    refs_summary = reference_summary(metrics, refs["pixel_table"], refs["planted_table"], negative)
+    numbers = {**run_numbers(metrics), **reference_numbers(refs_summary), **pretraining_numbers(pretraining),
+               **comparison_numbers(base, cmp, selection, hybrid), **negative_control_numbers(negative)}
     return StudyEvaluation(
         metrics=metrics, table2=t2, predictions=runs,
         references={"planted risk": refs["planted"], "pixel reference": refs["pixel"]},
         planted_table=refs["planted_table"], pixel_table=refs["pixel_table"], tnm=tnm, tnm_baseline=base,
         tnm_comparison=cmp, delong=delong, histories=training_histories(layout.models), selection=selection,
-        calibration=cal, calibration_table=calib, decision=dca, hybrid=hybrid, ablation=ablation, pretraining=pretraining, summary=summary)
+        calibration=cal, calibration_table=calib, decision=dca, hybrid=hybrid, ablation=ablation,
+        pretraining=pretraining, summary=summary, table1=paper_form(table1(clinical, split)),
+        table2_patient=t2_patient.loc[:, ~t2_patient.columns.str.endswith(("_published", "_diff"))],
+        test_counts=metrics.groupby("dataset", sort=False)[["test_patients", "test_images"]].first().reset_index(),
+        reference_summary=refs_summary, negative_control=negative, numbers=numbers)

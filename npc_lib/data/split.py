@@ -1,10 +1,13 @@
 """Patient-level train/test split (stratified by DM, seeded; or fixed by a ``split`` column)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
+from npc_lib.atomic import write_csv
 from npc_lib.errors import CohortError
 
 
@@ -40,6 +43,31 @@ def patient_split(clinical: pd.DataFrame, seed: int = 42, test_fraction: float =
     if (result == "test").sum() == 0 or (result == "train").sum() == 0:
         raise CohortError("the split leaves the train or the test set empty")
     return result
+
+
+def study_split(clinical: pd.DataFrame, settings, path: Path | None = None) -> pd.Series:
+    """The study's patient split (``settings``: the profile's ``split``: seed and test fraction),
+    written to ``path`` (the run's ``split.csv``) when given; every other reader reads that file.
+
+    Parameters
+    ----------
+    clinical : the clinical table
+    settings : an object with ``seed`` and ``test_fraction``
+    path : where to write it
+
+    Returns
+    -------
+    Series patient_id -> ``train``/``test``.
+    """
+    split = patient_split(clinical, seed=int(settings.seed), test_fraction=float(settings.test_fraction))
+    if path is not None:
+        write_split(path, split)
+    return split
+
+
+def write_split(path: Path, split: pd.Series) -> None:
+    """Write a split as ``split.csv`` (``patient_id, split``), atomically."""
+    write_csv(path, split.rename_axis("patient_id").reset_index())
 
 
 def assert_disjoint(split: pd.Series) -> None:

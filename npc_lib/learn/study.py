@@ -13,7 +13,7 @@ from npc_lib.config import Profile, config_hash
 from npc_lib.data.cache import ImageStore, build_image_store, open_image_store
 from npc_lib.data.cohort import load_cohort
 from npc_lib.data.rois import DATASETS, dataset_mask
-from npc_lib.data.split import patient_split
+from npc_lib.data.split import study_split, write_split
 from npc_lib.errors import NpcError
 from npc_lib.layout import shared_paths_problem
 from npc_lib.layout import RunLayout
@@ -28,18 +28,17 @@ log = logging.getLogger(__name__)
 @dataclass
 class Prepared:
     """A prepared study: the patient split (patient_id -> train/test), the image store and the
-    runs folder."""
+    run folder's layout."""
 
     split: pd.Series
     store: ImageStore
-    runs_dir: Path
+    layout: RunLayout
 
-    @property
-    def layout(self) -> RunLayout:
-        return RunLayout(self.runs_dir)
+    def __post_init__(self):
+        self.layout = RunLayout.of(self.layout)
 
 
-def prepare(profile: Profile, cohort_dir: str | Path, runs_dir: str | Path, progress: bool = True,
+def prepare(profile: Profile, cohort_dir: str | Path, runs_dir: RunLayout | str | Path, progress: bool = True,
             check: bool = True) -> Prepared:
     """Validate the cohort, fix the patient split and build (or reuse) the image store.
 
@@ -54,17 +53,16 @@ def prepare(profile: Profile, cohort_dir: str | Path, runs_dir: str | Path, prog
     -------
     :class:`Prepared`
     """
-    layout = RunLayout(Path(runs_dir))
+    layout = RunLayout.of(runs_dir)
     cohort = load_cohort(cohort_dir, progress=progress)
-    split = patient_split(cohort.clinical, seed=int(profile.split.seed),
-                          test_fraction=float(profile.split.test_fraction))
+    split = study_split(cohort.clinical, profile.split)  # written below, once the datasets passed
     store = build_image_store(cohort, profile.geometry, layout.cache, progress=progress)
     if check:
         check_datasets(store, split, profile)  # a degenerate dataset stops here, before any training
-    split.rename_axis("patient_id").reset_index().to_csv(layout.split, index=False)
+    write_split(layout.split, split)
     write_json(layout.cohort_ref, {"cohort": str(Path(cohort_dir).resolve()), "store": store.fingerprint,
                                    "profile": profile.name, "config_hash": config_hash(profile)})
-    return Prepared(split, store, layout.root)
+    return Prepared(split, store, layout)
 
 
 MIN_TEST_PATIENTS = 5  # per dataset; fewer cannot give an AUC worth a table row
@@ -190,15 +188,15 @@ def train_ablation(profile: Profile, prep: Prepared, progress: bool = True) -> p
     return out
 
 
-def open_prepared(runs_dir: str | Path) -> Prepared:
+def open_prepared(runs_dir: RunLayout | str | Path) -> Prepared:
     """Reopen what :func:`prepare` wrote (split, image store) without rebuilding or re-reading
     the DICOM headers."""
-    layout = RunLayout(Path(runs_dir))
+    layout = RunLayout.of(runs_dir)
     store = open_image_store(layout.image_store(layout.read_cohort_ref()["store"]), verify=False)
-    return Prepared(layout.read_split(), store, layout.root)
+    return Prepared(layout.read_split(), store, layout)
 
 
-def train_one(profile: Profile, runs_dir: str | Path, dataset: str, variant: str, backbone_name: str) -> dict:
+def train_one(profile: Profile, runs_dir: RunLayout | str | Path, dataset: str, variant: str, backbone_name: str) -> dict:
     """Train (or reuse) one run of a prepared study; returns its ``run.json``.
 
     Parameters

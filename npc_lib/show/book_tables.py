@@ -9,11 +9,11 @@ VARIANT_HEADS = {variant_column(v): title for v, title in VARIANT_TITLES.items()
 METRICS = {"auc": ("AUC", "{:.3f}", "{:.2f}", "{:+.2f}"), "accuracy": ("Accuracy (%)", "{:.1f}", "{:.2f}", "{:+.1f}")}
 
 
-def _model_name(key: str) -> str:
+def model_name(key: str) -> str:
     return backbone_title(key)
 
 
-def _fmt(pattern: str, value) -> str:
+def fmt_value(pattern: str, value) -> str:
     return "" if value is None or pd.isna(value) else pattern.format(float(value))
 
 
@@ -40,23 +40,23 @@ def table2_paper_form(t2: pd.DataFrame, metric: str = "auc", level: str = "image
         group = r.get("group", "CNN")
         if group != "CNN" and all(pd.isna(r.get(f"{metric}_{c}")) for c in VARIANT_HEADS):
             continue
-        model = _model_name(r["backbone"]) if group == "CNN" else f"Pixel reference ({r['backbone']})"
+        model = model_name(r["backbone"]) if group == "CNN" else f"Pixel reference ({r['backbone']})"
         if group == "CNN" and r["backbone"] not in (*PAPER_BACKBONES, "average"):
             model = f"{model} (added here)"  # this project's addition: no published row
         row = {("", "Dataset"): r["dataset"] if (r["dataset"], group) != last else "", ("", "Model"): model}
         last = (r["dataset"], group)
         for v, head in VARIANT_HEADS.items():
-            row[(f"{head} {name}", f"ours ({level})")] = _fmt(ours_f, r.get(f"{metric}_{v}"))
+            row[(f"{head} {name}", f"ours ({level})")] = fmt_value(ours_f, r.get(f"{metric}_{v}"))
             if f"{metric}_{v}_published" in t2:
-                row[(f"{head} {name}", "paper")] = _fmt(pub_f, r.get(f"{metric}_{v}_published"))
-                row[(f"{head} {name}", "Δ")] = _fmt(diff_f, r.get(f"{metric}_{v}_diff"))
+                row[(f"{head} {name}", "paper")] = fmt_value(pub_f, r.get(f"{metric}_{v}_published"))
+                row[(f"{head} {name}", "Δ")] = fmt_value(diff_f, r.get(f"{metric}_{v}_diff"))
         rows.append(row)
     out = pd.DataFrame(rows)
     out.columns = pd.MultiIndex.from_tuples(out.columns)
     return out
 
 
-def _ci(auc, low, high) -> str:
+def ci_text(auc, low, high) -> str:
     if auc is None or pd.isna(auc):
         return "n/a"
     return f"{auc:.2f} ({low:.2f}–{high:.2f})" if pd.notna(low) else f"{auc:.2f}"
@@ -80,9 +80,9 @@ def references_book_form(summary: pd.DataFrame) -> pd.DataFrame:
                                                                       summary["test_dm_patients"])],
     })
     if "planted_auc" in summary:
-        out["Planted-risk reference"] = [_ci(*v) for v in zip(summary["planted_auc"], summary["planted_low"],
+        out["Planted-risk reference"] = [ci_text(*v) for v in zip(summary["planted_auc"], summary["planted_low"],
                                                                summary["planted_high"])]
-    out["Pixel reference"] = [_ci(*v) for v in zip(summary["pixel_auc"], summary["pixel_low"], summary["pixel_high"])]
+    out["Pixel reference"] = [ci_text(*v) for v in zip(summary["pixel_auc"], summary["pixel_low"], summary["pixel_high"])]
     out["CNN mean (range)"] = [f"{m:.2f} ({lo:.2f}–{hi:.2f})" if pd.notna(m) else "n/a"
                                for m, lo, hi in zip(summary["cnn_mean_auc"], summary["cnn_min_auc"],
                                                     summary["cnn_max_auc"])]
@@ -104,11 +104,11 @@ def negative_control_book_form(table: pd.DataFrame) -> pd.DataFrame:
     DataFrame with display columns, one row per dataset × variant × model.
     """
     out = pd.DataFrame({
-        "Dataset": table["dataset"], "Variant": table["variant"], "Model": [_model_name(b) for b in table["backbone"]],
-        "Image AUC (95 % CI)": [_ci(*v) for v in zip(table["auc"], table["auc_low"], table["auc_high"])]})
+        "Dataset": table["dataset"], "Variant": table["variant"], "Model": [model_name(b) for b in table["backbone"]],
+        "Image AUC (95 % CI)": [ci_text(*v) for v in zip(table["auc"], table["auc_low"], table["auc_high"])]})
     if "inside" in table:
         out["Image bounds"] = [_bounds(lo, hi) for lo, hi in zip(table["bound_low"], table["bound_high"])]
-    out["Patient AUC (95 % CI)"] = [_ci(*v) for v in zip(table["patient_auc"], table["patient_auc_low"],
+    out["Patient AUC (95 % CI)"] = [ci_text(*v) for v in zip(table["patient_auc"], table["patient_auc_low"],
                                                          table["patient_auc_high"])]
     if "inside" in table:
         out["Patient bounds"] = [_bounds(lo, hi) for lo, hi in zip(table["patient_bound_low"],
@@ -121,10 +121,38 @@ def _bounds(low, high) -> str:
     return "n/a" if pd.isna(low) or pd.isna(high) else f"{low:.2f}–{high:.2f}"
 
 
-def _p(value) -> str:
+def p_text(value) -> str:
     if value is None or pd.isna(value):
         return "n/a"
     return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def test_counts_book_form(counts: pd.DataFrame) -> pd.DataFrame:
+    """Test patients and images per dataset, with the book's column names.
+
+    Parameters
+    ----------
+    counts : ``StudyEvaluation.test_counts``
+
+    Returns
+    -------
+    DataFrame: Dataset, Test patients, Test images.
+    """
+    return counts.rename(columns={"dataset": "Dataset", "test_patients": "Test patients", "test_images": "Test images"})
+
+
+def dataset_counts_book_form(counts: pd.DataFrame) -> pd.DataFrame:
+    """Images, patients and DM patients per dataset (rows) and split (columns).
+
+    Parameters
+    ----------
+    counts : :func:`npc_lib.learn.study.dataset_counts`
+
+    Returns
+    -------
+    DataFrame indexed by dataset, columns (count, split).
+    """
+    return counts.pivot_table(index="dataset", columns="split", values=["images", "patients", "dm_patients"])
 
 
 def metrics_book_form(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -142,12 +170,12 @@ def metrics_book_form(metrics: pd.DataFrame) -> pd.DataFrame:
     boot = "patient_auc_boot_low" in metrics
     return pd.DataFrame({
         "Dataset": metrics["dataset"], "Variant": metrics["variant"],
-        "Model": [_model_name(b) for b in metrics["backbone"]],
-        "AUC, image (95 % CI)": [_ci(*v) for v in zip(metrics["auc"], metrics["auc_low"], metrics["auc_high"])],
-        "Accuracy (%)": [_fmt("{:.1f}", 100 * a) for a in metrics["accuracy"]],
-        "Sensitivity": [_fmt("{:.2f}", v) for v in metrics["sensitivity"]],
-        "Specificity": [_fmt("{:.2f}", v) for v in metrics["specificity"]],
-        "AUC, patient (95 % CI)": [_ci(*v) for v in zip(
+        "Model": [model_name(b) for b in metrics["backbone"]],
+        "AUC, image (95 % CI)": [ci_text(*v) for v in zip(metrics["auc"], metrics["auc_low"], metrics["auc_high"])],
+        "Accuracy (%)": [fmt_value("{:.1f}", 100 * a) for a in metrics["accuracy"]],
+        "Sensitivity": [fmt_value("{:.2f}", v) for v in metrics["sensitivity"]],
+        "Specificity": [fmt_value("{:.2f}", v) for v in metrics["specificity"]],
+        "AUC, patient (95 % CI)": [ci_text(*v) for v in zip(
             metrics["patient_auc"], metrics["patient_auc_boot_low" if boot else "patient_auc_low"],
             metrics["patient_auc_boot_high" if boot else "patient_auc_high"])],
     })
@@ -165,10 +193,10 @@ def tnm_comparison_book_form(cmp: pd.DataFrame) -> pd.DataFrame:
     DataFrame with display columns, one row per run.
     """
     return pd.DataFrame({
-        "Dataset": cmp["dataset"], "Variant": cmp["variant"], "Model": [_model_name(b) for b in cmp["backbone"]],
-        "Patients": cmp["patients"], "Model AUC": [_fmt("{:.3f}", v) for v in cmp["model_auc"]],
-        "TNM AUC": [_fmt("{:.3f}", v) for v in cmp["tnm_auc"]], "p (DeLong)": [_p(v) for v in cmp["p"]],
-        "p (Holm, all models)": [_p(v) for v in cmp["p_holm"]] if "p_holm" in cmp else ""})
+        "Dataset": cmp["dataset"], "Variant": cmp["variant"], "Model": [model_name(b) for b in cmp["backbone"]],
+        "Patients": cmp["patients"], "Model AUC": [fmt_value("{:.3f}", v) for v in cmp["model_auc"]],
+        "TNM AUC": [fmt_value("{:.3f}", v) for v in cmp["tnm_auc"]], "p (DeLong)": [p_text(v) for v in cmp["p"]],
+        "p (Holm, all models)": [p_text(v) for v in cmp["p_holm"]] if "p_holm" in cmp else ""})
 
 
 def selection_book_form(selection: pd.DataFrame) -> pd.DataFrame:
@@ -184,8 +212,8 @@ def selection_book_form(selection: pd.DataFrame) -> pd.DataFrame:
     """
     s = selection[selection["selected"]]
     return pd.DataFrame({"Dataset": s["dataset"], "Variant": s["variant"],
-                         "Chosen model": [_model_name(b) for b in s["backbone"]],
-                         "Training AUC (out of fold)": [_fmt("{:.3f}", v) for v in s["train_oof_auc"]],
+                         "Chosen model": [model_name(b) for b in s["backbone"]],
+                         "Training AUC (out of fold)": [fmt_value("{:.3f}", v) for v in s["train_oof_auc"]],
                          "Criterion": s["criterion"]})
 
 
@@ -201,10 +229,10 @@ def calibration_book_form(table: pd.DataFrame) -> pd.DataFrame:
     DataFrame with display columns, one row per run, in grid order.
     """
     return pd.DataFrame({
-        "Dataset": table["dataset"], "Variant": table["variant"], "Model": [_model_name(b) for b in table["backbone"]],
-        "Intercept (ideal 0)": [_ci(*v) for v in zip(table["intercept"], table["intercept_low"], table["intercept_high"])],
-        "Slope (ideal 1)": [_ci(*v) for v in zip(table["slope"], table["slope_low"], table["slope_high"])],
-        "Brier score": [_ci(*v) for v in zip(table["brier"], table["brier_low"], table["brier_high"])],
+        "Dataset": table["dataset"], "Variant": table["variant"], "Model": [model_name(b) for b in table["backbone"]],
+        "Intercept (ideal 0)": [ci_text(*v) for v in zip(table["intercept"], table["intercept_low"], table["intercept_high"])],
+        "Slope (ideal 1)": [ci_text(*v) for v in zip(table["slope"], table["slope_low"], table["slope_high"])],
+        "Brier score": [ci_text(*v) for v in zip(table["brier"], table["brier_low"], table["brier_high"])],
     })
 
 
@@ -220,10 +248,10 @@ def hybrid_book_form(hybrid: pd.DataFrame) -> pd.DataFrame:
     DataFrame with display columns, one row per backbone × model.
     """
     return pd.DataFrame({
-        "Image model": [_model_name(b) for b in hybrid["backbone"]], "Model": hybrid["model"],
+        "Image model": [model_name(b) for b in hybrid["backbone"]], "Model": hybrid["model"],
         "Patients (DM)": [f"{int(p)} ({int(d)})" for p, d in zip(hybrid["patients"], hybrid["dm"])],
-        "AUC (95 % CI)": [_ci(*v) for v in zip(hybrid["auc"], hybrid["auc_low"], hybrid["auc_high"])],
-        "Training image AUC (out of fold)": [_fmt("{:.3f}", v) for v in hybrid["train_oof_image_auc"]]})
+        "AUC (95 % CI)": [ci_text(*v) for v in zip(hybrid["auc"], hybrid["auc_low"], hybrid["auc_high"])],
+        "Training image AUC (out of fold)": [fmt_value("{:.3f}", v) for v in hybrid["train_oof_image_auc"]]})
 
 
 def provenance_book_form(prov: pd.DataFrame) -> pd.DataFrame:
@@ -239,11 +267,11 @@ def provenance_book_form(prov: pd.DataFrame) -> pd.DataFrame:
     DataFrame with display columns, one row per run.
     """
     return pd.DataFrame({
-        "Dataset": prov["dataset"], "Variant": prov["variant"], "Model": [_model_name(b) for b in prov["backbone"]],
+        "Dataset": prov["dataset"], "Variant": prov["variant"], "Model": [model_name(b) for b in prov["backbone"]],
         "Weights": [f"{w} ({m})" for w, m in zip(prov["weights"], prov["mode"])],
         "Config hash": [str(h)[:10] for h in prov["config_hash"]],
         "Seeds": [f"{a}/{b}/{c}" for a, b, c in zip(prov["seed_train"], prov["seed_split"], prov["seed_cohort"])],
-        "Wall (s)": [_fmt("{:.1f}", v) for v in prov["wall_s"]]})
+        "Wall (s)": [fmt_value("{:.1f}", v) for v in prov["wall_s"]]})
 
 
 def cam_book_form(table: pd.DataFrame) -> pd.DataFrame:
@@ -261,10 +289,10 @@ def cam_book_form(table: pd.DataFrame) -> pd.DataFrame:
     """
     return pd.DataFrame({
         "Dataset": table["dataset"], "Variant": table["variant"],
-        "Model": [_model_name(b) for b in table["backbone"]], "CAM grid": table["cam_grid"], "CAM in ROI": [_fmt("{:.3f}", v) for v in table["cam_in_roi"]],
-        "ROI area share": [_fmt("{:.3f}", v) for v in table["area_share"]],
-        "Enrichment": [_fmt("{:.2f}", v) for v in table["enrichment"]],
-        "Randomised ρ": [_fmt("{:.2f}", v) for v in table["randomised_spearman"]],
+        "Model": [model_name(b) for b in table["backbone"]], "CAM grid": table["cam_grid"], "CAM in ROI": [fmt_value("{:.3f}", v) for v in table["cam_in_roi"]],
+        "ROI area share": [fmt_value("{:.3f}", v) for v in table["area_share"]],
+        "Enrichment": [fmt_value("{:.2f}", v) for v in table["enrichment"]],
+        "Randomised ρ": [fmt_value("{:.2f}", v) for v in table["randomised_spearman"]],
         "Note": table["note"].fillna("")})
 
 
@@ -286,58 +314,17 @@ def pretraining_book_form(summary: pd.DataFrame) -> pd.DataFrame:
 
     return pd.DataFrame({
         "Dataset": summary["dataset"], "Variant": [VARIANT_TITLES.get(v, v) for v in summary["variant"]],
-        "Lite0, ImageNet": [_ci(*v) for v in zip(summary["auc_imagenet"], summary["auc_imagenet_low"],
+        "Lite0, ImageNet": [ci_text(*v) for v in zip(summary["auc_imagenet"], summary["auc_imagenet_low"],
                                                   summary["auc_imagenet_high"])],
-        "Lite0, random": [_ci(*v) for v in zip(summary["auc_random"], summary["auc_random_low"],
+        "Lite0, random": [ci_text(*v) for v in zip(summary["auc_random"], summary["auc_random_low"],
                                                 summary["auc_random_high"])],
-        "Difference": [_fmt("{:+.2f}", d) or "n/a" for d in summary["auc_difference"]],
+        "Difference": [fmt_value("{:+.2f}", d) or "n/a" for d in summary["auc_difference"]],
         "p (Holm)": [f"{pv(p)} ({pv(h)})" for p, h in zip(summary["p_delong"], summary["p_holm"])],
         "Paper's four: mean (range), weights": [
             f"{m:.2f} ({lo:.2f}–{hi:.2f}), {w}" if pd.notna(m) else "n/a" for m, lo, hi, w in
             zip(summary["paper_four_mean"], summary["paper_four_min"], summary["paper_four_max"],
                 summary["paper_four_weights"])],
-        "Planted-risk reference": [_ci(*v) for v in zip(summary["planted_auc"], summary["planted_low"],
+        "Planted-risk reference": [ci_text(*v) for v in zip(summary["planted_auc"], summary["planted_low"],
                                                          summary["planted_high"])],
-        "Pixel reference": [_ci(*v) for v in zip(summary["pixel_auc"], summary["pixel_low"], summary["pixel_high"])],
+        "Pixel reference": [ci_text(*v) for v in zip(summary["pixel_auc"], summary["pixel_low"], summary["pixel_high"])],
     })
-
-
-def resplit_book_form(cells: pd.DataFrame) -> pd.DataFrame:
-    """The resplit summary per dataset × variant for the book (patient level, mean over backbones).
-
-    Parameters
-    ----------
-    cells : :func:`npc_lib.analysis.resplits.cell_summary`
-
-    Returns
-    -------
-    DataFrame with display columns, one row per dataset × variant.
-    """
-    return pd.DataFrame({
-        "Dataset": cells["dataset"], "Variant": cells["variant"], "Splits": cells["splits"].astype(int),
-        "Median AUC (2.5–97.5 %)": [_ci(*v) for v in zip(cells["median_auc"], cells["auc_2_5"], cells["auc_97_5"])],
-        "This run's split": [_fmt("{:.2f}", v) for v in cells["run_auc"]],
-        "Its percentile": [_fmt("{:.0f}", v) for v in cells["run_percentile"]],
-        "TNM median AUC": [_fmt("{:.2f}", v) for v in cells["tnm_median_auc"]],
-        "Splits beating TNM": [_fmt("{:.0%}", v) for v in cells["share_beating_tnm"]]})
-
-
-def survival_book_form(table: pd.DataFrame) -> pd.DataFrame:
-    """Time to DM per model: Harrell's C (95 % CI), log-rank p of the training-median split, the
-    Cox hazard ratio per SD of the score (adjusted for stage) and the Cox model's test C-index.
-
-    Parameters
-    ----------
-    table : ``evaluation/survival.csv`` (or some of its rows)
-
-    Returns
-    -------
-    DataFrame with display columns, one row per model.
-    """
-    return pd.DataFrame({
-        "Dataset": table["dataset"], "Variant": table["variant"], "Model": [_model_name(b) for b in table["backbone"]],
-        "C-index (95 % CI)": [_ci(*v) for v in zip(table["c_index"], table["c_low"], table["c_high"])],
-        "Log-rank p": [_p(v) for v in table["logrank_p"]],
-        "HR per SD (95 % CI)": [_ci(*v) for v in zip(table["hr"], table["hr_low"], table["hr_high"])],
-        "Cox C-index": [_fmt("{:.2f}", v) for v in table["cox_c_index"]],
-        "Events / patients": [f"{int(e)} / {int(n)}" for e, n in zip(table["events"], table["test_patients"])]})

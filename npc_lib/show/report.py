@@ -23,9 +23,9 @@ NEUTRAL_STYLE = _box("#3c7d3c", "#eef6ee", "#1f3d1f")  # nothing to warn about
 ALARM_STYLE = _box("#b00020", "#fdecee", "#5c0010")    # something is wrong
 
 
-def data_flags(runs_dir: str | Path, cohort_dir: str | Path | None = None) -> dict:
+def data_flags(runs_dir: RunLayout | str | Path, cohort_dir: str | Path | None = None) -> dict:
     """Is the cohort synthetic (a generation report exists)? Were any backbones randomly initialised?"""
-    layout = RunLayout(Path(runs_dir))
+    layout = RunLayout.of(runs_dir)
     if cohort_dir is None and layout.cohort_ref.is_file():
         cohort_dir = layout.read_cohort_ref()["cohort"]
     report = Path(cohort_dir) / "generation_report.json" if cohort_dir else None
@@ -78,6 +78,21 @@ def _weights_sentence(flags: dict) -> str:
         if w else ""
 
 
+def warn_on_alarm(table) -> None:
+    """Print a warning in the notebook when any null AUC of the negative control lies outside its bounds.
+
+    Parameters
+    ----------
+    table : ``evaluation/negative_control.csv`` (with its ``inside`` column), or None
+
+    Returns
+    -------
+    None
+    """
+    if table is not None and "inside" in table and not table["inside"].astype(bool).all():
+        print("WARNING: negative control alarm:", negative_control_html(table))
+
+
 def negative_control_html(table) -> str:
     """The negative control's verdict: a red alarm naming every null AUC outside its chance bounds,
     or a plain line that all lie inside.
@@ -125,7 +140,7 @@ def chapter_banner_html(flags: dict) -> str:
         "every backbone started from the pretrained weights recorded in its run." + _weights_sentence(flags) + "</div>")
 
 
-def banner(runs_dir: str | Path, cohort_dir: str | Path | None = None) -> dict:
+def banner(runs_dir: RunLayout | str | Path, cohort_dir: str | Path | None = None) -> dict:
     """Display the banners in a notebook; returns the flags."""
     from IPython.display import HTML, display
     flags = data_flags(runs_dir, cohort_dir)
@@ -166,7 +181,7 @@ def show(fig, path: str | Path | None = None, glue_as: str | None = None, width:
     return None
 
 
-def provenance(runs_dir: str | Path) -> pd.DataFrame:
+def provenance(runs_dir: RunLayout | str | Path) -> pd.DataFrame:
     """Per run: weights used, seeds, config hash, store fingerprint, versions, wall time.
 
     Parameters
@@ -179,7 +194,7 @@ def provenance(runs_dir: str | Path) -> pd.DataFrame:
     fingerprint, seeds, TensorFlow / Keras / npc_lib versions, wall time.
     """
     rows = []
-    for run in RunLayout(Path(runs_dir)).model_runs():
+    for run in RunLayout.of(runs_dir).model_runs():
         meta = run.read_meta()
         c = meta["config"]
         rows.append({"dataset": c["dataset"], "variant": c["variant"], "backbone": c["backbone"],
@@ -189,6 +204,57 @@ def provenance(runs_dir: str | Path) -> pd.DataFrame:
                      "tensorflow": meta["versions"]["tensorflow"], "keras": meta["versions"]["keras"],
                      "npc_lib": meta["versions"]["npc_lib"], "wall_s": meta["wall_s"]})
     return pd.DataFrame(rows)
+
+
+def provenance_numbers(prov: pd.DataFrame) -> dict:
+    """The provenance facts a chapter cites: weights used, TensorFlow and Keras versions, seeds, store.
+
+    Parameters
+    ----------
+    prov : the table of :func:`provenance`
+
+    Returns
+    -------
+    dict for :func:`glue_numbers`.
+    """
+    first = prov.iloc[0]
+    return {"weights_used": ", ".join(sorted(prov["weights"].unique())), "tf_version": first["tensorflow"],
+            "keras_version": first["keras"], "seed_train": int(first["seed_train"]),
+            "seed_split": int(first["seed_split"]), "store_fingerprint": first["store"]}
+
+
+def glue_numbers(numbers: dict) -> None:
+    """Glue every number a chapter cites (not displayed here): ``(value, decimals)`` is formatted by
+    :func:`num`, anything else is glued as it is.
+
+    Parameters
+    ----------
+    numbers : name -> ``(value, decimals)`` or a ready value
+
+    Returns
+    -------
+    None
+    """
+    from myst_nb import glue
+    for key, value in numbers.items():
+        glue(key, num(*value) if isinstance(value, tuple) else value, display=False)
+
+
+def show_tables(*frames: pd.DataFrame) -> None:
+    """Display each table that has rows (empty ones, e.g. no exclusions, are left out).
+
+    Parameters
+    ----------
+    frames : tables
+
+    Returns
+    -------
+    None
+    """
+    from IPython.display import display
+    for frame in frames:
+        if frame is not None and len(frame):
+            display(table(frame))
 
 
 def num(value, digits: int = 3) -> str:

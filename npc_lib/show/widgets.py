@@ -9,19 +9,16 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+from matplotlib.patches import Rectangle
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from npc_lib.errors import NpcError  # noqa: E402
-from npc_lib.atomic import atomic_path  # noqa: E402
-from npc_lib.show.plots import overlay, roc_frame, roc_of_run  # noqa: E402
-from npc_lib.data.dicom import read_series  # noqa: E402
-from npc_lib.data.rois import VARIANT_REGISTRY  # noqa: E402
+from npc_lib.errors import NpcError
+from npc_lib.atomic import atomic_path
+from npc_lib.show.plots import overlay, roc_frame, roc_of_run
+from npc_lib.data.dicom import read_series
+from npc_lib.data.rois import VARIANT_REGISTRY
 
 
 def figure_png(fig, dpi: int = 100):

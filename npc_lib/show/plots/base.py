@@ -3,17 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+from sklearn.metrics import roc_auc_score, roc_curve
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-from sklearn.metrics import roc_auc_score, roc_curve  # noqa: E402
-
-from npc_lib.analysis.metrics import patient_scores  # noqa: E402
-from npc_lib.atomic import atomic_path  # noqa: E402
-from npc_lib.vocabulary import DATASETS, VARIANTS  # noqa: E402
+from npc_lib.analysis.metrics import patient_scores
+from npc_lib.atomic import atomic_path
+from npc_lib.vocabulary import DATASETS, VARIANTS, variant_names
 
 # One theme for every statistical figure of the project: seaborn's whitegrid at a size that stays
 # legible when a figure is shown at the book's text width (about 750 px).
@@ -32,6 +29,16 @@ BACKBONE_COLOURS = {"efficientnet-b0": "#1b9e77", "inception-resnet-v2": "#d95f0
                     "xception": "#e7298a", "efficientnet-lite0": "#66a61e"}
 DATASET_ORDER = list(DATASETS)
 VARIANT_ORDER = list(VARIANTS)
+
+
+def panel_order(keys) -> tuple[list[str], list[str]]:
+    """The datasets (rows) and variants (columns) that ``keys`` ((dataset, variant, ...) tuples) hold,
+    in the vocabulary's order (a registered variant beyond the paper's two comes last); all of the
+    paper's when ``keys`` is empty."""
+    keys = list(keys)
+    datasets = [d for d in DATASET_ORDER if any(k[0] == d for k in keys)] or DATASET_ORDER
+    variants = [v for v in variant_names() if any(k[1] == v for k in keys)] or VARIANT_ORDER
+    return datasets, variants
 # reference pseudo-runs drawn in Fig. 3: name -> line style
 REFERENCE_STYLES = {"planted risk": dict(color="black", ls="--", lw=1.4),
                     "pixel reference": dict(color="#777777", ls="-.", lw=1.4)}

@@ -1,13 +1,10 @@
 """The Table 1 companion figure: age and stage by DM status in the training and test sets."""
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
 def fig_cohort(clinical: pd.DataFrame, split: pd.Series):
     """Table 1 companion: age and overall stage by DM status, in the training and test sets.

@@ -1,14 +1,11 @@
 """Figures of images: stored ROI examples, Grad-CAM grids (Figs 6 and 7) and their overlays."""
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
+from matplotlib import colormaps
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib import colormaps  # noqa: E402
-import numpy as np  # noqa: E402
-
-from npc_lib.vocabulary import VARIANTS  # noqa: E402
+from npc_lib.vocabulary import VARIANTS
 
 def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> np.ndarray:
     """RGB float image: the grey ROI image under the CAM in viridis (purple low → yellow high)."""

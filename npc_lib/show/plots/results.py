@@ -3,16 +3,14 @@
 hybrid model's ROC and the DeLong matrix."""
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from npc_lib.show.plots.base import (BACKBONE_COLOURS, DATASET_ORDER, REFERENCE_STYLES, VARIANT_ORDER,  # noqa: E402
-                                     roc_curve_on, roc_frame, roc_of_run)
+from npc_lib.show.plots.base import (BACKBONE_COLOURS, DATASET_ORDER, REFERENCE_STYLES, panel_order, roc_curve_on,
+                                     roc_frame, roc_of_run)
+from npc_lib.vocabulary import variant_names
 
 def fig3_roc(runs: dict, level: str = "image", references: dict | None = None):
     """ROC per dataset × variant; ``runs`` maps (dataset, variant, backbone) → predictions and
@@ -26,11 +24,13 @@ def fig3_roc(runs: dict, level: str = "image", references: dict | None = None):
 
     Returns
     -------
-    matplotlib Figure, 4 × 2 panels.
+    matplotlib Figure, one panel per dataset × variant of ``runs`` (the paper's 4 × 2).
     """
-    fig, axes = plt.subplots(4, 2, figsize=(9, 17))
-    for c, variant in enumerate(VARIANT_ORDER):
-        for r, dataset in enumerate(DATASET_ORDER):
+    datasets, variants = panel_order(runs)
+    fig, axes = plt.subplots(len(datasets), len(variants), figsize=(4.5 * len(variants), 4.25 * len(datasets)),
+                             squeeze=False)
+    for c, variant in enumerate(variants):
+        for r, dataset in enumerate(datasets):
             ax = axes[r, c]
             for (d, v, b), pred in sorted(runs.items()):
                 if (d, v) == (dataset, variant):
@@ -98,9 +98,11 @@ def fig_curves(histories: dict, metric: str = "accuracy"):
     -------
     matplotlib Figure, one panel per dataset × variant.
     """
-    fig, axes = plt.subplots(4, 2, figsize=(9, 14), sharex=True)
-    for c, variant in enumerate(VARIANT_ORDER):
-        for r, dataset in enumerate(DATASET_ORDER):
+    datasets, variants = panel_order(histories)
+    fig, axes = plt.subplots(len(datasets), len(variants), figsize=(4.5 * len(variants), 3.5 * len(datasets)),
+                             sharex=True, squeeze=False)
+    for c, variant in enumerate(variants):
+        for r, dataset in enumerate(datasets):
             ax = axes[r, c]
             for (d, v, b), h in sorted(histories.items()):
                 if (d, v) != (dataset, variant):
@@ -224,7 +226,7 @@ def fig_pretraining(summary: pd.DataFrame):
     matplotlib Figure.
     """
     rows = summary.assign(_d=summary["dataset"].map({d: i for i, d in enumerate(DATASET_ORDER)}),
-                          _v=summary["variant"].map({v: i for i, v in enumerate(VARIANT_ORDER)}))
+                          _v=summary["variant"].map({v: i for i, v in enumerate(variant_names())}))
     rows = rows.sort_values(["_d", "_v"]).reset_index(drop=True)
     fig, ax = plt.subplots(figsize=(7.4, 0.42 * len(rows) + 1.8))
     y = np.arange(len(rows))[::-1]
