@@ -81,3 +81,25 @@ def test_a_damaged_executed_notebook_runs_again(tmp_path, monkeypatch, caplog):
         again = run_jobs(jobs, "fp", tmp_path / "state", progress=False)
     assert [o.status for o in again] == ["skipped", "ok"]
     assert "j1: the executed notebook" in caplog.text and "changed or damaged" in caplog.text
+
+
+def test_a_damaged_random_backbone_file_recomputes_the_features(smoke_runs, tmp_path, caplog):
+    from npc_lib.config import load_profile
+    from npc_lib.data.cache import sha256_file
+    from npc_lib.layout import RunLayout
+    from npc_lib.learn.features import extract_features
+    from npc_lib.learn.study import open_prepared
+    store = open_prepared(smoke_runs).store
+    source = RunLayout(smoke_runs).features(store.fingerprint)
+    cache = tmp_path / "cache"
+    (folder,) = [p for p in source.glob("efficientnet-lite0-*") if (p / "backbone.weights.h5").is_file()]
+    shutil.copytree(folder, RunLayout(tmp_path).features(store.fingerprint) / folder.name)
+    weights = RunLayout(tmp_path).features(store.fingerprint) / folder.name / "backbone.weights.h5"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    profile = load_profile("smoke", {"weights": "none"})
+    with caplog.at_level("WARNING"):
+        extract_features(store, "efficientnet-lite0", profile, cache)
+    assert "backbone.weights.h5 checksum mismatch" in caplog.text
+    assert sha256_file(weights) == sha256_file(folder / "backbone.weights.h5")  # the same seed rebuilt it

@@ -131,6 +131,9 @@ def test_run_paths_are_spelled_only_in_layout():
 
 def test_variant_vocabulary():
     assert VARIANTS == ("intratumour", "intra-peritumour") and len(DATASETS) == 4
+    from npc_lib.vocabulary import DATASET_TITLES, VARIANT_TITLES, BACKBONES, BACKBONE_TITLES
+    assert set(DATASET_TITLES) == set(DATASETS) and set(BACKBONE_TITLES) == set(BACKBONES)
+    assert set(VARIANTS) <= set(VARIANT_TITLES)
     from npc_lib.data.rois import VARIANT_REGISTRY
     assert tuple(VARIANT_REGISTRY) == VARIANTS  # the paper's two, registered with their derivations
     assert variant_column("intra-peritumour") == "intra_peritumour"

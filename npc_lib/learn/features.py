@@ -71,6 +71,10 @@ def extract_features(store: ImageStore, name: str, profile: Profile, cache_dir: 
         manifest = json.loads(manifest_path.read_text())
         try:
             out = {}
+            backbone_file = fdir / "backbone.weights.h5"  # the random backbone Grad-CAM rebuilds
+            if backbone_file.name in manifest["files"] and \
+                    manifest["files"][backbone_file.name] != sha256_file(backbone_file):
+                raise ValueError(f"{backbone_file} checksum mismatch")
             for v in variants:
                 p = fdir / f"{v}.npy"
                 if manifest["files"].get(p.name) != sha256_file(p):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from npc_lib.vocabulary import PAPER_BACKBONES, VARIANT_TITLES, backbone_title, variant_column
+from npc_lib.vocabulary import PAPER_BACKBONES, VARIANT_TITLES, backbone_title, dataset_title, variant_column
 
 VARIANT_HEADS = {variant_column(v): title for v, title in VARIANT_TITLES.items()}
 METRICS = {"auc": ("AUC", "{:.3f}", "{:.2f}", "{:+.2f}"), "accuracy": ("Accuracy (%)", "{:.1f}", "{:.2f}", "{:+.1f}")}
@@ -150,9 +150,10 @@ def dataset_counts_book_form(counts: pd.DataFrame) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame indexed by dataset, columns (count, split).
+    DataFrame indexed by dataset (with its descriptive title), columns (count, split).
     """
-    return counts.pivot_table(index="dataset", columns="split", values=["images", "patients", "dm_patients"])
+    wide = counts.pivot_table(index="dataset", columns="split", values=["images", "patients", "dm_patients"])
+    return wide.rename(index=lambda d: f"{d}: {dataset_title(d)}")
 
 
 def metrics_book_form(metrics: pd.DataFrame) -> pd.DataFrame:
