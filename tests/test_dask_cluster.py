@@ -135,37 +135,35 @@ def test_an_unreachable_scheduler_is_a_clear_error(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_the_smoke_main_job_runs_through_the_scheduler(cluster, smoke_book, tmp_path):
-    """The smoke main job on the two-worker cluster: the backbone features and all 37 notebooks
-    run on the workers. It starts from the smoke book's cohort, image store and fitted heads (the
-    same profile and seed; made in this process either way), not from its features or notebooks."""
+def test_the_main_job_runs_through_the_scheduler(cluster, tmp_path):
+    """The main job on the two-worker cluster, on the smoke profile cut to one backbone and two
+    datasets (every notebook kind, 10 executions): the backbone features and every notebook run on
+    the workers, and the workers' features equal the runner's for the same seed."""
+    from conftest import mini_profile
     from npc_lib.cli import main
+    from npc_lib.config import load_profile
     from npc_lib.layout import RunLayout
+    from npc_lib.learn.features import extract_features
+    from npc_lib.learn.study import open_prepared
     root = Path(__file__).resolve().parents[1]
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(root / name, tmp_path / name)
-    shutil.copytree(root / "book", tmp_path / "book", ignore=shutil.ignore_patterns("executed"))
     shutil.copytree(root / "notebooks", tmp_path / "notebooks")
-    done, runs = RunLayout(smoke_book[1]), RunLayout(tmp_path / "runs" / "smoke")
-    for path in (done.synthetic_cohort, done.models, done.ablation.root, done.negative_control.root):
-        shutil.copytree(path, runs.root / path.relative_to(done.root))
-    for path in (done.cohort_ref, done.split):
-        shutil.copy(path, runs.root / path.relative_to(done.root))
-    fingerprint = done.read_cohort_ref()["store"]
-    shutil.copytree(done.image_store(fingerprint), runs.image_store(fingerprint))
-    assert not runs.features(fingerprint).exists()
-    code = main(["run", "--profile", "smoke", "--runs", str(runs.root), "--book-root", str(tmp_path),
+    profile = mini_profile(tmp_path)
+    runs = RunLayout(tmp_path / "runs" / "mini")
+    code = main(["run", "--profile", str(profile), "--runs", str(runs.root), "--book-root", str(tmp_path),
                  "--scheduler", cluster, "--no-book"])
     summary = json.loads(runs.summary.read_text())
-    assert code == 0 and summary["failed"] == [] and summary["executed"] == 46
+    assert code == 0 and summary["failed"] == [] and summary["executed"] == 10
     assert summary["executor"] == {"kind": "dask", "address": cluster, "workers": 2}
-    assert runs.read_cohort_ref()["store"] == fingerprint
+    fingerprint = runs.read_cohort_ref()["store"]
     extracted = sorted(runs.features(fingerprint).glob("*/*.npy"))
-    assert len(extracted) == 5 * 2  # backbones x variants, computed on the workers
-    for f in extracted:  # the same seed gives the same random backbone there as in the runner
-        here = done.features(fingerprint) / f.relative_to(runs.features(fingerprint))
-        ref = np.load(here)  # feature scales differ by 10^7 between random backbones: tolerance relative to the largest
-        np.testing.assert_allclose(np.load(f), ref, rtol=0, atol=1e-4 * float(np.abs(ref).max()), err_msg=f.parent.name)
+    assert len(extracted) == 2  # one backbone x two variants, computed on the workers
+    here = extract_features(open_prepared(runs.root).store, "efficientnet-lite0", load_profile(profile),
+                            tmp_path / "local")  # the same seed gives the same random backbone here
+    for f in extracted:
+        ref = np.asarray(here[f.stem].values)
+        np.testing.assert_allclose(np.load(f), ref, rtol=0, atol=1e-4 * float(np.abs(ref).max()), err_msg=f.name)
 
 
 ENV_PROBE = "import os, pathlib\npathlib.Path(marker).write_text(os.environ.get('MALLOC_TRIM_THRESHOLD_', 'unset'))"

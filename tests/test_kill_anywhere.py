@@ -10,26 +10,15 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
+from conftest import mini_profile
 
 pytest.importorskip("papermill")
 pytest.importorskip("keras")
 
-from npc_lib.config import load_profile  # noqa: E402
 from npc_lib.layout import RunLayout  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = ("table2", "metrics", "negative_control")
-
-
-def _profile(tmp_path: Path) -> Path:
-    """The smoke profile cut to one backbone and two datasets (10 notebooks), random weights."""
-    raw = load_profile("smoke").as_dict()
-    raw.update(name="killed", weights="none", backbones=["efficientnet-lite0"], datasets=["NPC", "CMLN"],
-               model_choice="efficientnet-lite0", resplits=2, negative_control={"backbones": ["efficientnet-lite0"]})
-    path = tmp_path / "killed.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
 
 
 def _start(profile: Path, runs: Path) -> subprocess.Popen:
@@ -63,7 +52,7 @@ def _finish(profile: Path, runs: Path) -> str:
 
 @pytest.mark.slow
 def test_kill_at_four_phases_then_rerun_gives_the_uninterrupted_tables(tmp_path):
-    profile = _profile(tmp_path)
+    profile = mini_profile(tmp_path, "killed")
     killed = RunLayout(tmp_path / "killed")
     phases = [
         ("the cohort", lambda: any(p.name.startswith(".cohort.partial") and any(p.rglob("*.dcm"))

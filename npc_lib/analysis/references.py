@@ -32,8 +32,8 @@ from npc_lib.atomic import atomic_path
 from npc_lib.data.cache import ImageStore, open_image_store
 from npc_lib.layout import RunLayout, pixel_features_file
 from npc_lib.analysis.metrics import MetricError, auc_ci_delong, patient_scores
-from npc_lib.data.rois import DATASETS, VARIANT_REGISTRY, Geometry, box_columns, dataset_mask, place
-from npc_lib.vocabulary import VARIANTS
+from npc_lib.data.rois import VARIANT_REGISTRY, Geometry, box_columns, dataset_mask, place
+from npc_lib.vocabulary import DATASETS, VARIANTS
 
 log = logging.getLogger(__name__)
 TRUTH_KEY = ["patient_id", "sop_instance_uid", "region", "x0", "y0", "x1", "y1"]

@@ -1,8 +1,9 @@
 """ROI geometry and the eight datasets of the paper (§2.2 of Hua et al. 2023).
 
-Each ROI rectangle gives two images: *intratumour* (the rectangle as drawn) and
-*intra-peritumour* (the rectangle grown by ``peritumour_mm`` per side, rows and columns
-separately from PixelSpacing, clipped to the image). An image is produced by cropping,
+Each ROI rectangle gives one image per registered variant (``VARIANT_REGISTRY``); the paper's two
+are *intratumour* (the rectangle as drawn) and *intra-peritumour* (the rectangle grown by
+``peritumour_mm`` per side, rows and columns separately from PixelSpacing, clipped to the image).
+A new variant is one :func:`register_variant` entry here plus its profile line. An image is produced by cropping,
 normalising intensities with robust percentiles of that crop only, scaling down (aspect kept)
 if larger than the canvas, zero-padding centred to the canvas, and resizing to the model
 input. Datasets are views of the ROI index: NPC, CMLN, NPC-CMLN (both) and Max tumour (the
@@ -19,11 +20,11 @@ import pandas as pd
 from PIL import Image
 
 from npc_lib.config import Geometry
-from npc_lib.vocabulary import DATASETS as DATASET_NAMES
+from npc_lib.vocabulary import DATASETS
 from npc_lib.vocabulary import INTRA_PERITUMOUR, INTRATUMOUR, VARIANT_TITLES
 
 #: regions of each dataset (keyed by the vocabulary's dataset names)
-DATASETS = dict(zip(DATASET_NAMES, (("npc", "cmln"), ("npc",), ("cmln",), ("npc",))))
+DATASET_REGIONS = dict(zip(DATASETS, (("npc", "cmln"), ("npc",), ("cmln",), ("npc",))))
 MAX_TUMOUR_SLICES = 3
 DRAWN = ("x0", "y0", "x1", "y1")  # the rectangle as drawn (rois.csv)
 
@@ -163,9 +164,9 @@ def mark_max_tumour(rois: pd.DataFrame, n: int = MAX_TUMOUR_SLICES) -> pd.Series
 
 def dataset_mask(index: pd.DataFrame, dataset: str) -> np.ndarray:
     """Boolean selection of the image index that makes up ``dataset`` (a view, not a copy)."""
-    if dataset not in DATASETS:
-        raise KeyError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
-    mask = index["region"].isin(DATASETS[dataset]).to_numpy().copy()
+    if dataset not in DATASET_REGIONS:
+        raise KeyError(f"unknown dataset {dataset!r}; known: {', '.join(DATASET_REGIONS)}")
+    mask = index["region"].isin(DATASET_REGIONS[dataset]).to_numpy().copy()
     if dataset == "Max tumour":
         mask &= index["is_max_tumour"].to_numpy()
     return mask

@@ -12,7 +12,7 @@ from npc_lib.atomic import write_json
 from npc_lib.config import Profile, config_hash
 from npc_lib.data.cache import ImageStore, build_image_store, open_image_store
 from npc_lib.data.cohort import load_cohort
-from npc_lib.data.rois import DATASETS, dataset_mask
+from npc_lib.data.rois import dataset_mask
 from npc_lib.data.split import study_split, write_split
 from npc_lib.errors import NpcError
 from npc_lib.layout import shared_paths_problem
@@ -20,7 +20,7 @@ from npc_lib.layout import RunLayout
 from npc_lib.learn.features import extract_features
 from npc_lib.learn.train import is_finished, run_config, train_finetune, train_heads
 from npc_lib.progress import progress_bar
-from npc_lib.vocabulary import LITE0
+from npc_lib.vocabulary import DATASETS, LITE0
 
 log = logging.getLogger(__name__)
 
