@@ -3,8 +3,8 @@
 Each ROI rectangle gives one image per registered variant (``VARIANT_REGISTRY``); the paper's two
 are *intratumour* (the rectangle as drawn) and *intra-peritumour* (the rectangle grown by
 ``peritumour_mm`` per side, rows and columns separately from PixelSpacing, clipped to the image).
-A new variant is one :func:`register_variant` entry here plus its profile line. An image is produced by cropping,
-normalising intensities with robust percentiles of that crop only, scaling down (aspect kept)
+A new variant is one :func:`register_variant` entry here plus its profile line. An image is
+produced by cropping, normalising intensities with robust percentiles of that crop only, scaling down (aspect kept)
 if larger than the canvas, zero-padding centred to the canvas, and resizing to the model
 input. Datasets are views of the ROI index: NPC, CMLN, NPC-CMLN (both) and Max tumour (the
 three slices with the largest primary-tumour rectangle per patient).
@@ -20,8 +20,7 @@ import pandas as pd
 from PIL import Image
 
 from npc_lib.config import Geometry
-from npc_lib.vocabulary import DATASETS
-from npc_lib.vocabulary import INTRA_PERITUMOUR, INTRATUMOUR, VARIANT_TITLES
+from npc_lib.vocabulary import DATASETS, INTRA_PERITUMOUR, INTRATUMOUR, VARIANT_TITLES
 
 #: regions of each dataset (keyed by the vocabulary's dataset names)
 DATASET_REGIONS = dict(zip(DATASETS, (("npc", "cmln"), ("npc",), ("cmln",), ("npc",))))
