@@ -13,11 +13,11 @@ NA = "n/a"
 REFERENCE_NUMBERS = (("pixel", "pixel_auc"), ("planted", "planted_auc"), ("cnn", "cnn_mean_auc"))
 
 
-def run_numbers(metrics: pd.DataFrame) -> dict:
+def run_numbers(metrics: pd.DataFrame, test_counts: pd.DataFrame) -> dict:
     """Run counts, mean AUCs (overall, per variant, patient level), test counts, the threshold
     source and the highest image-level test AUC (a description, not a selection)."""
     by_variant = metrics.groupby("variant")["auc"].mean()
-    counts = metrics.groupby("dataset", sort=False)[["test_patients", "test_images"]].first()["test_patients"]
+    counts = test_counts.set_index("dataset")["test_patients"]  # StudyEvaluation.test_counts
     top = metrics.sort_values("auc", ascending=False).iloc[0]
     paper = published_facts()
     out = {"runs": len(metrics), "mean_auc": (metrics["auc"].mean(), 3),

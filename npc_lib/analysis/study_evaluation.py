@@ -296,7 +296,8 @@ def evaluate_study(runs_dir: RunLayout | str | Path, cohort_dir: str | Path | No
                                                                               "patient_accuracy": "accuracy"})
     t2_patient = table2(per_patient)
     refs_summary = reference_summary(metrics, refs["pixel_table"], refs["planted_table"], negative)
-    numbers = {**run_numbers(metrics), **reference_numbers(refs_summary), **pretraining_numbers(pretraining),
+    test_counts = metrics.groupby("dataset", sort=False)[["test_patients", "test_images"]].first().reset_index()
+    numbers = {**run_numbers(metrics, test_counts), **reference_numbers(refs_summary), **pretraining_numbers(pretraining),
                **comparison_numbers(base, cmp, selection, hybrid), **negative_control_numbers(negative)}
     return StudyEvaluation(
         metrics=metrics, table2=t2, predictions=runs,
@@ -306,5 +307,5 @@ def evaluate_study(runs_dir: RunLayout | str | Path, cohort_dir: str | Path | No
         calibration=cal, calibration_table=calib, decision=dca, hybrid=hybrid, ablation=ablation,
         pretraining=pretraining, summary=summary, table1=paper_form(table1(clinical, split)),
         table2_patient=t2_patient.loc[:, ~t2_patient.columns.str.endswith(("_published", "_diff"))],
-        test_counts=metrics.groupby("dataset", sort=False)[["test_patients", "test_images"]].first().reset_index(),
+        test_counts=test_counts,
         reference_summary=refs_summary, negative_control=negative, numbers=numbers)
