@@ -4,7 +4,7 @@ Reproduces Hua et al., Comb. Chem. High Throughput Screen. 2023,
 DOI 10.2174/1386207325666220919091210, on synthetic or user-supplied DICOM cohorts.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.4.0"
 PAPER_DOI = "10.2174/1386207325666220919091210"
 
 from npc_lib import quiet_tf as _quiet_tf

@@ -8,11 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from npc_lib.atomic import atomic_dir, free_space, write_text
+from npc_lib.atomic import atomic_dir, free_space, write_json, write_text
 from npc_lib.errors import NpcError
 from npc_lib.layout import RunLayout
 
 BOOK_NOTEBOOKS = "book/executed"
+STAMP = "stamp.json"  # read by book/_ext/run_stamp.py
 
 
 def write_status_page(path: Path, outcomes: list, profile: str) -> None:
@@ -28,8 +29,9 @@ def write_status_page(path: Path, outcomes: list, profile: str) -> None:
     write_text(path, "\n".join(lines) + "\n")
 
 
-def build_book(book_root: Path, runs_dir: Path, outcomes: list, profile: str) -> Path:
-    """Copy the executed notebooks into the book tree and build it (execution off) to _build/html."""
+def build_book(book_root: Path, runs_dir: Path, outcomes: list, profile: str, stamp: dict | None = None) -> Path:
+    """Copy the executed notebooks into the book tree and build it (execution off) to _build/html;
+    ``stamp`` (:func:`npc_lib.runner.run_stamp`) becomes every page's footer."""
     book_root = Path(book_root)
     target = book_root / BOOK_NOTEBOOKS
     executed = RunLayout.of(runs_dir).executed
@@ -41,6 +43,7 @@ def build_book(book_root: Path, runs_dir: Path, outcomes: list, profile: str) ->
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(nb, dest)
         write_status_page(tmp / "status.md", outcomes, profile)
+        write_json(tmp / STAMP, stamp or {})
     exe = Path(sys.executable).with_name("jupyter-book")
     # --all: chapters glue numbers from the executed notebooks, a dependency Sphinx does not track,
     # so an incremental build would keep the previous run's numbers in unchanged chapters

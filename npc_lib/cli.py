@@ -19,11 +19,20 @@ from npc_lib.progress import end_open_bars
 from npc_lib.run_lock import run_lock
 from npc_lib.layout import RunLayout, runs_for
 
+def profile_overrides(a) -> dict | None:
+    """The profile keys a command line changes: ``--weights`` and ``--test-fraction``."""
+    out = {}
+    if getattr(a, "weights", None):
+        out["weights"] = a.weights
+    if getattr(a, "test_fraction", None) is not None:
+        out["split.test_fraction"] = a.test_fraction
+    return out or None
+
+
 def _run(a) -> int:
     from npc_lib.config import load_profile
     from npc_lib.runner import run_profile
-    overrides = {"weights": a.weights} if a.weights else {}
-    profile = load_profile(a.profile, overrides or None)
+    profile = load_profile(a.profile, profile_overrides(a))
     runs = a.runs or runs_for(profile.name)
     s = run_profile(profile, runs, a.cohort, n_jobs=a.jobs, scheduler=a.scheduler, book_root=a.book_root,
                     timeout=a.cell_timeout,
@@ -56,8 +65,7 @@ def _evaluate(a) -> int:
 def _prepare(a, check: bool = True):
     from npc_lib.config import load_profile
     from npc_lib.learn.study import prepare
-    overrides = {"weights": a.weights} if getattr(a, "weights", None) else None
-    profile = load_profile(a.profile, overrides)
+    profile = load_profile(a.profile, profile_overrides(a))
     runs = a.runs or runs_for(profile.name)
     runs.mkdir(parents=True, exist_ok=True)
     return profile, prepare(profile, a.cohort, runs, check=check)

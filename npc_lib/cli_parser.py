@@ -15,9 +15,9 @@ EXAMPLES = {
     "tnm": "npc-study tnm runs/cohort/clinical.csv --json",
     "datasets": "npc-study datasets runs/demo/cohort --profile demo",
     "evaluate": "npc-study evaluate runs/demo",
-    "run": "npc-study run --profile demo                 # synthetic cohort -> 32 models -> book in _build/html\n"
+    "run": "npc-study run --profile demo                 # synthetic cohort -> every model -> book in _build/html\n"
            "  npc-study run --profile demo --cohort /data/my_cohort --runs runs/mine --jobs 2",
-    "train": "npc-study train runs/demo/cohort --profile demo                      # the whole 32-model grid\n"
+    "train": "npc-study train runs/demo/cohort --profile demo --test-fraction 0.25  # the profile's whole grid\n"
              "  npc-study train runs/demo/cohort --profile demo --dataset CMLN --variant intra-peritumour "
              "--backbone xception",
     "rois-from-masks": "npc-study rois-from-masks /data/my_cohort --masks /data/slicer_labels --format nifti "
@@ -25,6 +25,10 @@ EXAMPLES = {
     "weights": "npc-study weights check --backbone efficientnet-lite0\n"
                "  npc-study weights check --backbone resnet50 --weights /media/usb/resnet50_weights.h5 --image cat.jpg",
 }
+
+
+TEST_FRACTION = dict(type=float, metavar="F", help="share of patients in the test split, 0 < F < 1 (overrides the "
+                     "profile's split.test_fraction; ignored where clinical.csv fixes the split)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -68,6 +72,7 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("cohort", type=Path)
     d.add_argument("--profile", default="demo", help="smoke, demo, paper or a .yaml path")
     d.add_argument("--runs", type=Path, help="run folder (default runs/<profile>)")
+    d.add_argument("--test-fraction", **TEST_FRACTION)
 
     r = cmd("train", "train one model or the whole dataset × variant × backbone grid of a profile")
     r.add_argument("cohort", type=Path)
@@ -77,6 +82,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--variant", action="append", choices=variant_names())
     r.add_argument("--backbone", action="append", help="restrict to this backbone (repeatable)")
     r.add_argument("--weights", help="override the profile's weights: imagenet, none or a file path")
+    r.add_argument("--test-fraction", **TEST_FRACTION)
     e = cmd("evaluate", "Table 2, references, TNM comparisons and DeLong matrix (tables) for a run folder")
     e.add_argument("runs_dir", type=Path)
     e.add_argument("--cohort", type=Path, help="cohort directory (default: the one recorded in the run folder)")
@@ -94,6 +100,7 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--scheduler", metavar="ADDRESS", help="run the notebooks on this Dask cluster "
                                                         "(tcp://host:8786; workers must share the project folder)")
     u.add_argument("--weights", help="override the profile's weights: imagenet, none or a file path")
+    u.add_argument("--test-fraction", **TEST_FRACTION)
     u.add_argument("--cell-timeout", type=int, default=3600, help="seconds a notebook cell may run")
     u.add_argument("--book-root", type=Path, default=Path("."), help="project folder with _config.yml")
     u.add_argument("--no-book", action="store_true", help="execute the notebooks but do not build the book")

@@ -23,7 +23,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from npc_lib.config import Profile
+from npc_lib.config import Profile, config_hash
 from npc_lib import __version__
 from npc_lib.atomic import WRITE_ERRNOS, write_failure, write_json, write_text
 from npc_lib.null_study import run_negative_control
@@ -36,6 +36,7 @@ from npc_lib.learn.models import preflight_weights
 from npc_lib.learn.study import features_on_workers, prepare, train_ablation, train_grid
 from npc_lib.learn.study import grid as study_grid
 from npc_lib.progress import progress_bar
+from npc_lib.provenance import git_commit, notebook_code_digest, run_digest
 from npc_lib.synth import ensure_cohort
 from npc_lib.vocabulary import backbone_title
 
@@ -56,11 +57,15 @@ class Job:
     phase: int = 0  # see PHASES
     title: str = ""  # replaces the executed notebook's first heading (one page per grid cell)
     cwd: str = ""    # the kernel's working directory (the project root); empty: the runner's
+    profile_hash: str = ""  # the profile's content (a .yaml profile may change under the same name)
 
     def digest(self, fingerprint: str) -> str:
+        """Notebook bytes, parameters, title, package version, profile content, input fingerprint and
+        the source of every library module the notebook reaches (:mod:`npc_lib.provenance`)."""
         h = hashlib.sha256(Path(self.notebook).read_bytes())
         h.update(json.dumps(self.parameters, sort_keys=True).encode())
-        h.update(f"{self.title}|{__version__}|{fingerprint}".encode())
+        h.update(f"{self.title}|{__version__}|{fingerprint}|{self.profile_hash}|".encode())
+        h.update(notebook_code_digest(self.notebook).encode())
         return h.hexdigest()[:20]
 
 
@@ -95,6 +100,7 @@ def plan(profile: Profile, runs: RunLayout | Path, cohort_dir: Path, notebooks_d
     root = Path(notebooks_dir).resolve().parent
     base = {"profile": profile.source, "runs_dir": _rel(layout.root, root), "cohort_dir": _rel(cohort_dir, root),
             "overrides": dict(profile.overrides)}
+    same = {"cwd": str(root), "profile_hash": config_hash(profile)}
     jobs = []
     for nb in NOTEBOOKS:
         src = Path(notebooks_dir).resolve() / f"{nb}.ipynb"
@@ -102,9 +108,9 @@ def plan(profile: Profile, runs: RunLayout | Path, cohort_dir: Path, notebooks_d
             for d, v, b in grid or study_grid(profile):
                 jobs.append(Job(f"03_train__{slug(d, v, b)}", str(src), str(layout.executed_notebook(nb, slug(d, v, b))),
                                 {**base, "dataset": d, "variant": v, "backbone": b},
-                                title=f"Train {d}, {v}, {backbone_title(b)}", cwd=str(root)))
+                                title=f"Train {d}, {v}, {backbone_title(b)}", **same))
         else:
-            jobs.append(Job(nb, str(src), str(layout.executed_notebook(nb)), dict(base), phase=PHASES[nb], cwd=str(root)))
+            jobs.append(Job(nb, str(src), str(layout.executed_notebook(nb)), dict(base), phase=PHASES[nb], **same))
     return jobs
 
 
@@ -260,7 +266,7 @@ def prepare_study(profile: Profile, layout: RunLayout, cohort_dir: str | Path | 
     """Cohort → split and image store → (head mode) cached features and the head grid.
 
     In head mode each backbone's features are computed once (on an external Dask cluster's workers,
-    one job per backbone; else here, where TensorFlow already uses every core) and cached; the 32 heads are then fitted here, in one
+    one job per backbone; else here, where TensorFlow already uses every core) and cached; the heads are then fitted here, in one
     process sharing those features (minutes); each training notebook presents its finished run
     instead of paying a kernel's TensorFlow start-up to fit it. In finetune mode the training
     notebooks train."""
@@ -278,6 +284,13 @@ def prepare_study(profile: Profile, layout: RunLayout, cohort_dir: str | Path | 
         # the synthetic cohort's leakage alarm: the same pipeline on the null scenario (see npc_lib.null_study)
         run_negative_control(profile, layout, prep, progress=progress)
     return cohort, prep
+
+
+def run_stamp(profile: Profile, book_root: Path, job_digests: dict[str, str]) -> dict:
+    """What the book's footer says produced it: package version, commit, profile, date and run digest."""
+    return {"version": __version__, "commit": git_commit(book_root), "profile": profile.name,
+            "profile_source": profile.source, "run_date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "run_digest": run_digest(job_digests)}
 
 
 def run_profile(profile: Profile, runs_dir: Path, cohort_dir: str | Path | None = None, n_jobs: int = 1,
@@ -303,8 +316,10 @@ def run_profile(profile: Profile, runs_dir: Path, cohort_dir: str | Path | None 
         outcomes = run_jobs(jobs, prep.store.fingerprint, layout.job_state, n_jobs, timeout,
                             progress, executor_info=executor, executor=ex)
     t_nb = time.perf_counter() - t0 - t_prep
-    html = build_book(book_root, layout, outcomes, profile.name) if build else None
+    stamp = run_stamp(profile, book_root, {j.name: j.digest(prep.store.fingerprint) for j in jobs})
+    html = build_book(book_root, layout, outcomes, profile.name, stamp) if build else None
     summary = {"profile": profile.name, "runs_dir": str(layout.root), "book": str(html) if html else None,
+               "stamp": stamp,
                "executed": sum(o.status == "ok" for o in outcomes),
                "skipped": sum(o.status == "skipped" for o in outcomes),
                "failed": [{"name": o.name, "error": o.error} for o in outcomes if o.status == "failed"],

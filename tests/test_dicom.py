@@ -95,3 +95,22 @@ def test_truncated_real_file_is_reported(tmp_path):
     shutil.copy(_real("MR_truncated.dcm"), tmp_path / "slice.dcm")
     with pytest.raises(DicomError, match="slice.dcm"):
         read_series(tmp_path)
+
+
+def test_jpeg_lossless_is_decoded_without_gpl_plugins():
+    """JPEG Lossless (process 14, common in MR exports) through GDCM (Apache-2.0), not pylibjpeg-libjpeg (GPL)."""
+    import importlib.util
+    assert importlib.util.find_spec("libjpeg") is None, "pylibjpeg-libjpeg (GPL-3.0) must not be installed"
+    ds = pydicom.dcmread(_real("JPEG-LL.dcm"))
+    assert ds.file_meta.TransferSyntaxUID.name.startswith("JPEG Lossless")
+    assert ds.pixel_array.shape == (1024, 256)
+
+
+def test_twelve_bit_jpeg_extended_is_refused_with_what_to_do(tmp_path):
+    ds = pydicom.dcmread(_real("JPEG-lossy.dcm"))  # a CT slice without geometry: give it some
+    ds.ImagePositionPatient, ds.ImageOrientationPatient, ds.PixelSpacing = [0, 0, 0], [1, 0, 0, 0, 1, 0], [1, 1]
+    ds.save_as(tmp_path / "slice")
+    with pytest.raises(DicomError) as err:
+        read_series(tmp_path)
+    assert "slice" in str(err.value) and "JPEG Extended" in str(err.value)
+    assert "dcmdjpeg" in err.value.hint

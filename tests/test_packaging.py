@@ -21,6 +21,8 @@ def test_environment_matches_pyproject():
     for dep in env["dependencies"]:
         items = dep["pip"] if isinstance(dep, dict) else [dep]
         for spec in items:
+            if spec.startswith("-e "):  # the package itself
+                continue
             name, bound = _norm(spec)
             if name in ("python", "pip"):
                 continue

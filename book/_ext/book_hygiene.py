@@ -8,10 +8,14 @@
   reader has no stored preference.
 * The site's ``index.html`` (a redirect to the root chapter) names the favicon and links the
   chapter, instead of a bare refresh tag that makes the browser ask for a missing /favicon.ico.
+* Launch buttons open the committed source notebook in ``notebooks/`` (the executed copies under
+  ``book/executed/`` exist only in a built tree, not in the repository): ``book/executed/04_evaluate``
+  launches ``notebooks/04_evaluate.ipynb``, every training page ``notebooks/03_train.ipynb``.
 """
 from __future__ import annotations
 
 import html
+import re
 from pathlib import Path
 
 REDIRECT = """<!DOCTYPE html>
@@ -32,7 +36,24 @@ def _dedupe(assets: list) -> list:
     return kept
 
 
+EXECUTED = re.compile(r"book/executed/(?:(train)/[^/?&#]+|([0-9]{2}_[a-z_]+))\.ipynb")
+
+
+def source_notebook(url: str) -> str:
+    """``url`` with an executed notebook's path replaced by its source in ``notebooks/``."""
+    return EXECUTED.sub(lambda m: "notebooks/03_train.ipynb" if m.group(1) else f"notebooks/{m.group(2)}.ipynb", url)
+
+
+def _point_launches_at_sources(buttons, inside: bool = False) -> None:
+    for button in buttons or []:
+        if isinstance(button, dict):
+            if inside and isinstance(button.get("url"), str):
+                button["url"] = source_notebook(button["url"])
+            _point_launches_at_sources(button.get("buttons"), inside or button.get("label") == "launch-buttons")
+
+
 def _page_context(app, pagename, templatename, context, doctree) -> None:
+    _point_launches_at_sources(context.get("header_buttons"))
     for name in ("script_files", "css_files"):
         if isinstance(context.get(name), list):
             context[name][:] = _dedupe(context[name])

@@ -26,8 +26,12 @@ from npc_lib.errors import DicomError
 
 log = logging.getLogger(__name__)
 
-DECODER_HINT = ("install the pixel-data plugins: pip install pylibjpeg pylibjpeg-libjpeg "
-                "pylibjpeg-openjpeg pylibjpeg-rle (or python-gdcm)")
+# the decoders a MIT project can ship (pylibjpeg-libjpeg is GPL-3.0): GDCM (Apache-2.0) for JPEG and
+# JPEG-LS, OpenJPEG (MIT) for JPEG 2000, pylibjpeg-rle (MIT) for RLE. None of them reads 12-bit JPEG
+# Extended (processes 2 and 4, rare in MR): such files must be decompressed first.
+DECODER_HINT = ("install the pixel-data plugins: pip install python-gdcm pylibjpeg pylibjpeg-openjpeg pylibjpeg-rle; "
+                "12-bit JPEG Extended (lossy) is not read by them: decompress the series first, e.g. with "
+                "dcmtk's dcmdjpeg or gdcmconv --raw")
 SPACING_TOLERANCE = 0.02  # relative deviation allowed between slice gaps
 IGNORED_NAMES = {"DICOMDIR", ".DS_Store", "Thumbs.db", "desktop.ini"}
 NON_IMAGE_MODALITIES = {"SR", "PR", "KO", "SEG", "RTSTRUCT", "RTPLAN", "RTDOSE", "RTRECORD", "REG", "DOC", "FID"}
