@@ -17,14 +17,15 @@ ALLOWED = {
     r"(?<![\d.])(?:19|20)\d\d(?![\d.])": "years (publication years, dates in citations)",
     r"(?<![\d.])3 mm\b": "the paper's own definition of the peritumoural rim",
     r"(?<![\d.])95 %": "the confidence level of every interval",
-    r"(?<![\d.])0\.5(?![\d.])": "chance AUC and the 0.5 probability threshold (definitions)",
-    r"(?<![\d.])0\.05(?![\d.])": "the significance level",
+    r"(?<![\d.])0\.5(?!\.?\d)": "chance AUC and the 0.5 probability threshold (definitions)",
+    r"(?<![\d.])0\.05(?!\.?\d)": "the significance level",
+    r"\bCC BY \d\.\d\b": "the paper's licence (CC BY 4.0)",
     r"\bAJCC 7th\b": "the staging edition of the data contract",
     r"§\s?\d+(?:\.\d+)*": "section numbers of the paper",
 }
 # a number: digits (with decimals, thousands separators, ranges handled as two numbers), optionally an
 # ordinal suffix; digits glued to letters (ResNet50, T1, N0, Lite0, B0, F1, v2) are names, not numbers
-NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?:st|nd|rd|th)?(?![\w])")
+NUMBER = re.compile(r"(?<![\w.\-])\d+(?:[.,]\d+)*(?:st|nd|rd|th)?(?![\w])")
 ROLE = re.compile(r"\{(?:glue:text|glue:any|glue:md|glue|cite|cite:p|cite:t|doc|ref|numref|paper|download|term)\}`[^`]*`")
 FENCE = re.compile(r"^(`{3,}|~{3,})(.*)$")
 

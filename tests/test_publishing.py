@@ -138,3 +138,13 @@ def test_lock_pins_every_dependency_and_make_install_uses_it():
         assert name in pinned, f"{name} is not pinned in requirements.lock (run make lock)"
     make = (ROOT / "Makefile").read_text()
     assert "-c requirements.lock" in make and "uv pip compile pyproject.toml" in make
+
+
+def test_readme_names_the_locked_versions():
+    """The versions the README says built the book are the ones requirements.lock pins."""
+    readme = (ROOT / "README.md").read_text()
+    lock = (ROOT / "requirements.lock").read_text()
+    named = re.findall(r"`([a-z][a-z0-9\-]*)==([0-9][^`]*)`", readme)
+    assert len(named) >= 8
+    for name, version in named:
+        assert re.search(rf"^{re.escape(name)}=={re.escape(version)}(\s|;|$)", lock, flags=re.M), f"{name}=={version}"

@@ -8,6 +8,8 @@
   reader has no stored preference.
 * The site's ``index.html`` (a redirect to the root chapter) names the favicon and links the
   chapter, instead of a bare refresh tag that makes the browser ask for a missing /favicon.ico.
+* A role for published figures: ``{paper}`0.88``` renders the value as an abbreviation whose tooltip says
+  it is the paper's published value (the prose scan in the tests lets such values through unglued).
 * Launch buttons open the committed source notebook in ``notebooks/`` (the executed copies under
   ``book/executed/`` exist only in a built tree, not in the repository): ``book/executed/04_evaluate``
   launches ``notebooks/04_evaluate.ipynb``, every training page ``notebooks/03_train.ipynb``.
@@ -72,7 +74,17 @@ def _index_redirect(app, exception) -> None:
     index.write_text(REDIRECT.format(title=title, icon=icon, target=f"{app.config.root_doc}.html"), encoding="utf8")
 
 
+PUBLISHED = "published value: Hua et al. 2023, doi:10.2174/1386207325666220919091210"
+
+
+def paper_role(name, rawtext, text, lineno, inliner, options=None, content=None):
+    """``{paper}`value```: a figure as the paper published it, marked as such for the reader."""
+    from docutils import nodes
+    return [nodes.abbreviation(rawtext, text, explanation=PUBLISHED, classes=["published"])], []
+
+
 def setup(app):
+    app.add_role("paper", paper_role)
     app.connect("html-page-context", _page_context, priority=900)
     app.connect("build-finished", _index_redirect, priority=400)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

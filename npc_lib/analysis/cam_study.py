@@ -18,7 +18,7 @@ from npc_lib.data.cache import open_image_store
 from npc_lib.errors import NpcError
 from npc_lib.layout import ModelRun, RunLayout
 from npc_lib.progress import progress_bar
-from npc_lib.analysis.gradcam import (build_backbone_model, cam_in_roi, cam_resolution, cam_model, gradcam, load_run_model, randomised_copy,
+from npc_lib.analysis.gradcam import (MIN_CAM_GRID, build_backbone_model, cam_in_roi, cam_resolution, cam_model, gradcam, load_run_model, randomised_copy,
                       rank_correlations, roi_masks, set_head)
 from npc_lib.learn.loaders import preprocess_images
 from npc_lib.learn.models import backbone
@@ -141,7 +141,7 @@ def cam_study(runs_dir: RunLayout | str | Path, cohort_dir: str | Path | None = 
     seconds = cam_seconds / max(n_cams, 1)
     return {"table": table, "examples": examples, "seconds_per_image": seconds,
             "summary": table.groupby("variant")[["cam_in_roi", "area_share", "enrichment"]].mean().round(3),
-            "numbers": cam_numbers(table, seconds)}
+            "numbers": cam_numbers(table, seconds, MIN_CAM_GRID)}
 
 
 def cam_panels(examples: dict, dataset: str) -> list[tuple[str, tuple[str, str], str]]:

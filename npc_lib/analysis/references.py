@@ -33,7 +33,7 @@ from npc_lib.data.cache import ImageStore, open_image_store
 from npc_lib.layout import RunLayout, pixel_features_file
 from npc_lib.analysis.metrics import MetricError, auc_ci_delong, patient_scores
 from npc_lib.data.rois import VARIANT_REGISTRY, Geometry, box_columns, dataset_mask, place
-from npc_lib.vocabulary import DATASETS, VARIANTS
+from npc_lib.vocabulary import DATASETS, LITE0, PAPER_BACKBONES, VARIANTS
 
 log = logging.getLogger(__name__)
 TRUTH_KEY = ["patient_id", "sop_instance_uid", "region", "x0", "y0", "x1", "y1"]
@@ -227,7 +227,8 @@ def study_references(runs_dir: RunLayout | str | Path, cohort_dir: str | Path, s
 def reference_summary(metrics: pd.DataFrame, pixel: pd.DataFrame, planted: pd.DataFrame | None = None,
                       negative: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per dataset × variant × level: test patients, the planted-risk reference and the
-    pixel reference (AUC and 95 % CI), the CNNs' mean (and range) AUC and, where it ran, the
+    pixel reference (AUC and 95 % CI), the mean (and range) AUC of the paper's four backbones,
+    EfficientNet-Lite0's AUC beside them (never averaged in) and, where it ran, the
     negative control's mean CNN AUC, all on the same test split of each cohort.
 
     Parameters
@@ -239,16 +240,19 @@ def reference_summary(metrics: pd.DataFrame, pixel: pd.DataFrame, planted: pd.Da
     Returns
     -------
     DataFrame, one row per dataset × variant × level: ``test_patients, test_dm_patients``,
-    ``cnn_mean_auc, cnn_min_auc, cnn_max_auc``, ``pixel_auc/low/high``, ``planted_auc/low/high`` (when
+    ``cnn_mean_auc, cnn_min_auc, cnn_max_auc`` (the paper's four backbones), ``lite0_auc``, ``pixel_auc/low/high``, ``planted_auc/low/high`` (when
     given) and ``null_cnn_auc`` (when given).
     """
     rows = []
     for r in pixel.itertuples():
         col = "auc" if r.level == "image" else "patient_auc"
-        m = metrics[(metrics["dataset"] == r.dataset) & (metrics["variant"] == r.variant)][col]
+        cell = metrics[(metrics["dataset"] == r.dataset) & (metrics["variant"] == r.variant)]
+        m = cell.loc[cell["backbone"].isin(PAPER_BACKBONES), col]  # the paper's four, as its averages
+        lite0 = cell.loc[cell["backbone"] == LITE0, col]
         row = {"dataset": r.dataset, "variant": r.variant, "level": r.level, "test_patients": r.patients,
                "test_dm_patients": r.dm_patients, "cnn_mean_auc": m.mean(), "cnn_min_auc": m.min(),
-               "cnn_max_auc": m.max(), "pixel_auc": r.auc, "pixel_low": r.auc_low, "pixel_high": r.auc_high}
+               "cnn_max_auc": m.max(), "lite0_auc": lite0.iloc[0] if len(lite0) else np.nan,
+               "pixel_auc": r.auc, "pixel_low": r.auc_low, "pixel_high": r.auc_high}
         if planted is not None:
             p = planted[(planted["dataset"] == r.dataset) & (planted["variant"] == r.variant)
                         & (planted["level"] == r.level)]

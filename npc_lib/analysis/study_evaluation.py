@@ -21,8 +21,9 @@ from npc_lib.analysis.evaluation import (calibration_table, compare_with_tnm, de
                                          training_histories)
 from npc_lib.analysis.hybrid import cached_oof_scores, fit_hybrid, training_oof
 from npc_lib.analysis.metrics import MetricError, auc_ci_delong, calibration, net_benefit, patient_scores
-from npc_lib.analysis.book_numbers import (comparison_numbers, negative_control_numbers, pretraining_numbers,
-                                           reference_numbers, run_numbers)
+from npc_lib.analysis.book_numbers import (at_a_glance, comparison_numbers, finding_numbers, negative_control_numbers,
+                                           pretraining_numbers, reference_numbers, run_numbers)
+from npc_lib.analysis.design import design_findings, read_generation_report
 from npc_lib.analysis.references import reference_summary, study_references
 from npc_lib.analysis.stats import paper_form, table1
 from npc_lib.atomic import write_csv, write_json, write_text
@@ -66,6 +67,9 @@ class StudyEvaluation:
     reference_summary : references and CNNs per dataset × variant × level (``references.reference_summary``)
     negative_control : the negative control's table (None where it did not run: a user's own cohort)
     numbers : every number the results chapters cite (:mod:`npc_lib.analysis.book_numbers`)
+    findings : the paper's findings, what the generator plants of each and this run's value
+        (:func:`npc_lib.analysis.design.design_findings`)
+    glance : "this run at a glance" for the landing page (:func:`npc_lib.analysis.book_numbers.at_a_glance`)
     """
 
     metrics: pd.DataFrame
@@ -93,6 +97,8 @@ class StudyEvaluation:
     reference_summary: pd.DataFrame = field(default_factory=pd.DataFrame)
     negative_control: pd.DataFrame | None = None
     numbers: dict = field(default_factory=dict)
+    findings: pd.DataFrame = field(default_factory=pd.DataFrame)
+    glance: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def select_on_training(runs_meta: list[dict], oof: dict, reasons: dict | None = None, folds: int = 5,
@@ -203,6 +209,17 @@ def _curves_of_selected(selection: pd.DataFrame, predictions: dict) -> tuple[dic
     return cal, dca
 
 
+def _test_counts(metrics: pd.DataFrame, runs: dict) -> pd.DataFrame:
+    """Test patients (and those with DM) and images per dataset: every model of a dataset has the same."""
+    out = metrics.groupby("dataset", sort=False)[["test_patients", "test_images"]].first().reset_index()
+    dm = {}
+    for (d, _, _), pred in runs.items():
+        if d not in dm:
+            dm[d] = int(pred[pred["split"] == "test"].groupby("patient_id")["label"].first().sum())
+    out.insert(2, "test_dm_patients", out["dataset"].map(dm).astype("Int64"))
+    return out
+
+
 def _pretraining(layout: RunLayout, runs: dict, metrics: pd.DataFrame, refs: dict):
     """The pretraining ablation's tables (written to ``evaluation/``), or two empty frames."""
     random_arm = {(m["config"]["dataset"], m["config"]["variant"]): p for m, p in load_runs(layout.ablation.models)} \
@@ -296,9 +313,15 @@ def evaluate_study(runs_dir: RunLayout | str | Path, cohort_dir: str | Path | No
                                                                               "patient_accuracy": "accuracy"})
     t2_patient = table2(per_patient)
     refs_summary = reference_summary(metrics, refs["pixel_table"], refs["planted_table"], negative)
-    test_counts = metrics.groupby("dataset", sort=False)[["test_patients", "test_images"]].first().reset_index()
+    test_counts = _test_counts(metrics, runs)
+    findings = design_findings(runs, {"planted risk": refs["planted"]}, tnm, clinical, read_generation_report(cohort_dir),
+                               n_boot=n_boot, seed=seed)
+    write_csv(layout.table("design_findings"), findings, float_format="%.6g")
     numbers = {**run_numbers(metrics, test_counts), **reference_numbers(refs_summary), **pretraining_numbers(pretraining),
-               **comparison_numbers(base, cmp, selection, hybrid), **negative_control_numbers(negative)}
+               **comparison_numbers(base, cmp, selection, hybrid), **negative_control_numbers(negative),
+               **finding_numbers(findings), "bootstrap_resamples": n_boot, "oof_folds": folds}
+    glance = at_a_glance(metrics, selection, base, refs_summary, negative, split, clinical,
+                         synthetic=refs["planted"] is not None)
     return StudyEvaluation(
         metrics=metrics, table2=t2, predictions=runs,
         references={"planted risk": refs["planted"], "pixel reference": refs["pixel"]},
@@ -308,4 +331,5 @@ def evaluate_study(runs_dir: RunLayout | str | Path, cohort_dir: str | Path | No
         pretraining=pretraining, summary=summary, table1=paper_form(table1(clinical, split)),
         table2_patient=t2_patient.loc[:, ~t2_patient.columns.str.endswith(("_published", "_diff"))],
         test_counts=test_counts,
-        reference_summary=refs_summary, negative_control=negative, numbers=numbers)
+        reference_summary=refs_summary, negative_control=negative, numbers=numbers, findings=findings,
+        glance=glance)

@@ -7,7 +7,8 @@ from npc_lib.show.book_tables import ci_text, fmt_value, model_name, p_text
 
 
 def resplit_book_form(cells: pd.DataFrame) -> pd.DataFrame:
-    """The resplit summary per dataset × variant for the book (patient level, mean over backbones).
+    """The resplit summary per dataset × variant for the book (patient level, mean over the paper's four
+    backbones; EfficientNet-Lite0's median beside it).
 
     Parameters
     ----------
@@ -17,13 +18,17 @@ def resplit_book_form(cells: pd.DataFrame) -> pd.DataFrame:
     -------
     DataFrame with display columns, one row per dataset × variant.
     """
-    return pd.DataFrame({
+    out = pd.DataFrame({
         "Dataset": cells["dataset"], "Variant": cells["variant"], "Splits": cells["splits"].astype(int),
-        "Median AUC (2.5–97.5 %)": [ci_text(*v) for v in zip(cells["median_auc"], cells["auc_2_5"], cells["auc_97_5"])],
+        "Paper's four: median AUC (middle 95 %)": [ci_text(*v) for v in zip(cells["median_auc"], cells["auc_2_5"],
+                                                                             cells["auc_97_5"])],
         "This run's split": [fmt_value("{:.2f}", v) for v in cells["run_auc"]],
         "Its percentile": [fmt_value("{:.0f}", v) for v in cells["run_percentile"]],
         "TNM median AUC": [fmt_value("{:.2f}", v) for v in cells["tnm_median_auc"]],
         "Splits beating TNM": [fmt_value("{:.0%}", v) for v in cells["share_beating_tnm"]]})
+    if "lite0_median_auc" in cells and cells["lite0_median_auc"].notna().any():
+        out["EfficientNet-Lite0 median (added)"] = [fmt_value("{:.2f}", v) for v in cells["lite0_median_auc"]]
+    return out
 
 
 def survival_book_form(table: pd.DataFrame) -> pd.DataFrame:

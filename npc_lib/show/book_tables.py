@@ -83,9 +83,11 @@ def references_book_form(summary: pd.DataFrame) -> pd.DataFrame:
         out["Planted-risk reference"] = [ci_text(*v) for v in zip(summary["planted_auc"], summary["planted_low"],
                                                                summary["planted_high"])]
     out["Pixel reference"] = [ci_text(*v) for v in zip(summary["pixel_auc"], summary["pixel_low"], summary["pixel_high"])]
-    out["CNN mean (range)"] = [f"{m:.2f} ({lo:.2f}–{hi:.2f})" if pd.notna(m) else "n/a"
-                               for m, lo, hi in zip(summary["cnn_mean_auc"], summary["cnn_min_auc"],
-                                                    summary["cnn_max_auc"])]
+    out["Paper's four backbones: mean (range)"] = [f"{m:.2f} ({lo:.2f}–{hi:.2f})" if pd.notna(m) else "n/a"
+                                                   for m, lo, hi in zip(summary["cnn_mean_auc"], summary["cnn_min_auc"],
+                                                                        summary["cnn_max_auc"])]
+    if "lite0_auc" in summary and summary["lite0_auc"].notna().any():
+        out["EfficientNet-Lite0 (added)"] = [f"{v:.2f}" if pd.notna(v) else "n/a" for v in summary["lite0_auc"]]
     if "null_cnn_auc" in summary:
         out["Negative control CNN"] = [f"{v:.2f}" if pd.notna(v) else "n/a" for v in summary["null_cnn_auc"]]
     return out
@@ -136,9 +138,10 @@ def test_counts_book_form(counts: pd.DataFrame) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame: Dataset, Test patients, Test images.
+    DataFrame: Dataset, Test patients, of them with DM, Test images.
     """
-    return counts.rename(columns={"dataset": "Dataset", "test_patients": "Test patients", "test_images": "Test images"})
+    return counts.rename(columns={"dataset": "Dataset", "test_patients": "Test patients",
+                                  "test_dm_patients": "of them with DM", "test_images": "Test images"})
 
 
 def dataset_counts_book_form(counts: pd.DataFrame) -> pd.DataFrame:

@@ -34,6 +34,31 @@ RISK_WEIGHTS = {
     "unobserved": 0.8,          # per SD; not visible in any image
 }
 
+# The latent image features: how each is drawn, which region's images show it and where. The risk
+# model above multiplies them; generation_report.json records both, and the book's design table is
+# read from that report.
+FEATURE_DESIGN = {
+    "npc_heterogeneity": {"title": "primary tumour: enhancement heterogeneity", "draw": ("beta", 2.0, 2.0),
+                          "region": "NPC", "shown": "inside the drawn rectangle"},
+    "npc_infiltration": {"title": "primary tumour: margin infiltration", "draw": ("beta", 1.3, 2.5),
+                         "region": "NPC", "shown": "in the rim outside the drawn rectangle only"},
+    "node_necrosis": {"title": "nodes: necrosis", "draw": ("beta", 1.0, 1.8), "region": "CMLN",
+                      "shown": "inside the drawn rectangle (none without nodes)"},
+    "node_ene": {"title": "nodes: extranodal extension", "draw": ("beta", 1.0, 2.2), "region": "CMLN",
+                 "shown": "in the rim outside the drawn rectangle only (none without nodes)"},
+    "unobserved": {"title": "unobserved biology (a stand-in for EBV DNA)", "draw": ("normal", 0.0, 1.0),
+                   "region": "none", "shown": "in no image"},
+}
+
+
+def feature_design() -> dict:
+    """The feature table of the generation report: weight, distribution, region and place per feature."""
+    names = {"beta": "Beta", "normal": "Normal"}
+    return {k: {"title": d["title"], "weight": RISK_WEIGHTS[k], "region": d["region"], "shown": d["shown"],
+                "distribution": f"{names[d['draw'][0]]}({d['draw'][1]:g}, {d['draw'][2]:g})"}
+            for k, d in FEATURE_DESIGN.items()}
+
+
 SCENARIOS = ("paper", "null")
 
 
@@ -76,13 +101,9 @@ def draw_cohort(n: int = PAPER_PATIENTS, seed: int = 42, scenario: str = "paper"
     treatment = np.where(rng.random(n) < p_ic, "IC+CCR", "CCR")
 
     has_nodes = n_idx > 0
-    feats = pd.DataFrame({
-        "npc_heterogeneity": rng.beta(2.0, 2.0, n),
-        "npc_infiltration": rng.beta(1.3, 2.5, n),
-        "node_necrosis": np.where(has_nodes, rng.beta(1.0, 1.8, n), 0.0),
-        "node_ene": np.where(has_nodes, rng.beta(1.0, 2.2, n), 0.0),
-        "unobserved": rng.normal(size=n),
-    })
+    feats = pd.DataFrame({k: getattr(rng, d["draw"][0])(*d["draw"][1:], n) for k, d in FEATURE_DESIGN.items()})
+    for k in ("node_necrosis", "node_ene"):  # no nodes, no nodal feature
+        feats[k] = np.where(has_nodes, feats[k], 0.0)
     parts = pd.DataFrame({
         "risk_t": np.array(T_WEIGHTS)[t_idx],
         "risk_n": np.array(N_WEIGHTS)[n_idx],

@@ -27,7 +27,8 @@ from npc_lib.errors import CohortError, NpcError
 from npc_lib.layout import RunLayout
 from npc_lib.data.npz import save_npz
 from npc_lib.progress import progress_bar
-from npc_lib.synth.clinical import PAPER_PATIENTS, RISK_WEIGHTS, N_WEIGHTS, T_WEIGHTS, draw_cohort
+from npc_lib.synth.clinical import (PAPER_N_COUNTS, PAPER_PATIENTS, PAPER_T_COUNTS, RISK_WEIGHTS, N_WEIGHTS, T_WEIGHTS,
+                                    draw_cohort, feature_design)
 from npc_lib.synth.dicom_writer import synthetic_identifiers, write_series
 from npc_lib.data.rois import grow_pixels
 from npc_lib.synth.audit import add_counts, rim_counts, shares
@@ -60,7 +61,9 @@ class SynthConfig:
             raise NpcError(f"--patients must be at least 10, got {self.patients}")
 
 
-GENERATOR_VERSION = 2  # bumped when the same config renders different images (2: strands kept out of the boxes)
+# bumped when the same config renders different images or reports more (2: strands kept out of the boxes;
+# 3: the report records the feature design and the T/N margins it drew from)
+GENERATOR_VERSION = 3
 
 
 def _render_patient(cfg: SynthConfig, index: int, row: dict, strands: bool = True):
@@ -205,6 +208,9 @@ def _report(config: SynthConfig, draw, rois: pd.DataFrame, rim: dict) -> dict:
             **rim},
         "planted_risk_auc": draw.planted_auc,
         "risk_model": {"t_weights": T_WEIGHTS, "n_weights": N_WEIGHTS, "feature_weights": RISK_WEIGHTS,
+                       "features": feature_design(),
+                       "t_n_margins": {"source": "Hua et al. 2023, Table 1 (train + test, DM + no DM)",
+                                       "t_counts": PAPER_T_COUNTS.tolist(), "n_counts": PAPER_N_COUNTS.tolist()},
                        "form": "DM = top-k of (linear risk + standard logistic noise); k = round(prevalence*N)"
                                if config.scenario == "paper" else "DM = random subset (null scenario)"},
         "mask_labels": LABELS,

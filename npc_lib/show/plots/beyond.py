@@ -6,15 +6,16 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from npc_lib.analysis.resplits import TNM
+from npc_lib.analysis.resplits import TNM, averaged_backbones
 from npc_lib.show.plots.base import DATASET_ORDER, VARIANT_ORDER
-from npc_lib.vocabulary import PAPER_BACKBONES
+from npc_lib.vocabulary import LITE0, PAPER_BACKBONES
 
 
 def fig_resplits(resplits: pd.DataFrame, metrics: pd.DataFrame, published: pd.DataFrame | None = None,
                  level: str = "image"):
-    """Test AUC across resplits per dataset × variant (mean over backbones per split, one dot each),
-    with the run's own split (red diamond) and the published average AUC (black bar) marked.
+    """Test AUC across resplits per dataset × variant (mean over the paper's four backbones per split, one
+    dot each, as the paper's averages), with the run's own split (red diamond), the published average AUC
+    (black bar) and EfficientNet-Lite0's median over the splits beside them (orange triangle) marked.
 
     Parameters
     ----------
@@ -27,24 +28,28 @@ def fig_resplits(resplits: pd.DataFrame, metrics: pd.DataFrame, published: pd.Da
     -------
     matplotlib Figure.
     """
-    part = resplits[(resplits["level"] == level) & (resplits["backbone"] != TNM)]
-    cell = part.groupby(["split", "dataset", "variant"])["auc"].mean().reset_index()
+    part = resplits[resplits["level"] == level]
+    cell = averaged_backbones(part).groupby(["split", "dataset", "variant"])["auc"].mean().reset_index()
+    lite0 = part[part["backbone"] == LITE0].groupby(["dataset", "variant"])["auc"].median()
     order = [(d, v) for d in DATASET_ORDER for v in VARIANT_ORDER if ((cell.dataset == d) & (cell.variant == v)).any()]
     labels = [f"{d}\n{v}" for d, v in order]
     cell["cell"] = [f"{d}\n{v}" for d, v in zip(cell["dataset"], cell["variant"])]
     fig, ax = plt.subplots(figsize=(max(6.5, 1.0 * len(order)), 4.2))
     sns.stripplot(data=cell, x="cell", y="auc", order=labels, color="#4477aa", alpha=0.6, size=4, jitter=0.2, ax=ax)
-    own = metrics.groupby(["dataset", "variant"])["auc" if level == "image" else "patient_auc"].mean()
+    own = averaged_backbones(metrics).groupby(["dataset", "variant"])["auc" if level == "image" else "patient_auc"].mean()
     xs = np.arange(len(order))
     ax.scatter(xs, [own.get(k, np.nan) for k in order], marker="D", s=45, color="#cc3311", zorder=3,
                label="the run's own split")
+    if len(lite0):
+        ax.scatter(xs + 0.3, [lite0.get(k, np.nan) for k in order], marker="^", s=40, color="#ee7733", zorder=3,
+                   label="EfficientNet-Lite0, median over splits (added)")
     if published is not None and level == "image":
         four = published[published["model"].isin(PAPER_BACKBONES)]
         pub = [four.loc[four["dataset"] == d, f"auc_{v.replace('-', '_')}"].mean() for d, v in order]
         ax.scatter(xs, pub, marker="_", s=400, color="black", zorder=3, label="published (paper's average)")
     ax.axhline(0.5, ls=":", c="grey")
     n = cell["split"].nunique()
-    ax.set(xlabel="", ylabel=f"test AUC, {level} level (mean over backbones)", ylim=(0.3, 1.0),
+    ax.set(xlabel="", ylabel=f"test AUC, {level} level\n(mean over the paper's four backbones)", ylim=(0.3, 1.0),
            title=f"Test AUC across {n} resplits of the same patients")
     ax.tick_params(axis="x", labelsize=8)
     ax.legend(loc="lower right", fontsize=8)

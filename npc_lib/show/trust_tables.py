@@ -1,0 +1,68 @@
+"""Book forms of the tables behind the book's trust pages: the planted design, the findings built into
+the generator beside what this run found, the weights each backbone ran with and the software licences."""
+from __future__ import annotations
+
+import pandas as pd
+
+from npc_lib.provenance import is_gpl
+from npc_lib.vocabulary import backbone_title
+
+
+def _ci(value, low, high, signed: bool = True) -> str:
+    if pd.isna(value):
+        return "n/a"
+    f = "{:+.3f}" if signed else "{:.3f}"
+    return f.format(value) + (f" ({f.format(low)} to {f.format(high)})" if pd.notna(low) else "")
+
+
+def design_book_form(design: pd.DataFrame) -> pd.DataFrame:
+    """The planted risk model (:func:`npc_lib.analysis.design.planted_design`) with the book's headers."""
+    if not len(design):
+        return pd.DataFrame({"": ["Not a synthetic cohort: nothing is planted."]})
+    return design.rename(columns={"component": "Component", "weight": "Weight on the DM log-odds",
+                                  "feature": "Feature drawn from", "region": "Region", "shown": "Where the images show it"})
+
+
+def findings_book_form(findings: pd.DataFrame) -> pd.DataFrame:
+    """Built into the generator vs found by this run: one row per finding and contrast; AUC differences
+    (patient level) with 95 % bootstrap intervals, or the Table 1 gap with its χ² p."""
+    rows = []
+    for r in findings.itertuples():
+        if pd.notna(r.p_value):  # the Table 1 row: a gap in percentage points and a goodness-of-fit p
+            found, lite0, planted = f"{r.paper_backbones:.1f} points (χ² p {r.p_value:.2f})", "", ""
+        else:
+            found, lite0 = _ci(r.paper_backbones, r.paper_low, r.paper_high), _ci(r.lite0, r.lite0_low, r.lite0_high)
+            planted = _ci(r.planted_reference, r.planted_low, r.planted_high)
+        rows.append({"Paper's finding": r.finding, "Contrast": r.contrast,
+                     "Built into the generator?": r.built_into_generator, "Planted reference": planted,
+                     "This run: paper's four backbones": found, "EfficientNet-Lite0 (added)": lite0,
+                     "Test patients (DM)": f"{int(r.patients)} ({int(r.dm_patients)})"})
+    return pd.DataFrame(rows)
+
+
+def weights_book_form(runs_meta: list[dict]) -> pd.DataFrame:
+    """Per backbone, the weights its runs used and where they came from (``run.json``'s ``weights``)."""
+    rows, seen = [], set()
+    for meta in runs_meta:
+        b, w = meta["config"]["backbone"], meta.get("weights", {})
+        if b in seen:
+            continue
+        seen.add(b)
+        source = w.get("source") or ("Keras' ImageNet file" if w.get("used") == "imagenet" else "")
+        rows.append({"Backbone": backbone_title(b), "Weights used": w.get("used", "n/a"), "Requested": w.get("requested", ""),
+                     "Source": source, "Package": " ".join(x for x in (w.get("package"), w.get("version")) if x),
+                     "SHA-256 of the file": w.get("sha256", "")})
+    return pd.DataFrame(rows)
+
+
+def licences_book_form(licences: list[dict]) -> pd.DataFrame:
+    """The dependencies' declared licences (:func:`npc_lib.provenance.dependency_licences`), GPL marked."""
+    return pd.DataFrame([{"Package": r["package"], "Version": r["version"], "Licence": r["licence"],
+                          "GPL": "yes" if is_gpl(r["licence"]) else ""} for r in licences])
+
+
+def licence_summary(licences: list[dict]) -> str:
+    """One sentence: how many packages, and which (if any) declare only a GPL licence."""
+    gpl = [r["package"] for r in licences if is_gpl(r["licence"])]
+    return (f"{len(licences)} packages; none declares a GPL licence." if not gpl else
+            f"{len(licences)} packages; GPL-licensed: {', '.join(gpl)}.")
