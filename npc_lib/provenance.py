@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import re
 import subprocess
 from functools import lru_cache
 from pathlib import Path
@@ -189,6 +190,11 @@ def dependency_licences(root: str = "npc-dm-study") -> list[dict]:
 
 
 def is_gpl(licence: str) -> bool:
-    """True for a GPL or AGPL licence (the LGPL, which permits linking, is not counted)."""
-    text = licence.upper().replace("LESSER GENERAL PUBLIC", "LGPL")
-    return bool(__import__("re").search(r"(?<![L])\bA?GPL|GNU GENERAL PUBLIC|AFFERO", text))
+    """True when a licence leaves no choice but the GPL (or AGPL). ``A OR B`` and a list of licence
+    classifiers (``A; B``: dual licensing, or per-file licences such as docutils') count as GPL only if every
+    alternative is; ``A AND B`` counts if any part is. The LGPL, which permits linking, is not counted."""
+    def one(text: str) -> bool:
+        t = text.upper().replace("LESSER GENERAL PUBLIC", "LGPL").replace("LIBRARY GENERAL PUBLIC", "LGPL")
+        return bool(re.search(r"(?<![L])\bA?GPL|GNU GENERAL PUBLIC|AFFERO", t))
+    alternatives = [a for a in re.split(r"\s+OR\s+|;", licence) if a.strip()]
+    return bool(alternatives) and all(any(one(p) for p in re.split(r"\s+AND\s+", a)) for a in alternatives)

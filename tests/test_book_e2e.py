@@ -58,6 +58,26 @@ def test_rerun_skips_every_finished_notebook(smoke_book, capsys):
     assert "0 notebooks executed, 46 reused, 0 failed" in capsys.readouterr().out
 
 
+def test_a_library_change_executes_again_only_the_notebooks_it_reaches(smoke_book, tmp_path):
+    """A copy of the library with one module changed (a module only 01_cohort reaches) is put first on the
+    path of the runner and of every kernel it starts: 01_cohort executes again, the other 45 are reused."""
+    import os
+    import subprocess
+    import sys
+    root, runs, _ = smoke_book
+    lib = tmp_path / "lib"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "npc_lib", lib / "npc_lib",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    module = lib / "npc_lib" / "analysis" / "cohort_study.py"
+    module.write_text(module.read_text() + "\n# a change the digest must see\n")
+    env = {**os.environ, "PYTHONPATH": str(lib)}
+    res = subprocess.run([sys.executable, "-m", "npc_lib", "run", "--profile", "smoke", "--runs", str(runs),
+                          "--book-root", str(root), "--no-book", "--jobs", "1"],
+                         env=env, capture_output=True, text=True, timeout=1800)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    assert "1 notebooks executed, 45 reused, 0 failed" in res.stdout, res.stdout[-1000:]
+
+
 def _planted_identifiers(cohort: Path) -> set[str]:
     found = set()
     for folder in (cohort / "dicom").iterdir():
