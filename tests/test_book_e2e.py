@@ -71,9 +71,10 @@ def test_a_library_change_executes_again_only_the_notebooks_it_reaches(smoke_boo
     module = lib / "npc_lib" / "analysis" / "cohort_study.py"
     module.write_text(module.read_text() + "\n# a change the digest must see\n")
     env = {**os.environ, "PYTHONPATH": str(lib)}
+    # run from a folder without a package of that name: `python -m` puts the working directory first
     res = subprocess.run([sys.executable, "-m", "npc_lib", "run", "--profile", "smoke", "--runs", str(runs),
                           "--book-root", str(root), "--no-book", "--jobs", "1"],
-                         env=env, capture_output=True, text=True, timeout=1800)
+                         env=env, capture_output=True, text=True, timeout=1800, cwd=tmp_path)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     assert "1 notebooks executed, 45 reused, 0 failed" in res.stdout, res.stdout[-1000:]
 
