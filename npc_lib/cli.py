@@ -44,6 +44,13 @@ def _run(a) -> int:
         print(f"  FAILED {f['name']}: {f['error']}")
     if s["book"]:
         print(f"book: {s['book']}/index.html")
+    if s.get("null_alarm"):
+        print(f"NEGATIVE CONTROL ALARM: {len(s['null_alarm'])} check(s) outside their chance bounds on the null "
+              f"cohort: {'; '.join(s['null_alarm'][:5])}{' ...' if len(s['null_alarm']) > 5 else ''}. "
+              "Test labels may leak; see the results page." + ("" if a.allow_null_alarm else
+                                                                " (--allow-null-alarm exits 0 anyway)"))
+        if not a.allow_null_alarm and not s["failed"]:
+            return 3
     return 1 if s["failed"] else 0
 
 

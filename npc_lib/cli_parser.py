@@ -104,6 +104,8 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--cell-timeout", type=int, default=3600, help="seconds a notebook cell may run")
     u.add_argument("--book-root", type=Path, default=Path("."), help="project folder with _config.yml")
     u.add_argument("--no-book", action="store_true", help="execute the notebooks but do not build the book")
+    u.add_argument("--allow-null-alarm", action="store_true",
+                   help="exit 0 even when the negative control raises its alarm (the book shows it either way)")
     m = cmd("rois-from-masks", "rois.csv from label maps (NIfTI, NRRD), DICOM SEG or RTSTRUCT, one rectangle "
                                "per connected component of a region's labels per slice")
     m.add_argument("cohort", type=Path, help="cohort folder (clinical.csv and dicom/<patient>/)")

@@ -95,7 +95,8 @@ class Profile:
                    split=SplitSettings(**raw["split"]), train=TrainSettings(**raw["train"]),
                    weights=raw.get("weights"), weights_fallback=raw.get("weights_fallback"),
                    backbones=tuple(raw["backbones"]), datasets=tuple(raw["datasets"]), variants=tuple(raw["variants"]),
-                   negative_control_backbones=tuple(nc.get("backbones") or raw["backbones"][:1]) if nc else (),
+                   negative_control_backbones=(tuple(nc.get("backbones") or raw["backbones"])
+                                               if raw.get("negative_control") is not None else ()),
                    model_choice=raw.get("model_choice"), resplits=int(raw.get("resplits") or 0), source=source,
                    overrides=dict(overrides or {}), _raw=copy.deepcopy(raw))
 

@@ -169,6 +169,7 @@ class RunLayout:
         figures/             every figure the notebooks draw (PNG + SVG)
         gradcam/             Grad-CAM arrays and table
         ablation/models/     the pretraining ablation (EfficientNet-Lite0, random initialisation)
+        finetune/<init>/models/  the fine-tuning ablation (EfficientNet-Lite0, every layer trained; imagenet, random)
         negative_control/    the null-scenario control, itself laid out like this folder
         executed/            executed notebooks (train/ per model; .state/ for resuming)
         book_build.log       the last book build's output
@@ -257,6 +258,10 @@ class RunLayout:
     @property
     def gradcam_table(self) -> Path:
         return self.root / "gradcam_table.csv"
+
+    def finetune(self, init: str) -> "RunLayout":
+        """The fine-tuning ablation's runs of one initialisation (``imagenet`` or ``random``): its ``models/``."""
+        return RunLayout(self.root / "finetune" / init)
 
     @property
     def ablation(self) -> "RunLayout":

@@ -6,8 +6,8 @@ stage, so every AUC must come out near 0.5 (the scoring and its chance bounds ar
 generator draws every clinical variable and latent image feature before DM, and only DM is drawn
 differently (:func:`null_clinical` checks this for the profile's draw). So the control reuses the
 main study's image store under the null labels and its cached features (:mod:`npc_lib.data.relabel`),
-draws its own patient split from the null labels and fits heads over a reduced grid
-(``negative_control.backbones``, every dataset and variant) under ``RunLayout.negative_control``.
+draws its own patient split from the null labels and fits the heads of ``negative_control.backbones``
+(default: every backbone of the profile) on every dataset and variant under ``RunLayout.negative_control``.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 def null_profile(profile: Profile) -> Profile:
     """The profile with its synthetic cohort switched to the ``null`` scenario and the grid
-    reduced to ``negative_control.backbones`` (default: the profile's first backbone)."""
+    of ``negative_control.backbones`` (default: every backbone of the profile)."""
     grid = list(profile.negative_control_backbones)
     choice = profile.model_choice if profile.model_choice in grid else grid[0]  # the a-priori pick, as in the main run
     return profile.replaced({"cohort.scenario": "null", "backbones": grid, "model_choice": choice})
@@ -49,7 +49,7 @@ def null_clinical(profile: Profile, main_labels: pd.Series) -> pd.DataFrame:
     main = draw_cohort(c.patients, c.seed, "paper")
     null = draw_cohort(c.patients, c.seed, "null")
     same = [col for col in null.truth.columns if col not in ("dm", "risk_probability")]
-    outcome = [c for c in ("dm", "dm_months") if c in main.clinical]
+    outcome = [c for c in ("dm", "dm_months", "dm_event") if c in main.clinical]
     if not (main.clinical.drop(columns=outcome).equals(null.clinical.drop(columns=outcome))
             and main.truth[same].equals(null.truth[same])):
         raise NpcError("the null scenario's draw differs from the main draw in more than DM; "

@@ -84,6 +84,11 @@ SCHEMA: dict = {
     "negative_control": {"_optional": True,
                          "backbones": Rule(_list_of(BACKBONES), f"a non-empty list of backbones from "
                                                                 f"{', '.join(BACKBONES)}", required=False)},
+    "finetune_ablation": {"_optional": True,
+                          "epochs": Rule(_int(1), "an integer >= 1"),
+                          "datasets": Rule(_list_of(DATASETS), f"a non-empty list of datasets from {', '.join(DATASETS)}"),
+                          "variants": Rule(lambda v: _list_of(variant_names())(v),
+                                           lambda: f"a non-empty list of variants from {', '.join(variant_names())}")},
     "model_choice": Rule(lambda v: v in BACKBONES, f"one of {', '.join(BACKBONES)}", required=False),
     "resplits": Rule(_int(0, 1000), "an integer from 0 to 1000", required=False),
 }

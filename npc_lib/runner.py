@@ -33,7 +33,7 @@ from npc_lib.book_build import build_book
 from npc_lib.executors import TRIM_VARIABLE, Executor
 from npc_lib.layout import RunLayout, shared_paths_problem, slug
 from npc_lib.learn.models import preflight_weights
-from npc_lib.learn.study import features_on_workers, prepare, train_ablation, train_grid
+from npc_lib.learn.study import features_on_workers, prepare, train_ablation, train_finetune_ablation, train_grid
 from npc_lib.learn.study import grid as study_grid
 from npc_lib.progress import progress_bar
 from npc_lib.provenance import git_commit, notebook_code_digest, run_digest
@@ -280,6 +280,7 @@ def prepare_study(profile: Profile, layout: RunLayout, cohort_dir: str | Path | 
         train_grid(profile, prep, cells, progress=progress)
         log.info("%d-model head grid ready in %.1f s", len(cells), time.perf_counter() - t0)
     train_ablation(profile, prep, progress=progress)  # what ImageNet pretraining buys: Lite0 from random weights
+    train_finetune_ablation(profile, prep, progress=progress)  # what fine-tuning buys: the paper's recipe on Lite0
     if cohort_dir is None and profile.negative_control_backbones:
         # the synthetic cohort's leakage alarm: the same pipeline on the null scenario (see npc_lib.null_study)
         run_negative_control(profile, layout, prep, progress=progress)
@@ -326,5 +327,18 @@ def run_profile(profile: Profile, runs_dir: Path, cohort_dir: str | Path | None 
                "executor": executor,
                "seconds": {"prepare": round(t_prep, 1), "notebooks": round(t_nb, 1),
                            "total": round(time.perf_counter() - t0, 1)}}
+    summary["null_alarm"] = negative_control_alarms(layout)
     write_json(layout.summary, summary)
     return summary
+
+
+def negative_control_alarms(layout: RunLayout) -> list[str]:
+    """What the run's negative control found outside its chance bounds (empty: clean, or not run)."""
+    import pandas as pd
+
+    from npc_lib.analysis.negative_control import null_alarms
+    table_path, family_path = layout.table("negative_control"), layout.table("negative_control_family")
+    if not table_path.is_file():
+        return []
+    family = pd.read_csv(family_path) if family_path.is_file() else None
+    return null_alarms(pd.read_csv(table_path).fillna({"outside": ""}), family)

@@ -7,25 +7,50 @@ import pytest
 
 from npc_lib.analysis.resplits import TNM, resplit
 from npc_lib.analysis.survival import c_index_ci, harrell_c, km_by_threshold
-from npc_lib.synth.clinical import DM_MONTH_BANDS, FOLLOW_UP_MONTHS, draw_cohort
+from npc_lib.synth.clinical import draw_cohort
+from npc_lib.synth.timing import DM_RECORD_MONTHS, FOLLOW_UP_MONTHS
 
 
-def test_planted_times_follow_the_stated_shares_and_the_risk():
+def test_planted_times_carry_a_timing_signal_of_their_own_late_events_and_censoring():
+    from scipy import stats
     d = draw_cohort(20000, seed=9)
     c, t = d.clinical, d.truth
     dm = c["dm"] == 1
-    months = c.loc[dm, "dm_months"]
+    latent = t.loc[dm, "dm_time_true"]
     n = dm.sum()
-    for (share, lo, hi) in DM_MONTH_BANDS:
-        observed = ((months > lo) & (months <= hi)).mean() if lo > 1 else (months <= hi).mean()
-        assert abs(observed - share) < 4 * np.sqrt(share * (1 - share) / n), (lo, hi, observed)
-    # earlier for a higher planted risk
-    assert np.corrcoef(t.loc[dm, "linear_risk"].rank(), months.rank())[0, 1] < -0.5
-    follow = c.loc[~dm, "dm_months"]
-    assert follow.min() >= FOLLOW_UP_MONTHS[0] and follow.max() <= FOLLOW_UP_MONTHS[1]
-    # DM itself and the planted AUCs are what they were without times
+    for lo, hi, share in ((0, 12, 0.5), (12, 36, 0.25)):  # the paper's introduction: half in a year, a quarter by three
+        observed = ((latent > lo) & (latent <= hi)).mean()
+        assert abs(observed - share) < 0.06, (lo, hi, observed)
+    assert (latent > 60).mean() > 0.05  # some events come late
+    # the timing score orders the times among DM patients, and is related to, but not the same as, the DM risk
+    assert stats.spearmanr(t.loc[dm, "timing_score"], latent).statistic < -0.4
+    rho = stats.spearmanr(t.loc[dm, "timing_score"], t.loc[dm, "linear_risk"]).statistic
+    assert 0.1 < rho < 0.7, rho
+    assert d.time_model["spearman_timing_score_vs_planted_risk_dm"] == pytest.approx(rho, abs=1e-3)
+    # censoring: a DM patient whose record ends first is censored there (DM known, its date not)
+    censored = dm & (c["dm_event"] == 0)
+    assert 0.05 < censored.sum() / n < 0.3
+    assert (c.loc[censored, "dm_months"] < t.loc[censored, "dm_time_true"]).all()
+    assert (c.loc[dm & (c["dm_event"] == 1), "dm_months"] == t.loc[dm & (c["dm_event"] == 1), "dm_time_true"]).all()
+    assert c.loc[~dm, "dm_months"].between(*FOLLOW_UP_MONTHS).all() and (c.loc[~dm, "dm_event"] == 0).all()
+    assert c.loc[censored, "dm_months"].between(*DM_RECORD_MONTHS).all()
+    # DM itself and the planted AUCs are what they are without times
     again = draw_cohort(20000, seed=9)
     assert again.clinical["dm"].equals(c["dm"]) and again.planted_auc == d.planted_auc
+
+
+def test_the_c_index_among_dm_patients_asks_when_not_whether():
+    """Hand-worked: three DM patients (two observed events, one censored) and two without DM."""
+    from npc_lib.analysis.survival import survival_row
+    test = pd.DataFrame({"months": [5.0, 20.0, 30.0, 60.0, 70.0], "event": [1, 1, 0, 0, 0], "dm": [1, 1, 1, 0, 0],
+                         "stage": [3, 3, 3, 3, 3], "score": [0.2, 0.9, 0.5, 0.1, 0.05]})
+    row = survival_row(None, test, n_boot=20)
+    # among DM: comparable pairs (earlier time an event): (5 vs 20), (5 vs 30), (20 vs 30): concordant only the last
+    assert row["c_index_events"] == pytest.approx(1 / 3)
+    # all patients: the 3 pairs above plus each event against the two without DM (4 pairs, all concordant)
+    assert row["c_index"] == pytest.approx(5 / 7)
+    assert row["test_events"] == 2 and row["test_dm_patients"] == 3 and "out-of-fold" in row["note"]
+    assert pd.isna(row.get("hr", np.nan))  # no Cox model without out-of-fold training scores
 
 
 def test_harrell_c_equals_a_brute_force_pair_count():
@@ -70,16 +95,34 @@ def test_resplits_are_patient_disjoint_stratified_and_differ():
 @pytest.mark.slow
 def test_beyond_study_on_the_smoke_runs(smoke_runs, small_cohort, tmp_path):
     import shutil
-    from npc_lib.analysis.beyond import PLANTED, beyond_study
+    from npc_lib.analysis.beyond import PLANTED, PLANTED_TIMING, beyond_study
     res = beyond_study(smoke_runs, n_splits=2, n_boot=20, jobs=1)
     r = res.resplits
     assert set(r["split"]) == {1, 2} and len(r[r["backbone"] != TNM]) == 2 * 40 * 2
     assert r["auc"].dropna().between(0, 1).all()
     assert len(res.cells) == 8 and res.cells["run_percentile"].between(0, 100).all()
+    # worked by hand: split 1's TNM AUC on NPC test patients, recomputed from the split and the clinical table
+    from sklearn.metrics import roc_auc_score
+    from npc_lib.analysis.survival import harrell_c
+    clinical = pd.read_csv(small_cohort / "clinical.csv", dtype={"patient_id": str})
+    split1 = resplit(clinical, 1, 42, 0.2)
+    preds = pd.read_parquet(smoke_runs / "models" / "npc__intratumour__resnet50" / "predictions.parquet")
+    npc_patients = set(preds["patient_id"])
+    test = clinical[clinical["patient_id"].map(split1).eq("test") & clinical["patient_id"].isin(npc_patients)]
+    want = roc_auc_score(test["dm"], test["overall_stage"].eq("IV").astype(int))
+    got = r[(r["split"] == 1) & (r["backbone"] == TNM) & (r["dataset"] == "NPC") & (r["variant"] == "intratumour")]
+    assert got["auc"].iloc[0] == pytest.approx(want)
     s = res.survival
-    assert len(s) == 40 + 8 + 8 and set(s["backbone"]) >= {TNM, PLANTED}
+    assert len(s) == 40 + 8 + 8 + 1 and set(s["backbone"]) >= {TNM, PLANTED, PLANTED_TIMING}
     ok = s.dropna(subset=["c_index"])
     assert ok["c_index"].between(0, 1).all() and (ok["c_low"] <= ok["c_high"]).all()
+    # one model's C-index by brute force from its test predictions and the clinical table
+    row = s[(s["dataset"] == "NPC") & (s["variant"] == "intratumour") & (s["backbone"] == "resnet50")].iloc[0]
+    pts = preds[preds["split"] == "test"].groupby("patient_id")["probability"].mean()
+    c = clinical.set_index("patient_id").loc[pts.index]
+    assert row["c_index"] == pytest.approx(harrell_c(c["dm_months"], c["dm_event"], pts.to_numpy()))
+    assert row["test_events"] == int(c["dm_event"].sum()) and row["test_dm_patients"] == int(c["dm"].sum())
+    assert row["hr_adjusted_for"] == "stage" and s.loc[s["backbone"] == TNM, "hr_adjusted_for"].str.startswith("nothing").all()
     # without dm_months the chapter is skipped with a note, the resplits still run
     cohort = tmp_path / "cohort"
     shutil.copytree(small_cohort, cohort)

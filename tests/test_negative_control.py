@@ -23,7 +23,7 @@ from npc_lib.config import load_profile
 from npc_lib.layout import RunLayout
 from npc_lib.learn.study import prepare
 from npc_lib.synth import ensure_cohort
-from npc_lib.analysis.negative_control import BOUND_COLUMNS, COLUMNS, PIXEL_REFERENCE, add_null_bounds
+from npc_lib.analysis.negative_control import COLUMNS, PIXEL_REFERENCE, null_alarms
 from npc_lib.null_study import null_profile, run_negative_control
 
 TOLERANCE = 0.07
@@ -38,10 +38,18 @@ def test_null_control_every_auc_inside_its_bounds(tmp_path):
     cohort = ensure_cohort(profile, None, tmp_path, progress=False)
     main = prepare(profile, cohort, tmp_path, progress=False)
     table = run_negative_control(profile, tmp_path, main, progress=False)
-    assert list(table.columns) == COLUMNS + ["selected"] + BOUND_COLUMNS + ["inside"]
-    assert table.loc[table["backbone"] != PIXEL_REFERENCE, "selected"].sum() == 8  # model choice ran on the null
+    assert set(COLUMNS + ["selected", "inside", "outside", "accuracy", "sens_spec", "citl_difference"]) <= set(table.columns)
+    # the model choice ran on the null, by the training patients' out-of-fold AUC
+    sel = pd.read_csv(RunLayout(tmp_path).negative_control.table("model_selection"))
+    chosen = table[(table["backbone"] != PIXEL_REFERENCE) & table["selected"].astype(bool)]
+    best = sel.sort_values(["train_oof_auc", "backbone"], ascending=[False, True]).groupby(["dataset", "variant"]).head(1)
+    assert sorted(map(tuple, chosen[["dataset", "variant", "backbone"]].to_numpy())) == \
+        sorted(map(tuple, best[["dataset", "variant", "backbone"]].to_numpy()))
     cnn = table[table["backbone"] != PIXEL_REFERENCE]
     assert len(cnn) == 8 and len(table) == 16
+    family = pd.read_csv(tmp_path / "evaluation" / "negative_control_family.csv")
+    assert len(family) == 5 and family["inside"].all(), family
+    assert not null_alarms(table, family), null_alarms(table, family)
 
     # the size argument of the module docstring, from the real test counts
     home = RunLayout(tmp_path).negative_control
@@ -62,12 +70,15 @@ def test_null_control_every_auc_inside_its_bounds(tmp_path):
     # every row, CNN and pixel reference, inside its own Bonferroni bounds at both levels; the main job
     # raises its alarm at a family level of 5 %, this test at MAX_FALSE_ALARM (1 %: rows of one run share
     # their test patients, so one chance draw moves them together), the bounds widened accordingly
-    widen = norm.isf(MAX_FALSE_ALARM / (2 * 2 * len(table))) / norm.isf(0.05 / (2 * 2 * len(table)))
-    for lo, hi, auc in (("bound_low", "bound_high", "auc"), ("patient_bound_low", "patient_bound_high", "patient_auc")):
-        half = (table[hi] - 0.5) * widen
-        assert ((table[auc] - 0.5).abs() <= half).all(), f"negative control alarm at 1 %:\n{table}"
-    assert (table["bound_low"] < 0.5).all() and (table["bound_high"] > 0.5).all()
-    assert (table["patient_bound_high"] - table["patient_bound_low"] < 0.25).all()  # bounds that can bite
+    widen = norm.isf(MAX_FALSE_ALARM / (2 * 5 * len(table))) / norm.isf(0.05 / (2 * 5 * len(table)))
+    for stat, centre in (("auc", None), ("patient_auc", "patient_auc_null"), ("accuracy", "accuracy_null"),
+                         ("sens_spec", "sens_spec_null")):
+        mid = table[centre] if centre else 0.5
+        half = (table[f"{stat}_bound_high"] - mid) * widen
+        assert ((table[stat] - mid).abs() <= half).all(), f"negative control alarm on {stat} at 1 %:\n{table}"
+    assert (table["auc_bound_low"] < 0.5).all() and (table["auc_bound_high"] > 0.5).all()
+    assert (table["patient_auc_bound_high"] - table["patient_auc_bound_low"] < 0.25).all()  # bounds that can bite
+    assert (table["citl_difference"].abs() <= table["citl_bound_high"] * widen).all()
     assert cnn["patient_auc_low"].le(cnn["patient_auc"]).all() and cnn["patient_auc_high"].ge(cnn["patient_auc"]).all()
     written = pd.read_csv(tmp_path / "evaluation" / "negative_control.csv")
     assert len(written) == 16 and set(written["backbone"]) == {"efficientnet-b0", PIXEL_REFERENCE}
@@ -77,26 +88,33 @@ def test_null_control_every_auc_inside_its_bounds(tmp_path):
     assert clinical["dm"].sum() == main_dm.sum()
 
 
-def test_a_planted_leak_raises_the_alarm():
-    """A model that saw the test labels scores far outside its bounds; a chance scorer stays inside."""
-    rng = np.random.default_rng(0)
-    patients = pd.DataFrame({"patient_id": [f"P{i:03d}" for i in range(120)], "label": rng.permutation([1] * 30 + [0] * 90)})
-    images = patients.loc[patients.index.repeat(5)].reset_index(drop=True).assign(split="test")
-    clean = images.assign(probability=rng.random(len(images)))
-    leaky = images.assign(probability=0.3 * images["label"] + rng.random(len(images)))
-    from npc_lib.analysis.metrics import auc_ci_delong, patient_scores
-    rows, scores = [], {}
-    for name, frame in (("clean", clean), ("leaky", leaky)):
-        pat = patient_scores(frame)
-        rows.append({"dataset": "NPC", "variant": "intratumour", "backbone": name,
-                     "auc": auc_ci_delong(frame["label"], frame["probability"]).auc,
-                     "patient_auc": auc_ci_delong(pat["label"], pat["probability"]).auc})
-        scores[("NPC", "intratumour", name)] = frame
-    table = add_null_bounds(pd.DataFrame(rows), scores)
-    assert table.set_index("backbone")["inside"].to_dict() == {"clean": True, "leaky": False}
+def test_the_alarm_names_what_left_its_bounds():
+    """The banner and the runner's line name each model and statistic outside, and each family check."""
+    table = pd.DataFrame({"dataset": ["NPC", "NPC"], "variant": ["intratumour"] * 2, "backbone": ["clean", "leaky"],
+                          "auc": [0.5, 0.8], "patient_auc": [0.5, 0.85], "inside": [True, False],
+                          "outside": ["", "auc, patient_auc"]})
+    family = pd.DataFrame({"check": ["mean z, patient AUC", "chosen model has the top test AUC"],
+                           "statistic": [4.2, 1.0], "bound_low": [-0.5, 0.0], "bound_high": [0.5, 3.0],
+                           "inside": [False, True]})
     from npc_lib.show.report import negative_control_html
-    html = negative_control_html(table)
-    assert "alarm" in html and "leaky" in html and "clean" not in html
+    html = negative_control_html(table, family)
+    assert "alarm" in html and "leaky (auc, patient_auc)" in html and "clean" not in html
+    assert "family check: mean z, patient AUC" in html and "top test AUC" not in html
+    alarms = null_alarms(table, family)
+    assert len(alarms) == 2 and alarms[0].startswith("NPC/intratumour/leaky")
+    clean = table.iloc[:1]
+    assert "passed" in negative_control_html(clean, family.iloc[1:]) and not null_alarms(clean, family.iloc[1:])
+
+
+def test_an_alarm_ends_the_run_with_a_non_zero_exit(tmp_path, monkeypatch, capsys):
+    """npc-study run exits 3 and says why when the control raised its alarm, 0 with --allow-null-alarm."""
+    from npc_lib import cli
+    summary = {"executed": 1, "skipped": 0, "failed": [], "book": None, "null_alarm": ["NPC/intratumour/x: auc"],
+               "seconds": {"prepare": 1, "notebooks": 1, "total": 2}}
+    monkeypatch.setattr("npc_lib.runner.run_profile", lambda *a, **k: summary)
+    assert cli.main(["run", "--profile", "smoke", "--runs", str(tmp_path / "r"), "--no-book"]) == 3
+    assert "NEGATIVE CONTROL ALARM" in capsys.readouterr().out
+    assert cli.main(["run", "--profile", "smoke", "--runs", str(tmp_path / "r"), "--no-book", "--allow-null-alarm"]) == 0
 
 
 def test_permutation_sd_matches_mann_whitney_at_patient_level():
@@ -122,7 +140,7 @@ def test_null_images_are_the_main_images(tmp_path):
                            progress=False)
     a, b = load_cohort(tmp_path / "main", progress=False), load_cohort(tmp_path / "null", progress=False)
     assert a.rois.equals(b.rois)
-    assert a.clinical.drop(columns=["dm", "dm_months"]).equals(b.clinical.drop(columns=["dm", "dm_months"]))
+    assert a.clinical.drop(columns=["dm", "dm_months", "dm_event"]).equals(b.clinical.drop(columns=["dm", "dm_months", "dm_event"]))
     assert main["dm"] == null["dm"]
     for pid in a.clinical["patient_id"]:
         np.testing.assert_array_equal(a.load_series(pid).pixels, b.load_series(pid).pixels)
@@ -144,9 +162,11 @@ def test_null_clinical_refuses_a_store_of_another_cohort():
         null_clinical(profile, flipped)
 
 
-def test_null_profile_switches_the_scenario_and_reduces_the_grid():
+def test_null_profile_switches_the_scenario_and_runs_every_backbone():
     profile = load_profile("demo")
     p = null_profile(profile)
     assert p.cohort.scenario == "null" and profile.cohort.scenario == "paper"
-    assert p.backbones == ("efficientnet-b0",) and p.datasets == profile.datasets
+    assert p.backbones == profile.backbones and p.datasets == profile.datasets
+    cheaper = null_profile(load_profile("demo", {"negative_control": {"backbones": ["efficientnet-b0"]}}))
+    assert cheaper.backbones == ("efficientnet-b0",)
     assert p.cohort.patients == profile.cohort.patients and p.cohort.seed == profile.cohort.seed

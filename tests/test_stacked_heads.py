@@ -83,3 +83,48 @@ def test_bad_tasks_are_refused():
         fit_heads([HeadTask(X, y, 0), HeadTask(X[:, :8], y, 0)], **SETTINGS)
     with pytest.raises(ValueError, match="rows"):
         fit_heads([HeadTask(X, y[:40], 0)], **SETTINGS)
+
+
+def _keras_reference(X, y, seed, *, epochs, batch_size, learning_rate, dropout, l2):
+    """The same training loop written with TensorFlow and Keras' own pieces — Keras' sigmoid and
+    binary cross-entropy (which, on TensorFlow, keeps the logits), its L2 term and its Adam — consuming
+    the head's random stream in the stacked fit's order (initialisation, each epoch's shuffle, each batch's
+    dropout mask), so both see the same batches and the same masks."""
+    import keras
+    import tensorflow as tf
+    from npc_lib.learn.stacked_heads import _dropout_mask
+    gen = np.random.default_rng(seed)
+    n, d = X.shape
+    limit = np.sqrt(6.0 / (d + 1))
+    w = tf.Variable(gen.uniform(-limit, limit, d).astype(np.float32)[:, None])
+    b = tf.Variable(np.zeros(1, np.float32))
+    opt = keras.optimizers.Adam(learning_rate)
+    keep16 = int(round((1.0 - dropout) * 65536))
+    scale = np.float32(65536 / keep16)
+    for _ in range(epochs):
+        perm = gen.permutation(n)
+        for start in range(0, n, batch_size):
+            idx = perm[start:start + batch_size]
+            xb = X[idx]
+            if dropout > 0:
+                xb = xb * _dropout_mask(gen, len(idx), d, keep16) * scale
+            with tf.GradientTape() as tape:
+                p = keras.activations.sigmoid(tf.matmul(xb, w) + b)
+                loss = tf.reduce_mean(keras.losses.binary_crossentropy(y[idx][:, None], p)) + l2 * tf.reduce_sum(w * w)
+            opt.apply_gradients(zip(tape.gradient(loss, [w, b]), [w, b]))
+    return w.numpy().ravel(), float(b.numpy()[0])
+
+
+def test_same_maths_as_keras_with_dropout_several_batches_and_saturated_logits():
+    """Features scaled so that many logits pass ±16 (where a clipped cross-entropy has no gradient): the
+    stacked fit follows Keras' path through several epochs of shuffled batches with dropout."""
+    pytest.importorskip("tensorflow")
+    X, y = _data(150, d=8, seed=3)
+    X = (X * 40).astype(np.float32)
+    settings = dict(epochs=6, batch_size=32, learning_rate=5e-2, dropout=0.5, l2=1e-3)
+    fit, = fit_heads([HeadTask(X, y, seed=11)], **settings)
+    z = X @ fit.kernel + fit.bias
+    assert (np.abs(z) > 16).mean() > 0.2  # saturated logits are common here
+    kernel, bias = _keras_reference(X, y, 11, **settings)
+    np.testing.assert_allclose(fit.kernel, kernel, rtol=1e-3, atol=1e-3)
+    assert fit.bias == pytest.approx(bias, abs=1e-3)

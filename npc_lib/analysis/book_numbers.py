@@ -117,10 +117,11 @@ def comparison_numbers(tnm_baseline: dict, tnm_comparison: pd.DataFrame, selecti
     return out
 
 
-def negative_control_numbers(negative: pd.DataFrame | None) -> dict:
-    """The null AUCs in a sentence: means, range, CIs covering 0.5, test patients, rows inside their bounds."""
+def negative_control_numbers(negative: pd.DataFrame | None, family: pd.DataFrame | None = None) -> dict:
+    """The null control in a sentence: means, range, CIs covering 0.5, test patients, rows inside their bounds,
+    family checks inside theirs, the backbones it ran."""
     keys = ("null_mean_auc", "null_mean_patient_auc", "null_range", "null_covering", "null_test_patients",
-            "null_inside", "null_backbones")
+            "null_inside", "null_backbones", "null_family_inside", "null_rows")
     if negative is None:
         return dict.fromkeys(keys, NA)
     cnn = negative[negative["backbone"] != "pixel reference"]
@@ -129,8 +130,9 @@ def negative_control_numbers(negative: pd.DataFrame | None) -> dict:
             "null_range": f"{cnn['patient_auc'].min():.2f}–{cnn['patient_auc'].max():.2f}",
             "null_covering": f"{int(covers.sum())} of {len(negative)}",
             "null_test_patients": int(negative["test_patients"].max()),
-            "null_inside": f"{int(negative['inside'].sum())} of {len(negative)}",
-            "null_backbones": ", ".join(backbone_title(b) for b in cnn["backbone"].unique())}
+            "null_inside": f"{int(negative['inside'].sum())} of {len(negative)}", "null_rows": len(negative),
+            "null_backbones": ", ".join(backbone_title(b) for b in cnn["backbone"].unique()),
+            "null_family_inside": f"{int(family['inside'].sum())} of {len(family)}" if family is not None else NA}
 
 
 def cam_numbers(table: pd.DataFrame, seconds_per_image: float, min_grid: int | None = None) -> dict:

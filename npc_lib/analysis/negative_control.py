@@ -2,9 +2,12 @@
 (run by :mod:`npc_lib.null_study`).
 
 In the ``null`` scenario DM is a random subset of the patients, independent of their images and
-stage, so every AUC must come out near 0.5; a clear departure means that information about the
-test labels leaks into training or scoring (a split by image rather than by patient,
-preprocessing fitted on test data, a model chosen on test data...).
+stage, so every statistic must come out at its chance value: the AUC near 0.5, the accuracy and
+sensitivity + specificity at the threshold in use near what a random labelling gives, calibration in
+the large on test as on training, and the models chosen on training data no more often the best on test
+than chance. A clear departure means that information about the test labels leaks into training or
+scoring (test patients in training, a threshold, model or calibration chosen on test data...);
+:mod:`npc_lib.analysis.null_checks` holds the checks.
 
 Everything the control fits lives under ``RunLayout.negative_control``; the scored table is
 written to ``evaluation/negative_control.csv``.
@@ -21,7 +24,8 @@ from npc_lib.config import Profile
 from npc_lib.analysis.evaluation import calibration_table, evaluate_runs, load_runs
 from npc_lib.analysis.hybrid import training_oof
 from npc_lib.analysis.study_evaluation import select_on_training
-from npc_lib.analysis.null_bounds import null_bounds, permutation_sd
+from npc_lib.analysis.metrics import patient_scores, youden_threshold
+from npc_lib.analysis.null_checks import NullRow, check_null, citl
 from npc_lib.analysis.references import pixel_reference_scores, score_references
 from npc_lib.layout import RunLayout
 from npc_lib.learn.study import Prepared, grid
@@ -29,24 +33,27 @@ from npc_lib.learn.study import Prepared, grid
 log = logging.getLogger(__name__)
 COLUMNS = ["dataset", "variant", "backbone", "auc", "auc_low", "auc_high", "patient_auc", "patient_auc_low",
            "patient_auc_high", "test_patients", "test_images"]
-BOUND_COLUMNS = ["bound_low", "bound_high", "patient_bound_low", "patient_bound_high"]
 PIXEL_REFERENCE = "pixel reference"
 
 
 def score_negative_control(p: Profile, layout: RunLayout, prep: Prepared) -> pd.DataFrame:
     """Score the control's finished heads (``p``: the null profile; ``prep``: the null split and
-    relabelled store under ``layout.negative_control``) and the pixel reference on the null labels,
-    add each row's chance bounds and write ``evaluation/negative_control.csv``.
+    relabelled store under ``layout.negative_control``) and the pixel reference on the null labels with
+    :func:`npc_lib.analysis.null_checks.check_null`, and write ``evaluation/negative_control.csv`` (one row
+    per model) and ``evaluation/negative_control_family.csv`` (the family checks).
+
+    The steps after training run on the null as in the main study: thresholds and the model choice from
+    the training patients' out-of-fold scores; the checks then look at the AUC, the accuracy and
+    sensitivity + specificity at that threshold, calibration in the large against the training patients'
+    and whether the chosen models have the top test AUCs more often than chance.
 
     Returns
     -------
-    DataFrame with columns ``COLUMNS``, ``selected``, ``BOUND_COLUMNS`` and ``inside``: one row per
+    DataFrame with columns ``COLUMNS``, ``selected``, the checks' columns and ``inside``: one row per
     dataset × variant × backbone (CNN heads, then the pixel reference model as backbone
-    ``pixel reference``); AUCs with 95 % CIs on the null split's test patients, image and patient level.
+    ``pixel reference``); the family checks are in its ``attrs["family"]``.
     """
     home = layout.negative_control
-    # the steps after training run on the null too: thresholds and model choice from out-of-fold
-    # training scores, calibration; a test-set choice anywhere would show as an AUC off 0.5
     metas = [meta for meta, _ in load_runs(home.models)]
     oof, no_oof = training_oof(home.root, metas)
     cnn = evaluate_runs(home.models, n_boot=0, oof=oof)
@@ -60,47 +67,55 @@ def score_negative_control(p: Profile, layout: RunLayout, prep: Prepared) -> pd.
                     on=["dataset", "variant", "backbone"])
     pseudo = pixel_reference_scores(prep.store, prep.split, p.geometry, layout.cache,
                                     datasets=p.datasets, variants=p.variants)
-    wide = score_references(pseudo).pivot_table(index=["dataset", "variant"], columns="level",
-                                                values=["auc", "auc_low", "auc_high", "patients", "images"],
-                                                aggfunc="first")
+    ref = score_references(pseudo).pivot_table(index=["dataset", "variant"], columns="level",
+                                               values=["auc", "auc_low", "auc_high", "patients", "images"],
+                                               aggfunc="first")
     ref = pd.DataFrame({
-        "dataset": [d for d, _ in wide.index], "variant": [v for _, v in wide.index], "backbone": PIXEL_REFERENCE,
-        "auc": wide[("auc", "image")].to_numpy(), "auc_low": wide[("auc_low", "image")].to_numpy(),
-        "auc_high": wide[("auc_high", "image")].to_numpy(), "patient_auc": wide[("auc", "patient")].to_numpy(),
-        "patient_auc_low": wide[("auc_low", "patient")].to_numpy(),
-        "patient_auc_high": wide[("auc_high", "patient")].to_numpy(),
-        "test_patients": wide[("patients", "image")].to_numpy(), "test_images": wide[("images", "image")].to_numpy()})
-    table = pd.concat([cnn.reindex(columns=COLUMNS + ["selected"]), ref[COLUMNS].assign(selected=False)],
-                      ignore_index=True)
-    scores = {(d, v, b): pd.read_parquet(home.model(d, v, b).predictions) for d, v, b in grid(p)}
-    scores.update({(d, v, PIXEL_REFERENCE): frame for (d, v), frame in pseudo.items()})
-    table = add_null_bounds(table, scores)
+        "dataset": [d for d, _ in ref.index], "variant": [v for _, v in ref.index], "backbone": PIXEL_REFERENCE,
+        "auc": ref[("auc", "image")].to_numpy(), "auc_low": ref[("auc_low", "image")].to_numpy(),
+        "auc_high": ref[("auc_high", "image")].to_numpy(), "patient_auc": ref[("auc", "patient")].to_numpy(),
+        "patient_auc_low": ref[("auc_low", "patient")].to_numpy(),
+        "patient_auc_high": ref[("auc_high", "patient")].to_numpy(),
+        "test_patients": ref[("patients", "image")].to_numpy(), "test_images": ref[("images", "image")].to_numpy()})
+    cis = pd.concat([cnn.reindex(columns=COLUMNS + ["selected"]), ref[COLUMNS].assign(selected=False)],
+                    ignore_index=True)
+    rows = [_model_row(cnn_row, predictions, oof) for cnn_row in cnn.itertuples()]
+    rows += [_reference_row((d, v, PIXEL_REFERENCE), frame) for (d, v), frame in pseudo.items()]
+    checks, family = check_null(rows)
+    table = cis.merge(checks.drop(columns=["auc", "selected", "test_patients"]), on=["dataset", "variant", "backbone"],
+                      how="left", suffixes=("", "_check"))
     write_csv(layout.table("negative_control"), table, float_format="%.6g")
-    outside = table[~table["inside"]]
-    if len(outside):
-        log.warning("NEGATIVE CONTROL ALARM: %d of %d null AUCs outside their chance bounds (%s); "
-                    "look for leakage of test labels", len(outside), len(table),
-                    "; ".join(f"{r.dataset}/{r.variant}/{r.backbone}" for r in outside.itertuples()))
+    write_csv(layout.table("negative_control_family"), family, float_format="%.6g")
+    table.attrs["family"] = family
+    alarms = null_alarms(table, family)
+    if alarms:
+        log.warning("NEGATIVE CONTROL ALARM: %s; look for leakage of test labels", "; ".join(alarms))
     return table
 
 
+def _model_row(r, predictions: dict, oof: dict) -> NullRow:
+    """A head of the control: its test images, its out-of-fold threshold and training calibration."""
+    key = (r.dataset, r.variant, r.backbone)
+    pred = predictions[key]
+    train = patient_scores(oof[key]) if key in oof else patient_scores(pred[pred["split"] == "train"])
+    c, se = citl(train["label"], train["probability"])
+    return NullRow(key, pred[pred["split"] == "test"], float(r.patient_youden_threshold), c, se, bool(r.selected))
 
 
-def add_null_bounds(table: pd.DataFrame, scores: dict) -> pd.DataFrame:
-    """Each row's chance bounds at image and patient level (:mod:`npc_lib.analysis.null_bounds`,
-    Bonferroni over every AUC of the table) and whether both AUCs lie inside them.
+def _reference_row(key: tuple, frame: pd.DataFrame) -> NullRow:
+    """The pixel reference of the control (fitted on the training images; its threshold and calibration
+    come from its training patients' scores)."""
+    train = patient_scores(frame[frame["split"] == "train"])
+    c, se = citl(train["label"], train["probability"])
+    return NullRow(key, frame[frame["split"] == "test"], youden_threshold(train["label"], train["probability"]),
+                   c, se, reference=True)
 
-    ``scores`` maps (dataset, variant, backbone) to that row's image scores (``patient_id, label,
-    split, probability``)."""
-    m = 2 * len(table)  # image and patient AUC of every row
-    out = table.copy()
-    for col in BOUND_COLUMNS:
-        out[col] = np.nan
-    for i, r in out.iterrows():
-        pred = scores[(r["dataset"], r["variant"], r["backbone"])]
-        sd = permutation_sd(pred[pred["split"] == "test"].dropna(subset=["probability"]))
-        out.loc[i, ["bound_low", "bound_high"]] = null_bounds(sd["image"], m)
-        out.loc[i, ["patient_bound_low", "patient_bound_high"]] = null_bounds(sd["patient"], m)
-    out["inside"] = (out["auc"].between(out["bound_low"], out["bound_high"])
-                     & out["patient_auc"].between(out["patient_bound_low"], out["patient_bound_high"]))
+
+def null_alarms(table: pd.DataFrame, family: pd.DataFrame | None = None) -> list[str]:
+    """One phrase per failed check: the rows outside their bounds (naming the statistic) and the family
+    checks outside theirs; empty when the control is clean."""
+    out = [f"{r.dataset}/{r.variant}/{r.backbone}: {r.outside or 'outside'}" for r in table[~table["inside"]].itertuples()]
+    if family is not None and len(family):
+        out += [f"family check '{r.check}' = {r.statistic:.3g} outside [{r.bound_low:.3g}, {r.bound_high:.3g}]"
+                for r in family[~family["inside"]].itertuples()]
     return out

@@ -24,6 +24,7 @@ from npc_lib.analysis.metrics import MetricError, auc_ci_delong, calibration, ne
 from npc_lib.analysis.book_numbers import (at_a_glance, comparison_numbers, finding_numbers, negative_control_numbers,
                                            pretraining_numbers, reference_numbers, run_numbers)
 from npc_lib.analysis.design import design_findings, read_generation_report
+from npc_lib.analysis.finetune_ablation import finetune_ablation, finetune_numbers
 from npc_lib.analysis.references import reference_summary, study_references
 from npc_lib.analysis.stats import paper_form, table1
 from npc_lib.atomic import write_csv, write_json, write_text
@@ -66,10 +67,12 @@ class StudyEvaluation:
     test_counts : test patients and images per dataset
     reference_summary : references and CNNs per dataset × variant × level (``references.reference_summary``)
     negative_control : the negative control's table (None where it did not run: a user's own cohort)
+    negative_family : its family checks (``null_checks.check_null``), or None
     numbers : every number the results chapters cite (:mod:`npc_lib.analysis.book_numbers`)
     findings : the paper's findings, what the generator plants of each and this run's value
         (:func:`npc_lib.analysis.design.design_findings`)
     glance : "this run at a glance" for the landing page (:func:`npc_lib.analysis.book_numbers.at_a_glance`)
+    finetune : EfficientNet-Lite0 fine-tuned against frozen heads (:mod:`npc_lib.analysis.finetune_ablation`)
     """
 
     metrics: pd.DataFrame
@@ -96,9 +99,11 @@ class StudyEvaluation:
     test_counts: pd.DataFrame = field(default_factory=pd.DataFrame)
     reference_summary: pd.DataFrame = field(default_factory=pd.DataFrame)
     negative_control: pd.DataFrame | None = None
+    negative_family: pd.DataFrame | None = None
     numbers: dict = field(default_factory=dict)
     findings: pd.DataFrame = field(default_factory=pd.DataFrame)
     glance: pd.DataFrame = field(default_factory=pd.DataFrame)
+    finetune: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def select_on_training(runs_meta: list[dict], oof: dict, reasons: dict | None = None, folds: int = 5,
@@ -299,6 +304,8 @@ def evaluate_study(runs_dir: RunLayout | str | Path, cohort_dir: str | Path | No
         write_csv(layout.table("hybrid"), hybrid["table"], float_format="%.6g")
         write_csv(layout.table("hybrid_comparisons"), hybrid["comparisons"], float_format="%.6g")
     ablation, pretraining = _pretraining(layout, runs, metrics, refs)
+    finetune = finetune_ablation(layout)
+    write_csv(layout.table("finetune_ablation"), finetune, float_format="%.6g")
     top = (metrics.dropna(subset=["patient_auc"]).sort_values("patient_auc", ascending=False)
            .groupby(["dataset", "variant"]).head(1))
     summary = {"runs": len(runs),
@@ -309,6 +316,8 @@ def evaluate_study(runs_dir: RunLayout | str | Path, cohort_dir: str | Path | No
                "hybrid": {k: hybrid.get(k) for k in ("dataset", "variant", "folds", "figure_backbone", "notes")}}
     write_json(layout.table("summary", ".json"), summary)
     negative = pd.read_csv(layout.table("negative_control")) if layout.table("negative_control").is_file() else None
+    family_path = layout.table("negative_control_family")
+    negative_family = pd.read_csv(family_path) if negative is not None and family_path.is_file() else None
     per_patient = metrics.drop(columns=["auc", "accuracy"]).rename(columns={"patient_auc": "auc",
                                                                               "patient_accuracy": "accuracy"})
     t2_patient = table2(per_patient)
@@ -318,8 +327,9 @@ def evaluate_study(runs_dir: RunLayout | str | Path, cohort_dir: str | Path | No
                                n_boot=n_boot, seed=seed)
     write_csv(layout.table("design_findings"), findings, float_format="%.6g")
     numbers = {**run_numbers(metrics, test_counts), **reference_numbers(refs_summary), **pretraining_numbers(pretraining),
-               **comparison_numbers(base, cmp, selection, hybrid), **negative_control_numbers(negative),
-               **finding_numbers(findings), "bootstrap_resamples": n_boot, "oof_folds": folds}
+               **comparison_numbers(base, cmp, selection, hybrid), **negative_control_numbers(negative, negative_family),
+               **finding_numbers(findings), **finetune_numbers(finetune), "bootstrap_resamples": n_boot,
+               "oof_folds": folds}
     glance = at_a_glance(metrics, selection, base, refs_summary, negative, split, clinical,
                          synthetic=refs["planted"] is not None)
     return StudyEvaluation(
@@ -331,5 +341,6 @@ def evaluate_study(runs_dir: RunLayout | str | Path, cohort_dir: str | Path | No
         pretraining=pretraining, summary=summary, table1=paper_form(table1(clinical, split)),
         table2_patient=t2_patient.loc[:, ~t2_patient.columns.str.endswith(("_published", "_diff"))],
         test_counts=test_counts,
-        reference_summary=refs_summary, negative_control=negative, numbers=numbers, findings=findings,
+        reference_summary=refs_summary, negative_control=negative, negative_family=negative_family, numbers=numbers,
+        findings=findings, finetune=finetune,
         glance=glance)

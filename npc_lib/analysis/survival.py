@@ -2,7 +2,9 @@
 
 Each model's patient-level image score (mean image probability) is read as a risk score for the
 time to DM (``dm_months`` of the clinical table: months to DM, or to the last follow-up without
-DM). On the test patients: Harrell's C-index with a patient-bootstrap 95 % CI; a Kaplan–Meier
+DM; with ``dm_event``, DM patients whose DM came after the record are censored there). On the test
+patients: Harrell's C-index with a patient-bootstrap 95 % CI, also among the patients with DM only
+(whether the score orders *when*, apart from *whether*); a Kaplan–Meier
 split at the *training* patients' median score with the log-rank p; and a Cox model of overall
 stage plus the image score (per training SD), fitted on the training patients, with the image
 score's hazard ratio and CI and the C-index of its linear predictor on test. Training scores are
@@ -16,8 +18,10 @@ import pandas as pd
 
 from npc_lib.data.staging import STAGE_LEVELS, ordinal
 
-SURVIVAL_COLUMNS = ["dataset", "variant", "backbone", "level", "c_index", "c_low", "c_high", "logrank_p", "hr",
-                    "hr_low", "hr_high", "cox_c_index", "test_patients", "events", "note"]
+SURVIVAL_COLUMNS = ["dataset", "variant", "backbone", "level", "c_index", "c_low", "c_high", "c_index_events",
+                    "c_events_low", "c_events_high", "logrank_p", "hr", "hr_low", "hr_high", "hr_adjusted_for",
+                    "cox_c_index", "train_patients", "train_events", "test_patients", "test_events",
+                    "test_dm_patients", "note"]
 
 
 def harrell_c(time, event, score) -> float:
@@ -84,17 +88,31 @@ def cox_stage_and_score(train: pd.DataFrame, test: pd.DataFrame, with_stage: boo
             "cox_c_index": harrell_c(test["months"], test["event"], lp)}
 
 
-def survival_row(train: pd.DataFrame, test: pd.DataFrame, n_boot: int = 200, seed: int = 0,
+def survival_row(train: pd.DataFrame | None, test: pd.DataFrame, n_boot: int = 200, seed: int = 0,
                  with_stage: bool = True) -> dict:
-    """One model's row (C-index with CI, log-rank p at the training median, Cox HR; the Cox model
-    adjusts for stage unless ``with_stage`` is False) from patient frames with ``months, event,
-    stage, score``."""
-    row = {"test_patients": len(test), "events": int(test["event"].sum()), "note": ""}
-    if test["event"].sum() == 0 or train["event"].sum() == 0:
-        return {**row, "note": "no DM event in a split"}
+    """One model's row from patient frames with ``months, event, dm, stage, score``: Harrell's C on all
+    test patients and among the test patients with DM only (``c_index_events``: does the score order
+    *when* DM comes, apart from *whether*?), each with a bootstrap CI; the log-rank p at the training
+    median; the Cox hazard ratio per training SD (adjusted for stage unless ``with_stage`` is False; the
+    row says which). ``train`` None (no out-of-fold training scores, e.g. fine-tuned runs whose in-sample
+    scores would flatter them): the test C-indices only."""
+    row = {"test_patients": len(test), "test_events": int(test["event"].sum()), "test_dm_patients": int(test["dm"].sum()),
+           "train_patients": len(train) if train is not None else 0,
+           "train_events": int(train["event"].sum()) if train is not None else 0,
+           "hr_adjusted_for": ("stage" if with_stage else "nothing (stage is the score)") if train is not None else "",
+           "note": ""}
+    if test["event"].sum() == 0:
+        return {**row, "note": "no DM event among the test patients"}
     c, lo, hi = c_index_ci(test["months"], test["event"], test["score"], n_boot=n_boot, seed=seed)
+    dm = test[test["dm"] == 1]
+    ce, ce_lo, ce_hi = c_index_ci(dm["months"], dm["event"], dm["score"], n_boot=n_boot, seed=seed)
+    row.update(c_index=c, c_low=lo, c_high=hi, c_index_events=ce, c_events_low=ce_lo, c_events_high=ce_hi)
+    if train is None:
+        return {**row, "note": "no out-of-fold training scores: Kaplan–Meier and Cox left out"}
+    if train["event"].sum() == 0:
+        return {**row, "note": "no DM event among the training patients"}
     km = km_by_threshold(test["months"], test["event"], test["score"], float(train["score"].median()))
-    row.update(c_index=c, c_low=lo, c_high=hi, logrank_p=km["logrank_p"])
+    row["logrank_p"] = km["logrank_p"]
     try:
         row.update(cox_stage_and_score(train, test, with_stage))
     except (np.linalg.LinAlgError, ValueError) as exc:
@@ -104,9 +122,11 @@ def survival_row(train: pd.DataFrame, test: pd.DataFrame, n_boot: int = 200, see
 
 def patient_frame(scores: pd.DataFrame, clinical: pd.DataFrame) -> pd.DataFrame:
     """Patients of ``scores`` (``patient_id, probability`` per image) with their mean score,
-    ``months``, ``event`` and ordinal ``stage`` from ``clinical`` (which has ``dm_months``)."""
+    ``months``, ``event`` (``dm_event`` where the table has it, else ``dm``), ``dm`` and ordinal ``stage``
+    from ``clinical`` (which has ``dm_months``)."""
     pts = scores.groupby("patient_id")["probability"].mean().rename("score")
     c = clinical.set_index("patient_id").loc[pts.index]
+    event = c["dm_event"] if "dm_event" in c else c["dm"]
     return pd.DataFrame({"patient_id": pts.index, "score": pts.to_numpy(), "months": c["dm_months"].to_numpy(float),
-                         "event": c["dm"].to_numpy(int),
+                         "event": event.to_numpy(int), "dm": c["dm"].to_numpy(int),
                          "stage": c["overall_stage"].map(lambda v: ordinal(v, STAGE_LEVELS)).to_numpy(float)})

@@ -148,6 +148,12 @@ def _clean_clinical(frame: pd.DataFrame, path: Path) -> tuple[pd.DataFrame, list
                 errs.append(f"dm_months {row['dm_months']!r} is not a number (months to DM, or to the last "
                             "follow-up without DM; leave the column out if unknown for every patient)")
                 months = np.nan
+        event = row.get("dm_event", "")
+        if "dm_event" in frame.columns:
+            if event not in ("0", "1"):
+                errs.append(f"dm_event {event!r} must be 0 or 1 (1: DM observed at dm_months)")
+            elif event == "1" and row["dm"] == "0":
+                errs.append("dm_event 1 (DM observed) but dm 0")
         split = row.get("split", "")
         split = split.lower() if isinstance(split, str) else ""
         if "split" in frame.columns and split not in ("train", "test"):
@@ -157,6 +163,7 @@ def _clean_clinical(frame: pd.DataFrame, path: Path) -> tuple[pd.DataFrame, list
                     "overall_stage": stage, "treatment": treatment,
                     "dm": int(row["dm"]) if row["dm"] in ("0", "1") else -1,
                     **({"dm_months": months} if "dm_months" in frame.columns else {}),
+                    **({"dm_event": int(event) if event in ("0", "1") else -1} if "dm_event" in frame.columns else {}),
                     **({"split": split} if "split" in frame.columns else {})})
     table = pd.DataFrame(out)
     if "dm_months" in table and not problems:

@@ -13,7 +13,8 @@ a head's fit does not depend on which other heads share the call (tested). The m
 inverted dropout (keep with probability 1 − rate, scale by 1 / (1 − rate); the keep test
 compares a uniform 16-bit draw, so the rate is exact to 1/65536, and exact for 0.5); mean binary
 cross-entropy over the batch plus ``l2 · Σ w²``; Adam with Keras' defaults (β₁ 0.9, β₂ 0.999,
-ε 1e-7, bias-corrected step size). The history has ``fit``'s meaning: mean training loss and
+ε 1e-7, bias-corrected step size); the cross-entropy is computed from the logits, as Keras 3 on TensorFlow
+does for a sigmoid output (no clipping). The history has ``fit``'s meaning: mean training loss and
 accuracy over the epoch's batches (training mode), then test loss and accuracy in inference mode.
 """
 from __future__ import annotations
@@ -56,17 +57,21 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return (0.5 * (1.0 + np.tanh(0.5 * z))).astype(np.float32)  # overflow-free logistic
 
 
-def _bce(p: np.ndarray, y: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-7, 1 - 1e-7)  # Keras' clipping of probabilities
-    return -(y * np.log(p) + (1 - y) * np.log1p(-p))
+def _bce(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Binary cross-entropy of the sigmoid of the logits ``z``, computed from the logits: Keras 3 on
+    TensorFlow does the same for a sigmoid output (it keeps the logits), so nothing is clipped and a
+    saturated head still has the gradient ``p − y``."""
+    z = z.astype(np.float64)
+    return np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
 
 
 def _evaluate(kernel, bias, X, y, l2) -> tuple[float, float]:
     if X is None or len(X) == 0:
         return float("nan"), float("nan")
-    p = _sigmoid(np.asarray(X, np.float32) @ kernel + bias)
+    z = np.asarray(X, np.float32) @ kernel + bias
+    p = _sigmoid(z)
     y = np.asarray(y, np.float32)
-    return float(_bce(p, y).mean() + l2 * np.sum(kernel.astype(np.float64) ** 2)), float(np.mean((p > 0.5) == y))
+    return float(_bce(z, y).mean() + l2 * np.sum(kernel.astype(np.float64) ** 2)), float(np.mean((p > 0.5) == y))
 
 
 def fit_heads(tasks: list[HeadTask], *, epochs: int, batch_size: int, learning_rate: float, dropout: float,
@@ -152,11 +157,12 @@ def _fit_chunk(tasks, epochs, batch_size, lr, rate, l2) -> list[HeadFit]:
                 Xb *= scale
             yb = y_big[idx]
             w, bb = W[:A], b[:A]
-            p = _sigmoid(np.matmul(Xb, w[:, :, None])[..., 0] + bb[:, None])
-            loss_sum[:A] += (_bce(p, yb) * valid).sum(1) + nb * l2 * np.sum(w.astype(np.float64) ** 2, axis=1)
+            z = np.matmul(Xb, w[:, :, None])[..., 0] + bb[:, None]
+            p = _sigmoid(z)
+            loss_sum[:A] += (_bce(z, yb) * valid).sum(1) + nb * l2 * np.sum(w.astype(np.float64) ** 2, axis=1)
             correct[:A] += (((p > 0.5) == (yb > 0.5)) * valid).sum(1)
-            # gradient of the mean clipped loss: zero where Keras' clip bites
-            g_z = np.where((p > 1e-7) & (p < 1 - 1e-7), p - yb, 0.0).astype(np.float32) * (valid / nb[:, None])
+            # gradient of the mean loss with respect to the logits (from-logits cross-entropy: never zero)
+            g_z = (p - yb).astype(np.float32) * (valid / nb[:, None])
             gW = np.matmul(g_z[:, None, :], Xb)[:, 0, :]
             gW += np.float32(2 * l2) * w
             gb = g_z.sum(1)

@@ -168,12 +168,43 @@ def train_grid(profile: Profile, prep: Prepared, runs: list[tuple[str, str, str]
 
 
 def ablation_profile(profile: Profile) -> Profile | None:
-    """The pretraining ablation's profile: EfficientNet-Lite0 from random initialisation in head
-    mode, everything else as ``profile``; None when the profile has no Lite0 or Lite0 itself runs
-    without pretrained weights (then there is nothing to compare)."""
+    """The pretraining ablation's profile: EfficientNet-Lite0 from random initialisation in the profile's own
+    mode (head mode against head mode; fine-tuned against fine-tuned), everything else as ``profile``; None
+    when the profile has no Lite0 or Lite0 itself runs without pretrained weights (nothing to compare)."""
     if LITE0 not in profile.backbones or str(profile.weights) in ("none", "random", "None"):
         return None
-    return profile.replaced({"backbones": [LITE0], "weights": "none", "train.mode": "head", "model_choice": LITE0})
+    return profile.replaced({"backbones": [LITE0], "weights": "none", "model_choice": LITE0})
+
+
+FINETUNE_INITS = {"imagenet": "imagenet", "random": "none"}  # init -> the weights setting it trains from
+
+
+def finetune_profiles(profile: Profile) -> dict[str, Profile]:
+    """The fine-tuning ablation's profiles (``finetune_ablation``: epochs, datasets, variants), one per
+    initialisation: EfficientNet-Lite0 with every layer trained, from ImageNet and from random weights, as
+    the paper's recipe but for the epochs; empty when the profile has no such key, no Lite0, or fine-tunes
+    its whole grid anyway."""
+    spec = profile.as_dict().get("finetune_ablation")
+    if not spec or LITE0 not in profile.backbones or profile.train.mode == "finetune":
+        return {}
+    return {init: profile.replaced({"backbones": [LITE0], "weights": w, "train.mode": "finetune",
+                                    "train.epochs": spec["epochs"], "datasets": spec["datasets"],
+                                    "variants": spec["variants"], "model_choice": LITE0})
+            for init, w in FINETUNE_INITS.items()}
+
+
+def train_finetune_ablation(profile: Profile, prep: Prepared, progress: bool = True) -> pd.DataFrame | None:
+    """Fine-tune EfficientNet-Lite0 end to end (``tf.data`` from the image store, no augmentation) from ImageNet
+    and from random weights on the profile's ``finetune_ablation`` datasets, on the main split, into
+    ``finetune/<init>/models``; finished runs are reused. None without such a key."""
+    profiles = finetune_profiles(profile)
+    if not profiles:
+        return None
+    t0 = time.perf_counter()
+    out = pd.concat([train_grid(p, prep, grid(p), progress=progress, layout=prep.layout.finetune(init))
+                     .assign(init=init) for init, p in profiles.items()], ignore_index=True)
+    log.info("fine-tuning ablation (%d runs) in %.1f s", len(out), time.perf_counter() - t0)
+    return out
 
 
 def train_ablation(profile: Profile, prep: Prepared, progress: bool = True) -> pd.DataFrame | None:

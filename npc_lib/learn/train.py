@@ -222,7 +222,7 @@ def train_finetune(store: ImageStore, dataset: str, variant: str, name: str, pro
         net.compile(optimizer=keras.optimizers.Adam(tr.learning_rate), loss="binary_crossentropy",
                     metrics=["accuracy"])
         backup = keras.callbacks.BackupAndRestore(str(run.backup), delete_checkpoint=True)
-        return net, net.fit(train_ds, epochs=tr.epochs, validation_data=test_ds, callbacks=[backup],
+        return net, net.fit(train_ds, epochs=tr.epochs, validation_data=test_ds, callbacks=[backup], shuffle=False,
                             verbose=2 if progress else 0)
 
     determinism = {"op_determinism": True, "note": "deterministic TensorFlow ops"}

@@ -32,8 +32,9 @@ def resplit_book_form(cells: pd.DataFrame) -> pd.DataFrame:
 
 
 def survival_book_form(table: pd.DataFrame) -> pd.DataFrame:
-    """Time to DM per model: Harrell's C (95 % CI), log-rank p of the training-median split, the
-    Cox hazard ratio per SD of the score (adjusted for stage) and the Cox model's test C-index.
+    """Time to DM per model: Harrell's C (95 % CI) on all test patients and among those with DM only,
+    log-rank p of the training-median split, the Cox hazard ratio per SD of the score with what it is
+    adjusted for, the Cox model's test C-index, and the events and patients of each split.
 
     Parameters
     ----------
@@ -43,10 +44,46 @@ def survival_book_form(table: pd.DataFrame) -> pd.DataFrame:
     -------
     DataFrame with display columns, one row per model.
     """
+    def counts(e, n):
+        return f"{int(e)} / {int(n)}" if pd.notna(n) and n else "—"
+
     return pd.DataFrame({
         "Dataset": table["dataset"], "Variant": table["variant"], "Model": [model_name(b) for b in table["backbone"]],
-        "C-index (95 % CI)": [ci_text(*v) for v in zip(table["c_index"], table["c_low"], table["c_high"])],
+        "C-index, all (95 % CI)": [ci_text(*v) for v in zip(table["c_index"], table["c_low"], table["c_high"])],
+        "C-index, DM patients only": [ci_text(*v) for v in zip(table["c_index_events"], table["c_events_low"],
+                                                               table["c_events_high"])],
         "Log-rank p": [p_text(v) for v in table["logrank_p"]],
         "HR per SD (95 % CI)": [ci_text(*v) for v in zip(table["hr"], table["hr_low"], table["hr_high"])],
+        "HR adjusted for": [v if isinstance(v, str) and v else "—" for v in table["hr_adjusted_for"]],
         "Cox C-index": [fmt_value("{:.2f}", v) for v in table["cox_c_index"]],
-        "Events / patients": [f"{int(e)} / {int(n)}" for e, n in zip(table["events"], table["test_patients"])]})
+        "Events / patients, train (Cox fit)": [counts(e, n) for e, n in zip(table["train_events"], table["train_patients"])],
+        "Events / patients, test": [counts(e, n) for e, n in zip(table["test_events"], table["test_patients"])]})
+
+
+def pretraining_resplit_book_form(summary: pd.DataFrame) -> pd.DataFrame:
+    """The across-resplits pretraining summary for the book (:func:`npc_lib.analysis.pretraining_resplits.
+    pretraining_pair_summary`): median paired difference with the middle 95 % of splits, wins, p values."""
+    return pd.DataFrame({
+        "Dataset": summary["dataset"], "Variant": summary["variant"], "Level": summary["level"],
+        "Splits": summary["splits"].astype(int),
+        "Median difference (middle 95 % of splits)": [
+            f"{m:+.3f} ({lo:+.3f} to {hi:+.3f})" if pd.notna(m) else "n/a"
+            for m, lo, hi in zip(summary["median_difference"], summary["difference_2_5"], summary["difference_97_5"])],
+        "ImageNet wins": [fmt_value("{:.0%}", v) for v in summary["share_imagenet_wins"]],
+        "Signed-rank p": [p_text(v) for v in summary["wilcoxon_p"]],
+        "Holm p": [p_text(v) for v in summary["p_holm"]]})
+
+
+def finetune_book_form(table: pd.DataFrame) -> pd.DataFrame:
+    """The fine-tuning ablation for the book (:func:`npc_lib.analysis.finetune_ablation.finetune_ablation`):
+    per dataset × variant × level, the four arms' AUC (95 % CI) and wall time."""
+    if not len(table):
+        return pd.DataFrame({"": ["No fine-tuning ablation in this run (profile key finetune_ablation)."]})
+    names = {("imagenet", "finetune"): "ImageNet, fine-tuned", ("imagenet", "head"): "ImageNet, frozen (head)",
+             ("random", "finetune"): "random, fine-tuned", ("random", "head"): "random, frozen (head)"}
+    return pd.DataFrame({
+        "Dataset": table["dataset"], "Variant": table["variant"], "Level": table["level"],
+        "EfficientNet-Lite0": [names[(i, m)] for i, m in zip(table["init"], table["mode"])],
+        "Epochs": table["epochs"].astype(int),
+        "Test AUC (95 % CI)": [ci_text(*v) for v in zip(table["auc"], table["auc_low"], table["auc_high"])],
+        "Seconds": [fmt_value("{:.0f}", v) for v in table["seconds"]]})

@@ -93,36 +93,6 @@ def references_book_form(summary: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def negative_control_book_form(table: pd.DataFrame) -> pd.DataFrame:
-    """The negative-control table for the book: image- and patient-level AUC with 95 % CI, each
-    row's chance bounds and whether both AUCs lie inside them.
-
-    Parameters
-    ----------
-    table : ``evaluation/negative_control.csv``
-
-    Returns
-    -------
-    DataFrame with display columns, one row per dataset × variant × model.
-    """
-    out = pd.DataFrame({
-        "Dataset": table["dataset"], "Variant": table["variant"], "Model": [model_name(b) for b in table["backbone"]],
-        "Image AUC (95 % CI)": [ci_text(*v) for v in zip(table["auc"], table["auc_low"], table["auc_high"])]})
-    if "inside" in table:
-        out["Image bounds"] = [_bounds(lo, hi) for lo, hi in zip(table["bound_low"], table["bound_high"])]
-    out["Patient AUC (95 % CI)"] = [ci_text(*v) for v in zip(table["patient_auc"], table["patient_auc_low"],
-                                                         table["patient_auc_high"])]
-    if "inside" in table:
-        out["Patient bounds"] = [_bounds(lo, hi) for lo, hi in zip(table["patient_bound_low"],
-                                                                  table["patient_bound_high"])]
-        out["Inside"] = ["yes" if v else "NO" for v in table["inside"].astype(bool)]
-    return out
-
-
-def _bounds(low, high) -> str:
-    return "n/a" if pd.isna(low) or pd.isna(high) else f"{low:.2f}–{high:.2f}"
-
-
 def p_text(value) -> str:
     if value is None or pd.isna(value):
         return "n/a"

@@ -78,49 +78,59 @@ def _weights_sentence(flags: dict) -> str:
         if w else ""
 
 
-def warn_on_alarm(table) -> None:
-    """Print a warning in the notebook when any null AUC of the negative control lies outside its bounds.
+def warn_on_alarm(table, family=None) -> None:
+    """Print a warning in the notebook when the negative control raised its alarm.
 
     Parameters
     ----------
     table : ``evaluation/negative_control.csv`` (with its ``inside`` column), or None
+    family : ``evaluation/negative_control_family.csv``, or None
 
     Returns
     -------
     None
     """
-    if table is not None and "inside" in table and not table["inside"].astype(bool).all():
-        print("WARNING: negative control alarm:", negative_control_html(table))
+    if _alarmed(table, family):
+        print("WARNING: negative control alarm:", negative_control_html(table, family))
 
 
-def negative_control_html(table) -> str:
-    """The negative control's verdict: a red alarm naming every null AUC outside its chance bounds,
-    or a plain line that all lie inside.
+def _alarmed(table, family) -> bool:
+    rows = table is not None and "inside" in table and not table["inside"].astype(bool).all()
+    return bool(rows or (family is not None and len(family) and not family["inside"].astype(bool).all()))
+
+
+def negative_control_html(table, family=None) -> str:
+    """The negative control's verdict: a red alarm naming every statistic outside its chance bounds (per
+    model, and the family checks), or a plain line that all lie inside.
 
     Parameters
     ----------
     table : ``evaluation/negative_control.csv`` (with its ``inside`` column), or None
+    family : ``evaluation/negative_control_family.csv``, or None
 
     Returns
     -------
     str: HTML; empty without a control.
     """
-    if table is None or not len(table):
+    if table is None or not len(table) or "inside" not in table:
         return ""
-    inside = table["inside"].astype(bool) if "inside" in table else None
-    if inside is None:
-        return ""
-    if inside.all():
-        return (f'<div class="npc-banner" style="{NEUTRAL_STYLE}"><b>Negative control passed.</b> All '
-                f"{2 * len(table)} null AUCs (image and patient level, {len(table)} models) lie inside their "
-                "chance bounds (permutation SD, Bonferroni over all of them, family level 5 %).</div>")
+    inside = table["inside"].astype(bool)
+    checks = "AUC at image and patient level, accuracy and sensitivity + specificity at the threshold in use, " \
+             "calibration in the large against training"
+    if not _alarmed(table, family):
+        n_family = len(family) if family is not None else 0
+        return (f'<div class="npc-banner" style="{NEUTRAL_STYLE}"><b>Negative control passed.</b> For all '
+                f"{len(table)} models on the null cohort ({checks}) every statistic lies inside its chance bounds "
+                f"(Bonferroni over all of them, family level 5 %), and so do the {n_family} family checks.</div>")
     bad = table[~inside]
-    names = "; ".join(f"{r.dataset} / {r.variant} / {backbone_title(r.backbone)} (AUC {r.auc:.3f} image, "
-                      f"{r.patient_auc:.3f} patient)" for r in bad.itertuples())
+    names = [f"{r.dataset} / {r.variant} / {backbone_title(r.backbone)} ({getattr(r, 'outside', '') or 'AUC'})"
+             for r in bad.itertuples()]
+    if family is not None and len(family):
+        names += [f"family check: {r.check}" for r in family[~family["inside"].astype(bool)].itertuples()]
     return (f'<div class="npc-banner" style="{ALARM_STYLE}"><b>Negative control alarm.</b> On the null cohort, '
-            f"where no model can predict DM, {len(bad)} of {len(table)} models scored outside their chance bounds: "
-            f"{names}. Test labels may leak into training or scoring; do not trust the results below until "
-            "this is explained.</div>")
+            f"where no model can predict DM, these fell outside their chance bounds: {'; '.join(names)}. "
+            "Test labels may leak into training, thresholds, model choice or calibration; do not trust the "
+            "results below until this is explained.</div>")
 
 
 def chapter_banner_html(flags: dict) -> str:

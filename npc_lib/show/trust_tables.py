@@ -2,6 +2,7 @@
 the generator beside what this run found, the weights each backbone ran with and the software licences."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from npc_lib.provenance import is_gpl
@@ -66,3 +67,55 @@ def licence_summary(licences: list[dict]) -> str:
     gpl = [r["package"] for r in licences if is_gpl(r["licence"])]
     return (f"{len(licences)} packages; none declares a GPL licence." if not gpl else
             f"{len(licences)} packages; GPL-licensed: {', '.join(gpl)}.")
+
+
+def _bounds(low, high, fmt: str = "{:.2f}") -> str:
+    return "n/a" if pd.isna(low) or pd.isna(high) else f"{fmt.format(low)}–{fmt.format(high)}"
+
+
+def _stat(value, low, high, fmt: str = "{:.2f}") -> str:
+    return "n/a" if pd.isna(value) else f"{fmt.format(value)} [{_bounds(low, high, fmt)}]"
+
+
+def negative_control_book_form(table: pd.DataFrame) -> pd.DataFrame:
+    """The negative control per model for the book: each checked statistic with its chance bounds in
+    brackets (image and patient AUC, accuracy and sensitivity + specificity at the threshold in use,
+    calibration in the large on test minus on training), and which (if any) lie outside.
+
+    Parameters
+    ----------
+    table : ``evaluation/negative_control.csv``
+
+    Returns
+    -------
+    DataFrame with display columns, one row per dataset × variant × model.
+    """
+    def col(name):
+        return table[name] if name in table else pd.Series(np.nan, index=table.index)
+
+    out = pd.DataFrame({
+        "Dataset": table["dataset"], "Variant": table["variant"],
+        "Model": [backbone_title(b) + (" (chosen)" if s is True else "") for b, s in zip(table["backbone"],
+                                                                                     col("selected"))],
+        "Image AUC [bounds]": [_stat(*v) for v in zip(table["auc"], col("auc_bound_low"), col("auc_bound_high"))],
+        "Patient AUC [bounds]": [_stat(*v) for v in zip(table["patient_auc"], col("patient_auc_bound_low"),
+                                                        col("patient_auc_bound_high"))],
+        "Accuracy [bounds]": [_stat(*v) for v in zip(col("accuracy"), col("accuracy_bound_low"),
+                                                     col("accuracy_bound_high"))],
+        "Sens + spec [bounds]": [_stat(*v) for v in zip(col("sens_spec"), col("sens_spec_bound_low"),
+                                                        col("sens_spec_bound_high"))],
+        "Calibration, test − train [bounds]": [_stat(*v) for v in zip(col("citl_difference"), col("citl_bound_low"),
+                                                                      col("citl_bound_high"))]})
+    out["Outside"] = [("NO: " + str(o)) if ok is False or (isinstance(ok, (bool, np.bool_)) and not ok) else ""
+                      for ok, o in zip(table["inside"].astype(bool), col("outside").fillna(""))]
+    return out
+
+
+def negative_family_book_form(family: pd.DataFrame | None) -> pd.DataFrame:
+    """The negative control's family checks for the book: statistic, bounds and verdict."""
+    if family is None or not len(family):
+        return pd.DataFrame({"": ["No family checks (the control did not run)."]})
+    return pd.DataFrame({"Check": family["check"], "Statistic": [f"{v:.3g}" for v in family["statistic"]],
+                         "Chance bounds": [_bounds(lo, hi, "{:.3g}") for lo, hi in zip(family["bound_low"],
+                                                                                       family["bound_high"])],
+                         "Inside": ["yes" if v else "NO" for v in family["inside"].astype(bool)]})

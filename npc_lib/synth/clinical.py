@@ -16,6 +16,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from npc_lib.data.staging import N_LEVELS, T_LEVELS, overall_stage
+from npc_lib.synth.timing import draw_times, time_report
 
 # Published cohort margins (Table 1, train + test, DM + no DM).
 PAPER_T_COUNTS = np.array([48, 152, 120, 121])
@@ -69,6 +70,7 @@ class CohortDraw:
     clinical: pd.DataFrame
     truth: pd.DataFrame
     planted_auc: dict
+    time_model: dict
 
 
 def _patient_ids(n: int) -> list[str]:
@@ -126,42 +128,15 @@ def draw_cohort(n: int = PAPER_PATIENTS, seed: int = 42, scenario: str = "paper"
     clinical = pd.DataFrame({
         "patient_id": ids, "age": age, "sex": sex, "t_stage": t_stage, "n_stage": n_stage,
         "overall_stage": stage, "treatment": treatment, "dm": dm,
-        "dm_months": dm_months(dm, linear_risk if scenario == "paper" else np.zeros(n), seed),
     })
+    times = draw_times(dm, feats["node_necrosis"].to_numpy(), seed)  # the same latent times in both scenarios
+    clinical["dm_months"] = times["dm_months"].to_numpy()
+    clinical["dm_event"] = times["dm_event"].to_numpy()
     truth = pd.concat([clinical[["patient_id", "t_stage", "n_stage", "overall_stage", "dm"]],
-                       feats, parts], axis=1)
+                       feats, parts, times[["timing_score", "dm_time_true"]]], axis=1)
     truth["linear_risk"] = linear_risk
     truth["risk_probability"] = prob if scenario == "paper" else n_dm / n
-    return CohortDraw(clinical, truth, planted_risk_aucs(truth))
-
-
-# Time to DM (Hua et al. 2023, citing their ref. 6): about half of the metastases within the first
-# year, a quarter in the second and third years, the rest later; patients without DM were followed
-# for at least three years.
-DM_MONTH_BANDS = ((0.50, 1.0, 12.0), (0.25, 12.0, 36.0), (0.25, 36.0, 60.0))  # share, from, to (months)
-FOLLOW_UP_MONTHS = (36.0, 96.0)  # censoring of patients without DM: uniform over this range
-
-
-def dm_months(dm: np.ndarray, risk: np.ndarray, seed: int) -> np.ndarray:
-    """Months from diagnosis to DM (``dm`` 1) or to the last follow-up (``dm`` 0, censored).
-
-    DM times are drawn from ``DM_MONTH_BANDS`` and handed out so that a higher planted risk
-    (plus logistic noise) comes earlier; ``dm`` itself is not touched. A stream of its own
-    (``[seed, 2]``) leaves every other draw of the cohort as it was.
-    """
-    rng = np.random.default_rng([seed, 2])
-    dm = np.asarray(dm).astype(bool)
-    out = np.round(rng.uniform(*FOLLOW_UP_MONTHS, len(dm)), 1)
-    k = int(dm.sum())
-    shares = np.array([b[0] for b in DM_MONTH_BANDS])
-    band = rng.choice(len(DM_MONTH_BANDS), size=k, p=shares / shares.sum())
-    lo, hi = np.array([b[1] for b in DM_MONTH_BANDS]), np.array([b[2] for b in DM_MONTH_BANDS])
-    times = np.sort(rng.uniform(lo[band], hi[band]))
-    order = np.argsort(-(np.asarray(risk, float)[dm] + rng.logistic(size=k)), kind="stable")  # riskiest first
-    event = np.empty(k)
-    event[order] = times
-    out[dm] = np.round(event, 1)
-    return out
+    return CohortDraw(clinical, truth, planted_risk_aucs(truth), time_report(times, dm, linear_risk))
 
 
 def planted_risk_aucs(truth: pd.DataFrame) -> dict:

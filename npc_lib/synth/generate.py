@@ -62,8 +62,9 @@ class SynthConfig:
 
 
 # bumped when the same config renders different images or reports more (2: strands kept out of the boxes;
-# 3: the report records the feature design and the T/N margins it drew from)
-GENERATOR_VERSION = 3
+# 3: the report records the feature design and the T/N margins it drew from; 4: time to DM with a timing
+# signal of its own, late events and censoring of DM patients, dm_event)
+GENERATOR_VERSION = 4
 
 
 def _render_patient(cfg: SynthConfig, index: int, row: dict, strands: bool = True):
@@ -207,6 +208,7 @@ def _report(config: SynthConfig, draw, rois: pd.DataFrame, rim: dict) -> dict:
                           "rectangles as drawn and inside them grown by peritumoural_feature_depth_mm",
             **rim},
         "planted_risk_auc": draw.planted_auc,
+        "time_model": draw.time_model,
         "risk_model": {"t_weights": T_WEIGHTS, "n_weights": N_WEIGHTS, "feature_weights": RISK_WEIGHTS,
                        "features": feature_design(),
                        "t_n_margins": {"source": "Hua et al. 2023, Table 1 (train + test, DM + no DM)",

@@ -79,3 +79,36 @@ def fig_km(km: dict, title: str):
     ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def fig_pretraining_resplits(pairs: pd.DataFrame, level: str = "patient"):
+    """Paired differences in test AUC, EfficientNet-Lite0 with ImageNet weights minus the same heads from random
+    weights, one dot per resplit, per dataset × variant; the median of each cell marked.
+
+    Parameters
+    ----------
+    pairs : ``evaluation/pretraining_resplits.csv`` (:func:`npc_lib.analysis.pretraining_resplits.pretraining_pairs`)
+    level : ``patient`` or ``image``
+
+    Returns
+    -------
+    matplotlib Figure.
+    """
+    part = pairs[pairs["level"] == level].copy()
+    order = [(d, v) for d in DATASET_ORDER for v in VARIANT_ORDER if ((part.dataset == d) & (part.variant == v)).any()]
+    labels = [f"{d}\n{v}" for d, v in order]
+    part["cell"] = [f"{d}\n{v}" for d, v in zip(part["dataset"], part["variant"])]
+    fig, ax = plt.subplots(figsize=(max(6.5, 1.0 * len(order)), 4.0))
+    sns.stripplot(data=part, x="cell", y="auc_difference", order=labels, color="#4477aa", alpha=0.6, size=4,
+                  jitter=0.2, ax=ax)
+    med = part.groupby("cell")["auc_difference"].median()
+    ax.scatter(np.arange(len(order)), [med.get(lab, np.nan) for lab in labels], marker="_", s=500, color="black",
+               zorder=3, label="median over the splits")
+    ax.axhline(0.0, ls=":", c="grey")
+    n = part["split"].nunique()
+    ax.set(xlabel="", ylabel=f"AUC difference, {level} level\n(ImageNet − random weights)",
+           title=f"What ImageNet pretraining buys EfficientNet-Lite0 on {n} resplits")
+    ax.tick_params(axis="x", labelsize=8)
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,108 @@
+"""The negative control's checks on simulated null studies: silent when nothing leaks, and each planted
+leak — test patients in training, a threshold chosen on test, a model chosen on test, a calibration fitted
+on test — raises the alarm through the check written for it."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from npc_lib.analysis.null_checks import NullRow, check_null, citl
+
+DATASETS = [("NPC", "intratumour"), ("NPC", "intra-peritumour"), ("CMLN", "intratumour"), ("CMLN", "intra-peritumour")]
+BACKBONES = ["a", "b", "c", "d", "e"]
+
+
+def _study(seed=0, n=1200, prevalence=0.25):
+    """A null cohort: labels independent of everything; half the patients in test; three images each."""
+    rng = np.random.default_rng(seed)
+    pid = np.array([f"P{i:04d}" for i in range(n)])
+    y = (rng.random(n) < prevalence).astype(int)
+    test = rng.random(n) < 0.5
+    return pid, y, test, rng
+
+
+def _images(pid, y, logit, rng):
+    """Three images per patient around the patient's logit (a model that predicts about 0.45 on average:
+    miscalibrated, the same way on training and test patients)."""
+    rows = np.repeat(np.arange(len(pid)), 3)
+    lp = logit[rows] + 0.3 * rng.normal(size=len(rows))
+    return pd.DataFrame({"patient_id": pid[rows], "label": y[rows], "probability": 1 / (1 + np.exp(-lp))})
+
+
+def _youden(frame):
+    from sklearn.metrics import roc_curve
+    pts = frame.groupby("patient_id").agg(label=("label", "first"), s=("probability", "mean"))
+    fpr, tpr, cuts = roc_curve(pts["label"], pts["s"])
+    return float(cuts[np.argmax(tpr - fpr)])
+
+
+def _rows(leak=None, seed=0):
+    pid, y, test, rng = _study(seed)
+    rows = []
+    for d, v in DATASETS:
+        aucs = {}
+        for b in BACKBONES:
+            logit = np.log(0.45 / 0.55) + 0.6 * rng.normal(size=len(pid))
+            if leak == "test patients in training":  # a model that saw the test labels
+                logit = logit + 0.9 * (y - y.mean()) * test
+            frame = _images(pid, y, logit, rng)
+            tr, te = frame[~np.isin(frame["patient_id"], pid[test])], frame[np.isin(frame["patient_id"], pid[test])]
+            threshold = _youden(tr)  # on training scores, as the pipeline (out of fold there)
+            if leak == "threshold chosen on test":
+                threshold = _youden(te)
+            if leak == "calibration fitted on test":  # logistic recalibration of the test scores on the test labels
+                from sklearn.linear_model import LogisticRegression
+                pts = te.groupby("patient_id").agg(label=("label", "first"), s=("probability", "mean"))
+                lp = np.log(pts["s"] / (1 - pts["s"])).to_numpy()[:, None]
+                fit = LogisticRegression(C=1e6).fit(lp, pts["label"])
+                te = te.assign(probability=fit.predict_proba(np.log(te["probability"] / (1 - te["probability"])).to_numpy()[:, None])[:, 1])
+            tr_pts = tr.groupby("patient_id").agg(label=("label", "first"), s=("probability", "mean"))
+            c, se = citl(tr_pts["label"], tr_pts["s"])
+            rows.append(NullRow((d, v, b), te, threshold, c, se))
+            aucs[b] = _auc(te)
+        chosen = rng.choice(BACKBONES)  # chosen on training data: unrelated to the test AUCs
+        if leak == "model chosen on test":
+            chosen = max(aucs, key=aucs.get)
+        for r in rows[-len(BACKBONES):]:
+            r.selected = r.key[2] == chosen
+    return rows
+
+
+def _auc(frame):
+    from sklearn.metrics import roc_auc_score
+    pts = frame.groupby("patient_id").agg(label=("label", "first"), s=("probability", "mean"))
+    return roc_auc_score(pts["label"], pts["s"])
+
+
+def _alarms(rows):
+    table, family = check_null(rows, n_perm=400)
+    rows_out = {part for text in table.loc[~table["inside"], "outside"] for part in text.split(", ")}
+    return rows_out, set(family.loc[~family["inside"], "check"])
+
+
+def test_a_clean_null_study_raises_no_alarm():
+    rows_out, family_out = _alarms(_rows(None))
+    assert not rows_out and not family_out, (rows_out, family_out)
+
+
+@pytest.mark.parametrize("leak,row_check,family_check", [
+    ("test patients in training", "patient_auc", "mean z, patient AUC"),
+    # the best cut of noise lies about 2.5 SDs out: a row at a time is below Bonferroni, the family is not
+    ("threshold chosen on test", None, "mean z, sensitivity + specificity"),
+    ("model chosen on test", None, "chosen model has the top test AUC"),
+    ("calibration fitted on test", "citl", "mean z, calibration in the large"),
+])
+def test_each_planted_leak_is_caught_by_its_own_check(leak, row_check, family_check):
+    rows_out, family_out = _alarms(_rows(leak))
+    assert family_check in family_out, (leak, family_out)
+    if row_check:
+        assert row_check in rows_out, (leak, rows_out)
+
+
+def test_calibration_in_the_large_is_the_offset_intercept():
+    rng = np.random.default_rng(3)
+    lp = rng.normal(size=4000)
+    y = (rng.random(4000) < 1 / (1 + np.exp(-(lp + 0.7)))).astype(int)  # truly 0.7 logits above the predictions
+    a, se = citl(y, 1 / (1 + np.exp(-lp)))
+    assert a == pytest.approx(0.7, abs=3 * se) and 0 < se < 0.1
