@@ -164,7 +164,16 @@ def _licence(dist) -> str:
 
 def dependency_licences(root: str = "npc-dm-study") -> list[dict]:
     """Every installed package the project depends on (its requirements, transitively, test extras
-    left out), with version and declared licence, sorted by name."""
+    left out), with version and declared licence, sorted by name.
+
+    Parameters
+    ----------
+    root : the distribution whose requirements are followed
+
+    Returns
+    -------
+    list of dicts: ``package, version, licence``.
+    """
     from importlib import metadata
 
     from packaging.requirements import Requirement

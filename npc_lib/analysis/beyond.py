@@ -182,7 +182,7 @@ def survival_numbers(s: pd.DataFrame, chosen: list[tuple[str, str, str]]) -> dic
         if len(rows) != 1 or pd.isna(rows[col].iloc[0]):
             return f"{rows[col].mean():.2f}" if len(rows) and rows[col].notna().any() else "n/a"
         r = rows.iloc[0]
-        return f"{r[col]:.2f} ({r[low]:.2f}–{r[high]:.2f})"
+        return f"{r[col]:.2f} ({r[low]:.2f}–{r[high]:.2f})" if pd.notna(r[low]) else f"{r[col]:.2f} (no interval)"
 
     key = s.set_index(["dataset", "variant", "backbone"]).index
     models = s[key.isin(chosen)]

@@ -48,7 +48,16 @@ def _ordinal(x: float) -> str:
 
 
 def profile_numbers(profile) -> dict:
-    """The run's settings as the book cites them (``cfg_*``): split, sizes, optimiser, resplits."""
+    """The run's settings as the book cites them (``cfg_*``): split, sizes, optimiser, resplits.
+
+    Parameters
+    ----------
+    profile : the run's :class:`~npc_lib.config.Profile`
+
+    Returns
+    -------
+    dict for :func:`npc_lib.show.report.glue_numbers`.
+    """
     t, g, f = profile.train, profile.geometry, profile.split.test_fraction
     lr = f"{t.learning_rate:.0e}".replace("e-0", "e-").replace("e+0", "e")
     mode = {"head": "frozen backbones, heads trained on cached features (head mode)",

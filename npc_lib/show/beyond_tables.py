@@ -61,8 +61,17 @@ def survival_book_form(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def pretraining_resplit_book_form(summary: pd.DataFrame) -> pd.DataFrame:
-    """The across-resplits pretraining summary for the book (:func:`npc_lib.analysis.pretraining_resplits.
-    pretraining_pair_summary`): median paired difference with the middle 95 % of splits, wins, p values."""
+    """The across-resplits pretraining summary for the book: median paired difference with the middle 95 %
+    of splits, wins, p values.
+
+    Parameters
+    ----------
+    summary : :func:`npc_lib.analysis.pretraining_resplits.pretraining_pair_summary`
+
+    Returns
+    -------
+    DataFrame with display columns, one row per dataset × variant × level.
+    """
     return pd.DataFrame({
         "Dataset": summary["dataset"], "Variant": summary["variant"], "Level": summary["level"],
         "Splits": summary["splits"].astype(int),
@@ -75,8 +84,17 @@ def pretraining_resplit_book_form(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def finetune_book_form(table: pd.DataFrame) -> pd.DataFrame:
-    """The fine-tuning ablation for the book (:func:`npc_lib.analysis.finetune_ablation.finetune_ablation`):
-    per dataset × variant × level, the four arms' AUC (95 % CI) and wall time."""
+    """The fine-tuning ablation for the book: per dataset × variant × level, the four arms' AUC (95 % CI)
+    and wall time.
+
+    Parameters
+    ----------
+    table : :func:`npc_lib.analysis.finetune_ablation.finetune_ablation`
+
+    Returns
+    -------
+    DataFrame with display columns.
+    """
     if not len(table):
         return pd.DataFrame({"": ["No fine-tuning ablation in this run (profile key finetune_ablation)."]})
     names = {("imagenet", "finetune"): "ImageNet, fine-tuned", ("imagenet", "head"): "ImageNet, frozen (head)",

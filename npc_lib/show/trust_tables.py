@@ -17,7 +17,16 @@ def _ci(value, low, high, signed: bool = True) -> str:
 
 
 def design_book_form(design: pd.DataFrame) -> pd.DataFrame:
-    """The planted risk model (:func:`npc_lib.analysis.design.planted_design`) with the book's headers."""
+    """The planted risk model with the book's headers.
+
+    Parameters
+    ----------
+    design : :func:`npc_lib.analysis.design.planted_design`
+
+    Returns
+    -------
+    DataFrame with display columns, one row per component.
+    """
     if not len(design):
         return pd.DataFrame({"": ["Not a synthetic cohort: nothing is planted."]})
     return design.rename(columns={"component": "Component", "weight": "Weight on the DM log-odds",
@@ -26,7 +35,16 @@ def design_book_form(design: pd.DataFrame) -> pd.DataFrame:
 
 def findings_book_form(findings: pd.DataFrame) -> pd.DataFrame:
     """Built into the generator vs found by this run: one row per finding and contrast; AUC differences
-    (patient level) with 95 % bootstrap intervals, or the Table 1 gap with its χ² p."""
+    (patient level) with 95 % bootstrap intervals, or the Table 1 gap with its χ² p.
+
+    Parameters
+    ----------
+    findings : :func:`npc_lib.analysis.design.design_findings`
+
+    Returns
+    -------
+    DataFrame with display columns.
+    """
     rows = []
     for r in findings.itertuples():
         if pd.notna(r.p_value):  # the Table 1 row: a gap in percentage points and a goodness-of-fit p
@@ -42,7 +60,16 @@ def findings_book_form(findings: pd.DataFrame) -> pd.DataFrame:
 
 
 def weights_book_form(runs_meta: list[dict]) -> pd.DataFrame:
-    """Per backbone, the weights its runs used and where they came from (``run.json``'s ``weights``)."""
+    """Per backbone, the weights its runs used and where they came from (``run.json``'s ``weights``).
+
+    Parameters
+    ----------
+    runs_meta : the runs' ``run.json`` contents
+
+    Returns
+    -------
+    DataFrame with display columns, one row per backbone.
+    """
     rows, seen = [], set()
     for meta in runs_meta:
         b, w = meta["config"]["backbone"], meta.get("weights", {})
@@ -52,18 +79,36 @@ def weights_book_form(runs_meta: list[dict]) -> pd.DataFrame:
         source = w.get("source") or ("Keras' ImageNet file" if w.get("used") == "imagenet" else "")
         rows.append({"Backbone": backbone_title(b), "Weights used": w.get("used", "n/a"), "Requested": w.get("requested", ""),
                      "Source": source, "Package": " ".join(x for x in (w.get("package"), w.get("version")) if x),
-                     "SHA-256 of the file": w.get("sha256", "")})
+                     "File SHA-256 (start)": (w.get("sha256") or "")[:16]})
     return pd.DataFrame(rows)
 
 
 def licences_book_form(licences: list[dict]) -> pd.DataFrame:
-    """The dependencies' declared licences (:func:`npc_lib.provenance.dependency_licences`), GPL marked."""
+    """The dependencies' declared licences, GPL marked.
+
+    Parameters
+    ----------
+    licences : :func:`npc_lib.provenance.dependency_licences`
+
+    Returns
+    -------
+    DataFrame with display columns, one row per package.
+    """
     return pd.DataFrame([{"Package": r["package"], "Version": r["version"], "Licence": r["licence"],
                           "GPL": "yes" if is_gpl(r["licence"]) else ""} for r in licences])
 
 
 def licence_summary(licences: list[dict]) -> str:
-    """One sentence: how many packages, and which (if any) declare only a GPL licence."""
+    """One sentence: how many packages, and which (if any) declare only a GPL licence.
+
+    Parameters
+    ----------
+    licences : :func:`npc_lib.provenance.dependency_licences`
+
+    Returns
+    -------
+    str
+    """
     gpl = [r["package"] for r in licences if is_gpl(r["licence"])]
     return (f"{len(licences)} packages; none declares a GPL licence." if not gpl else
             f"{len(licences)} packages; GPL-licensed: {', '.join(gpl)}.")
@@ -112,7 +157,16 @@ def negative_control_book_form(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def negative_family_book_form(family: pd.DataFrame | None) -> pd.DataFrame:
-    """The negative control's family checks for the book: statistic, bounds and verdict."""
+    """The negative control's family checks for the book: statistic, bounds and verdict.
+
+    Parameters
+    ----------
+    family : ``evaluation/negative_control_family.csv`` (:func:`npc_lib.analysis.null_checks.check_null`), or None
+
+    Returns
+    -------
+    DataFrame with display columns, one row per check.
+    """
     if family is None or not len(family):
         return pd.DataFrame({"": ["No family checks (the control did not run)."]})
     return pd.DataFrame({"Check": family["check"], "Statistic": [f"{v:.3g}" for v in family["statistic"]],
