@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing as mp
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -201,10 +203,21 @@ def train_finetune_ablation(profile: Profile, prep: Prepared, progress: bool = T
     if not profiles:
         return None
     t0 = time.perf_counter()
-    out = pd.concat([train_grid(p, prep, grid(p), progress=progress, layout=prep.layout.finetune(init))
-                     .assign(init=init) for init, p in profiles.items()], ignore_index=True)
+    parts = []
+    for init, p in profiles.items():
+        # each initialisation in a process of its own: TensorFlow keeps what a training run allocated, so
+        # fine-tuning in the runner would add it to the features and heads the runner already holds
+        with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+            parts.append(pool.submit(_finetune_child, p, str(prep.layout.root), init).result().assign(init=init))
+    out = pd.concat(parts, ignore_index=True)
     log.info("fine-tuning ablation (%d runs) in %.1f s", len(out), time.perf_counter() - t0)
     return out
+
+
+def _finetune_child(profile: Profile, runs_dir: str, init: str) -> pd.DataFrame:
+    """One initialisation of the fine-tuning ablation (in a spawned process)."""
+    prep = open_prepared(runs_dir)
+    return train_grid(profile, prep, grid(profile), progress=False, layout=prep.layout.finetune(init))
 
 
 def train_ablation(profile: Profile, prep: Prepared, progress: bool = True) -> pd.DataFrame | None:
