@@ -159,7 +159,25 @@ def _licence(dist) -> str:
     field = (meta.get("License") or "").strip()
     if field and len(field) <= 60 and "\n" not in field and field.upper() != "UNKNOWN":
         return field
-    return "; ".join(classifiers) or (field.splitlines()[0][:60] if field else "not declared")
+    if classifiers:
+        return "; ".join(classifiers)
+    for f in dist.files or []:  # no usable metadata: the first line of a shipped licence file
+        if f.name.upper().startswith(("LICENSE", "LICENCE", "COPYING")):
+            try:
+                text = f.read_text(encoding="utf8")
+            except (OSError, UnicodeDecodeError):
+                continue
+            name = next((n for pattern, n in LICENCE_TEXTS if re.search(pattern, text, flags=re.I)), None)
+            if name:
+                return f"{name} (its licence file)"
+    return "not declared"
+
+
+# what a licence file's text says, most specific first (for packages whose metadata declares none)
+LICENCE_TEXTS = ((r"GNU AFFERO GENERAL PUBLIC LICENSE", "AGPL"), (r"GNU LESSER GENERAL PUBLIC LICENSE", "LGPL"),
+                 (r"GNU GENERAL PUBLIC LICENSE", "GPL"), (r"Apache (Software )?License", "Apache-2.0"),
+                 (r"Permission is hereby granted, free of charge", "MIT"),
+                 (r"Redistribution and use in source and binary forms", "BSD"))
 
 
 def dependency_licences(root: str = "npc-dm-study") -> list[dict]:
