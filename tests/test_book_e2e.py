@@ -174,6 +174,29 @@ def test_book_in_headless_chromium(smoke_book, tmp_path):
                 assert "np.float64" not in text and "PosixPath" not in text
             if "train/" in page:
                 assert "ResNet50" in driver.title, driver.title
+            if page == "book/results.html":  # the paper's figures, in its order, each captioned and described
+                figs = driver.execute_script(
+                    "return Array.from(document.querySelectorAll('figure')).map(f => [f.id, "
+                    "(f.querySelector('img') || {}).alt || '', (f.querySelector('figcaption') || {}).innerText || ''])")
+                numbered = [(fid, alt, cap) for fid, alt, cap in figs if fid.startswith("fig-") and fid[4].isdigit()]
+                assert [f for f, _, _ in numbered] == ["fig-3-image", "fig-3-patient", "fig-4", "fig-5", "fig-6",
+                                                       "fig-7", "fig-8"], figs
+                for fid, alt, cap in numbered:
+                    label = "Fig. " + fid.split("-")[1]
+                    assert len(alt) > 30 and cap.startswith(label), (fid, alt, cap)
+        # every page carries the stamp of the run that built it (a copied project: not a git checkout)
+        summary = json.loads((runs / "run_summary.json").read_text())
+        stamp = summary["stamp"]
+        assert stamp["commit"] == "not a git checkout" and stamp["profile"] == "smoke"
+        pages = sorted(p.relative_to(html).as_posix() for p in html.rglob("*.html")
+                       if p.relative_to(html).as_posix() != "index.html")  # index.html only redirects
+        assert len(pages) >= 40 + 16
+        for page in pages:
+            driver.get(f"{base}/{page}")
+            text = driver.execute_script("const s = document.querySelector('.run-stamp'); return s ? s.innerText : ''")
+            for part in (f"npc-dm-study {stamp['version']}", "not a git checkout", "profile smoke", stamp["run_digest"],
+                         stamp["run_date"]):
+                assert part in text, f"{page}: footer stamp {text!r} lacks {part!r}"
         urls = []
         for entry in driver.get_log("performance"):
             msg = json.loads(entry["message"])["message"]
