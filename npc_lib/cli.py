@@ -114,10 +114,14 @@ def _train(a) -> int:
 def _synth(a) -> int:
     from npc_lib.synth import SynthConfig, generate_cohort
     t0 = time.perf_counter()
-    cfg = SynthConfig(patients=a.patients, matrix=a.matrix, slices=a.slices, scenario=a.scenario, seed=a.seed)
+    cfg = SynthConfig.for_centre(a.centre, patients=a.patients, matrix=a.matrix, slices=a.slices,
+                                 scenario=a.scenario, seed=a.seed)
     report = generate_cohort(a.out, cfg, jobs=a.jobs, overwrite=a.overwrite)
-    print(f"wrote {report['patients']} patients ({report['dm']} DM, prevalence {report['prevalence']:.3f}) "
-          f"to {a.out} in {time.perf_counter() - t0:.1f} s")
+    m = report["measured"]
+    print(f"wrote {report['patients']} patients of centre {a.centre} ({report['dm']} DM, prevalence "
+          f"{report['prevalence']:.3f}) to {a.out} in {time.perf_counter() - t0:.1f} s")
+    print(f"centre {a.centre}: pixel spacing {m['pixel_spacing_mm']} mm, slices {m['slice_mm']} mm, mean stored "
+          f"intensity {m['mean_stored_intensity']:.0f}, noise SD in air {m['air_sd_stored']:.1f}")
     print("planted-risk AUCs (all patients, latent features): "
           + ", ".join(f"{k} {v:.3f}" for k, v in report["planted_risk_auc"].items()))
     rim = report["peritumoural_rim"]

@@ -5,10 +5,11 @@ import argparse
 from pathlib import Path
 
 from npc_lib import __version__
-from npc_lib.vocabulary import INTRA_PERITUMOUR, variant_names
+from npc_lib.vocabulary import CENTRE_NAMES, INTRA_PERITUMOUR, variant_names
 
 EXAMPLES = {
-    "synth": "npc-study synth runs/cohort --patients 441 --matrix 256 --scenario paper --seed 42",
+    "synth": "npc-study synth runs/cohort --patients 441 --matrix 256 --scenario paper --seed 42\n"
+             "  npc-study synth runs/centre_b --centre B --patients 200 --matrix 288 --seed 4242",
     "validate": "npc-study validate runs/cohort            # exits non-zero on the first problem\n"
                 "  npc-study validate runs/cohort --exclude-invalid --json",
     "table1": "npc-study table1 runs/cohort/clinical.csv --out runs/table1.csv",
@@ -50,6 +51,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--slices", type=int, default=16)
     s.add_argument("--scenario", choices=["paper", "null"], default="paper")
     s.add_argument("--seed", type=int, default=42)
+    s.add_argument("--centre", choices=CENTRE_NAMES, default="A",
+                   help="the centre's scanner, protocol and case mix (same planted biology); B: another "
+                        "vendor, thinner slices, a smaller field of view, earlier stages")
     s.add_argument("--jobs", type=int, default=2, help="worker processes")
     s.add_argument("--overwrite", action="store_true", help="replace an existing cohort directory")
 

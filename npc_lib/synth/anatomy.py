@@ -35,11 +35,15 @@ class PatientAnatomy:
     noise: float
 
     @classmethod
-    def draw(cls, rng) -> "PatientAnatomy":
+    def draw(cls, rng, centre=None) -> "PatientAnatomy":
+        """One patient's anatomy; ``centre`` (:class:`npc_lib.synth.centres.Centre`) sets the scanner's
+        intensity scale, bias-field and noise ranges (default: centre A's)."""
+        lo, hi = centre.intensity_scale if centre else (700, 1500)
+        n_lo, n_hi = centre.noise if centre else (0.018, 0.035)
         return cls(scale=rng.uniform(0.93, 1.07), neck_width=rng.uniform(0.92, 1.08),
                    shift=(rng.uniform(-4, 4), rng.uniform(-4, 4)), fat=rng.uniform(4, 10),
-                   intensity_scale=rng.uniform(700, 1500), bias=tuple(rng.normal(0, 0.12, 5)),
-                   noise=rng.uniform(0.018, 0.035))
+                   intensity_scale=rng.uniform(lo, hi), bias=tuple(rng.normal(0, centre.bias_sd if centre else 0.12, 5)),
+                   noise=rng.uniform(n_lo, n_hi))
 
 
 def normal_anatomy(X, Y, level: float, a: PatientAnatomy) -> tuple[np.ndarray, np.ndarray]:

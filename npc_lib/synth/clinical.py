@@ -10,6 +10,7 @@ shows (a stand-in for EBV DNA load). T and N margins follow Table 1 of Hua et al
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -73,27 +74,43 @@ class CohortDraw:
     time_model: dict
 
 
-def _patient_ids(n: int) -> list[str]:
+def _patient_ids(n: int, prefix: str = "P") -> list[str]:
     width = max(4, len(str(n)))
-    return [f"P{i + 1:0{width}d}" for i in range(n)]
+    return [f"{prefix}{i + 1:0{width}d}" for i in range(n)]
+
+
+REFERENCE_PATIENTS = 20000  # the large centre-A draw whose intercept other centres share
+
+
+@lru_cache(maxsize=1)
+def reference_threshold() -> float:
+    """Centre A's intercept: the threshold on ``risk + logistic noise`` that gives the paper's DM share in a
+    large centre-A draw (a property of the risk model, not of one cohort)."""
+    return float(draw_cohort(REFERENCE_PATIENTS, 10_000).truth.attrs["threshold"])
 
 
 def draw_cohort(n: int = PAPER_PATIENTS, seed: int = 42, scenario: str = "paper",
-                prevalence: float = PAPER_DM / PAPER_PATIENTS) -> CohortDraw:
+                prevalence: float = PAPER_DM / PAPER_PATIENTS, centre=None) -> CohortDraw:
     """Draw clinical variables, latent image features and DM for ``n`` patients.
 
     DM is assigned to exactly ``round(prevalence * n)`` patients: those with the largest
     latent ``risk + logistic noise`` (the threshold form of a logistic model, so the
     realised prevalence equals the target). In scenario ``null`` DM is a random subset
-    of the same size, independent of everything else.
+    of the same size, independent of everything else. Another ``centre``
+    (:class:`npc_lib.synth.centres.Centre`) shifts the T and N shares by its mixes and keeps the
+    planted biology: the same risk model and centre A's intercept (:func:`reference_threshold`), so its
+    DM rate follows from its case mix.
     """
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}; expected one of {', '.join(SCENARIOS)}")
     if n < 10:
         raise ValueError(f"a cohort needs at least 10 patients, got {n}")
     rng = np.random.default_rng([seed, 0])
-    t_idx = rng.choice(4, size=n, p=PAPER_T_COUNTS / PAPER_T_COUNTS.sum())
-    n_idx = rng.choice(4, size=n, p=PAPER_N_COUNTS / PAPER_N_COUNTS.sum())
+    other = centre is not None and centre.name != "A"
+    t_p = PAPER_T_COUNTS * np.asarray(centre.t_mix if other else (1, 1, 1, 1), float)
+    n_p = PAPER_N_COUNTS * np.asarray(centre.n_mix if other else (1, 1, 1, 1), float)
+    t_idx = rng.choice(4, size=n, p=t_p / t_p.sum())
+    n_idx = rng.choice(4, size=n, p=n_p / n_p.sum())
     t_stage = np.array(T_LEVELS)[t_idx]
     n_stage = np.array(N_LEVELS)[n_idx]
     stage = np.array([overall_stage(t, s) for t, s in zip(t_stage, n_stage)])
@@ -112,19 +129,25 @@ def draw_cohort(n: int = PAPER_PATIENTS, seed: int = 42, scenario: str = "paper"
         **{f"risk_{k}": w * feats[k].to_numpy() for k, w in RISK_WEIGHTS.items()},
     })
     linear_risk = parts.sum(axis=1).to_numpy()
-    n_dm = int(round(prevalence * n))
     noise = rng.logistic(size=n)
-    if scenario == "paper":
-        order = np.argsort(-(linear_risk + noise), kind="stable")
+    if other:  # the same biology: centre A's intercept, the DM rate follows from this case mix
+        threshold = reference_threshold()
+        if scenario == "paper":
+            dm = (linear_risk + noise > threshold).astype(int)
+        else:  # null: as many DM patients as the paper's share gives, drawn at random
+            dm = np.zeros(n, dtype=int)
+            dm[rng.permutation(n)[:int(round(PAPER_DM / PAPER_PATIENTS * n))]] = 1
+        n_dm = int(dm.sum())
     else:
-        order = rng.permutation(n)
-    dm = np.zeros(n, dtype=int)
-    dm[order[:n_dm]] = 1
-    # intercept that makes the logistic model's expected prevalence match the target
-    threshold = np.sort(linear_risk + noise)[::-1][n_dm - 1] if n_dm else np.inf
+        n_dm = int(round(prevalence * n))
+        order = np.argsort(-(linear_risk + noise), kind="stable") if scenario == "paper" else rng.permutation(n)
+        dm = np.zeros(n, dtype=int)
+        dm[order[:n_dm]] = 1
+        # intercept that makes the logistic model's expected prevalence match the target
+        threshold = np.sort(linear_risk + noise)[::-1][n_dm - 1] if n_dm else np.inf
     prob = 1.0 / (1.0 + np.exp(-(linear_risk - threshold)))
 
-    ids = _patient_ids(n)
+    ids = _patient_ids(n, centre.id_prefix if other else "P")
     clinical = pd.DataFrame({
         "patient_id": ids, "age": age, "sex": sex, "t_stage": t_stage, "n_stage": n_stage,
         "overall_stage": stage, "treatment": treatment, "dm": dm,
@@ -135,6 +158,7 @@ def draw_cohort(n: int = PAPER_PATIENTS, seed: int = 42, scenario: str = "paper"
     truth = pd.concat([clinical[["patient_id", "t_stage", "n_stage", "overall_stage", "dm"]],
                        feats, parts, times[["timing_score", "dm_time_true"]]], axis=1)
     truth["linear_risk"] = linear_risk
+    truth.attrs["threshold"] = float(threshold)
     truth["risk_probability"] = prob if scenario == "paper" else n_dm / n
     return CohortDraw(clinical, truth, planted_risk_aucs(truth), time_report(times, dm, linear_risk))
 

@@ -29,6 +29,7 @@ from npc_lib.data.npz import save_npz
 from npc_lib.progress import progress_bar
 from npc_lib.synth.clinical import (PAPER_N_COUNTS, PAPER_PATIENTS, PAPER_T_COUNTS, RISK_WEIGHTS, N_WEIGHTS, T_WEIGHTS,
                                     draw_cohort, feature_design)
+from npc_lib.synth.centres import centre
 from npc_lib.synth.dicom_writer import synthetic_identifiers, write_series
 from npc_lib.data.rois import grow_pixels
 from npc_lib.synth.audit import add_counts, rim_counts, shares
@@ -51,8 +52,16 @@ class SynthConfig:
     fov_mm: float = 230.0
     slice_mm: float = 5.0
     jitter_mm: float = 2.5
+    centre: str = "A"  # the scanner, protocol and case mix (npc_lib.synth.centres); the biology is the same
+
+    @classmethod
+    def for_centre(cls, name: str, **settings) -> "SynthConfig":
+        """A configuration of centre ``name``, its field of view and slice thickness taken from the centre."""
+        c = centre(name)
+        return cls(**{"fov_mm": c.fov_mm, "slice_mm": c.slice_mm, **settings, "centre": name})
 
     def validate(self) -> None:
+        centre(self.centre)  # an unknown centre is a clear error
         if self.matrix < 32:
             raise NpcError(f"--matrix must be at least 32 pixels, got {self.matrix}")
         if self.slices < 4:
@@ -63,7 +72,7 @@ class SynthConfig:
 
 # bumped when the same config renders different images or reports more (2: strands kept out of the boxes;
 # 3: the report records the feature design and the T/N margins it drew from; 4: time to DM with a timing
-# signal of its own, late events and censoring of DM patients, dm_event)
+# signal of its own, late events and censoring of DM patients, dm_event; centres and the measured shifts)
 GENERATOR_VERSION = 4
 
 
@@ -73,9 +82,10 @@ def _render_patient(cfg: SynthConfig, index: int, row: dict, strands: bool = Tru
     rng = np.random.default_rng([cfg.seed, 1, index])
     feats = {k: float(row[k]) for k in FEATURES}
     lesions = plan_lesions(rng, row["t_stage"], row["n_stage"], feats, cfg.slices, cfg.slice_mm)
-    anatomy = PatientAnatomy.draw(rng)
+    c = centre(cfg.centre)
+    anatomy = PatientAnatomy.draw(rng, c)
     pixels, labels, notes = render(rng, anatomy, lesions, cfg.matrix, cfg.slices, cfg.fov_mm,
-                                   cfg.slice_mm, cfg.jitter_mm, strands=strands)
+                                   cfg.slice_mm, cfg.jitter_mm, strands=strands, contrast=c.contrast)
     return rng, anatomy, pixels, labels, notes
 
 
@@ -133,7 +143,11 @@ def _make_patient(args):
             for a in notes]
     drawn = pd.DataFrame([(a.slice, a.region, *a.box) for a in notes],
                          columns=["slice_index", "region", "x0", "y0", "x1", "y1"])
-    return rows, ident, rim_counts(labels, drawn, grow_pixels(PERITUMOUR_MM, px))
+    corner = max(2, cfg.matrix // 16)  # air in every corner of the field of view: the noise shows there
+    air = np.concatenate([pixels[:, :corner, :corner], pixels[:, :corner, -corner:], pixels[:, -corner:, :corner],
+                          pixels[:, -corner:, -corner:]], axis=None).astype(np.float64)
+    stats = {"mean_stored": float(pixels.mean()), "air_sd": float(air.std())}
+    return rows, ident, rim_counts(labels, drawn, grow_pixels(PERITUMOUR_MM, px)), stats
 
 
 def _planted_roi_risk(roi_truth: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
@@ -159,7 +173,7 @@ def generate_cohort(out: str | Path, config: SynthConfig = SynthConfig(), jobs: 
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise NpcError(f"{out} already exists and is not empty", hint="pass --overwrite to replace it")
-    draw = draw_cohort(config.patients, config.seed, config.scenario)
+    draw = draw_cohort(config.patients, config.seed, config.scenario, centre=centre(config.centre))
     with atomic_dir(out) as tmp:
         (tmp / "dicom").mkdir()
         (tmp / "masks").mkdir()
@@ -171,21 +185,36 @@ def generate_cohort(out: str | Path, config: SynthConfig = SynthConfig(), jobs: 
                 results = list(progress_bar(pool.imap(_make_patient, tasks, chunksize=2), **bar))
         else:
             results = [_make_patient(t) for t in progress_bar(tasks, **bar)]
-        roi_truth = _planted_roi_risk(pd.DataFrame([r for rows, _, _ in results for r in rows],
+        roi_truth = _planted_roi_risk(pd.DataFrame([r for rows, *_ in results for r in rows],
                                                    columns=ROI_TRUTH_COLUMNS), draw.truth)
         rois = roi_truth[ROI_COLUMNS]
         rim: dict = {}
-        for _, _, counts in results:
+        for _, _, counts, _ in results:
             add_counts(rim, counts)
-        rim_positive = [i for i, (rows, _, _) in enumerate(results) if any(r[-1] > 0 for r in rows)]
+        rim_positive = [i for i, (rows, *_) in enumerate(results) if any(r[-1] > 0 for r in rows)]
         leak = rim_intensity_leak(config, [t[2] for t in tasks], rim_positive)
         write_csv(tmp / "clinical.csv", draw.clinical)
         write_csv(tmp / "rois.csv", rois)
         write_csv(tmp / "truth.csv", draw.truth, float_format="%.6g")
         write_csv(tmp / "truth_rois.csv", roi_truth, float_format="%.6g")
-        report = {**_report(config, draw, rois, shares(rim)), "rim_intensity_leak": leak}
+        report = {**_report(config, draw, rois, shares(rim)), "rim_intensity_leak": leak,
+                  "measured": _measured(config, draw, [stats for *_, stats in results])}
         write_json(tmp / "generation_report.json", report)
     return report
+
+
+def _measured(config: SynthConfig, draw, stats: list[dict]) -> dict:
+    """What the written cohort shows of its centre: stored intensities, noise in air, spacing, case mix."""
+    c = draw.clinical
+    return {"centre": config.centre, "pixel_spacing_mm": round(config.fov_mm / config.matrix, 4),
+            "slice_mm": config.slice_mm, "matrix": config.matrix,
+            "mean_stored_intensity": round(float(np.mean([s["mean_stored"] for s in stats])), 2),
+            "air_sd_stored": round(float(np.mean([s["air_sd"] for s in stats])), 2),
+            "dm_rate": round(float(c["dm"].mean()), 4),
+            "stage_shares": {str(k): round(float(v), 4) for k, v in
+                             c["overall_stage"].value_counts(normalize=True).sort_index().items()},
+            "t_shares": {str(k): round(float(v), 4) for k, v in c["t_stage"].value_counts(normalize=True).sort_index().items()},
+            "n_shares": {str(k): round(float(v), 4) for k, v in c["n_stage"].value_counts(normalize=True).sort_index().items()}}
 
 
 def _report(config: SynthConfig, draw, rois: pd.DataFrame, rim: dict) -> dict:
@@ -195,6 +224,7 @@ def _report(config: SynthConfig, draw, rois: pd.DataFrame, rim: dict) -> dict:
         "generator": GENERATOR_VERSION,
         "source_study_doi": PAPER_DOI,
         "config": asdict(config),
+        "centre": centre(config.centre).as_dict(),
         "pixel_spacing_mm": config.fov_mm / config.matrix,
         "peritumour_feature_depth_mm": PERITUMOUR_MM,
         "patients": int(len(c)),

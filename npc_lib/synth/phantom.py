@@ -237,7 +237,7 @@ class Annotation:
 
 
 def render(rng, anatomy: PatientAnatomy, lesions: list[Lesion], matrix: int, n_slices: int,
-           fov_mm: float, slice_mm: float, jitter_mm: float = 2.5, strands: bool = True):
+           fov_mm: float, slice_mm: float, jitter_mm: float = 2.5, strands: bool = True, contrast: float = 1.0):
     """Render all slices.
 
     Returns ``(pixels uint16 [S, M, M], labels uint8 [S, M, M], annotations)`` where
@@ -287,6 +287,8 @@ def render(rng, anatomy: PatientAnatomy, lesions: list[Lesion], matrix: int, n_s
         spill = gaussian_filter(layer, 0.5)  # the same point-spread as the image's, cut at the boxes
         spill[inside] = 0.0
         img = gaussian_filter(img, 0.5) + spill
+        if contrast != 1.0:  # another protocol's contrast: a gamma on the relative intensities
+            img = np.power(np.clip(img, 0.0, None), contrast, dtype=np.float32)
         img *= 1 + 0.05 * smooth_noise(rng, img.shape, max(1.0, 1.5 / px)) * body
         img *= bias
         sigma = anatomy.noise
