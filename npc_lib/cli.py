@@ -55,8 +55,23 @@ def _run(a) -> int:
 
 
 def _evaluate(a) -> int:
-    from npc_lib.analysis.study_evaluation import evaluate_study
     t0 = time.perf_counter()
+    a.runs_dir = a.runs_dir or a.run
+    if a.runs_dir is None:
+        raise NpcError("evaluate needs the run folder", hint="npc-study evaluate runs/demo (or --run runs/demo)")
+    if a.external_cohort:
+        from npc_lib.external_study import evaluate_external_cohort
+        table, warnings, path = evaluate_external_cohort(a.runs_dir, a.external_cohort, progress=True)
+        for w in warnings:
+            print(f"warning: external cohort: {w}")
+        pat = table[(table["level"] == "patient")]
+        for r in pat.itertuples():
+            print(f"{r.dataset:10s} {r.variant:16s} {r.backbone:20s} AUC internal {r.auc_internal:.3f}  "
+                  f"external {r.auc_external:.3f} ({r.auc_external_low:.3f}–{r.auc_external_high:.3f})")
+        print(f"wrote {path} ({len(pat)} models and references; {int(pat['external_patients'].max())} external "
+              f"patients) in {time.perf_counter() - t0:.1f} s")
+        return 0
+    from npc_lib.analysis.study_evaluation import evaluate_study
     summary = evaluate_study(a.runs_dir, a.cohort, n_boot=a.bootstrap, hybrid_dataset=a.hybrid_dataset,
                              hybrid_variant=a.hybrid_variant, hybrid_folds=a.hybrid_folds).summary
     for b in summary["selected_on_training"]:
@@ -213,7 +228,8 @@ def _weights(a) -> int:
 def _runs_folder(a) -> Path | None:
     """The run folder a command writes (None for commands that write none)."""
     if a.command == "evaluate":
-        return Path(a.runs_dir) if Path(a.runs_dir).is_dir() else None
+        folder = a.runs_dir or a.run
+        return Path(folder) if folder is not None and Path(folder).is_dir() else None
     if a.command in ("run", "train", "datasets"):
         from npc_lib.config import load_profile
         return Path(a.runs or runs_for(load_profile(a.profile).name))

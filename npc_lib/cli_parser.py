@@ -15,7 +15,8 @@ EXAMPLES = {
     "table1": "npc-study table1 runs/cohort/clinical.csv --out runs/table1.csv",
     "tnm": "npc-study tnm runs/cohort/clinical.csv --json",
     "datasets": "npc-study datasets runs/demo/cohort --profile demo",
-    "evaluate": "npc-study evaluate runs/demo",
+    "evaluate": "npc-study evaluate runs/demo\n"
+                "  npc-study evaluate --run runs/demo --external-cohort runs/centre_b   # another site's folder",
     "run": "npc-study run --profile demo                 # synthetic cohort -> every model -> book in _build/html\n"
            "  npc-study run --profile demo --cohort /data/my_cohort --runs runs/mine --jobs 2",
     "train": "npc-study train runs/demo/cohort --profile demo --test-fraction 0.25  # the profile's whole grid\n"
@@ -87,8 +88,13 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--backbone", action="append", help="restrict to this backbone (repeatable)")
     r.add_argument("--weights", help="override the profile's weights: imagenet, none or a file path")
     r.add_argument("--test-fraction", **TEST_FRACTION)
-    e = cmd("evaluate", "Table 2, references, TNM comparisons and DeLong matrix (tables) for a run folder")
-    e.add_argument("runs_dir", type=Path)
+    e = cmd("evaluate", "Table 2, references, TNM comparisons and DeLong matrix (tables) for a run folder; or its "
+                        "models on another site's cohort folder (--external-cohort)")
+    e.add_argument("runs_dir", type=Path, nargs="?", help="the run folder (or --run)")
+    e.add_argument("--run", type=Path, help="the run folder (instead of the positional argument)")
+    e.add_argument("--external-cohort", type=Path, metavar="DIR",
+                   help="score the run's models, unchanged, on this cohort folder (another site's, or a synthetic "
+                        "centre B); writes RUNS_DIR/external/<name>/evaluation/external.csv")
     e.add_argument("--cohort", type=Path, help="cohort directory (default: the one recorded in the run folder)")
     e.add_argument("--bootstrap", type=int, default=2000, help="patient bootstrap resamples for AUC CIs")
     e.add_argument("--hybrid-folds", type=int, default=5,

@@ -12,7 +12,8 @@ from npc_lib.vocabulary import DATASETS, VARIANTS, variant_column
 PACKAGE = Path(__file__).resolve().parents[1] / "npc_lib"
 # a module may import only from its own layer or the layers to its right
 ORDER = ["faces", "show", "analysis", "synth", "learn", "data", "base"]
-FACES = {"cli", "cli_parser", "runner", "book_build", "null_study", "executors", "notebook", "__main__"}
+FACES = {"cli", "cli_parser", "runner", "book_build", "null_study", "executors", "notebook", "external_study",
+         "__main__"}
 
 
 def _layer(module: str) -> str:

@@ -1,0 +1,122 @@
+"""External validation: a run's models, trained on one centre, scored on another centre's patients.
+
+For every model: the internal test AUC (the run's own test patients) beside the external AUC (every
+external patient), both with 95 % DeLong intervals (image level clustered by patient), calibration on the
+external patients (intercept in the large, slope, Brier score) and the threshold chosen on the training
+patients' out-of-fold scores applied unchanged: its sensitivity and specificity there. The planted-risk
+reference (a synthetic external cohort), the pixel reference model fitted on the training centre's
+training images and TNM stage are scored on the same external patients, as the ceiling-like references
+and the clinical baseline.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from npc_lib.analysis.metrics import MetricError, auc_ci_delong, calibration, patient_scores, threshold_metrics
+from npc_lib.analysis.references import planted_image_scores, store_features
+from npc_lib.data.rois import dataset_mask
+
+COLUMNS = ["dataset", "variant", "backbone", "level", "auc_internal", "auc_internal_low", "auc_internal_high",
+           "auc_external", "auc_external_low", "auc_external_high", "calibration_intercept_external",
+           "calibration_slope_external", "brier_external", "threshold", "sensitivity_external",
+           "specificity_external", "external_patients", "external_events", "note"]
+PIXEL, PLANTED, TNM = "pixel reference", "planted risk", "TNM stage"
+
+
+def _auc(frame: pd.DataFrame, level: str) -> tuple[float, float, float]:
+    try:
+        if level == "patient":
+            pts = patient_scores(frame)
+            ci = auc_ci_delong(pts["label"], pts["probability"])
+        else:
+            ci = auc_ci_delong(frame["label"], frame["probability"], groups=frame["patient_id"].to_numpy())
+        return ci.auc, ci.low, ci.high
+    except MetricError:
+        return np.nan, np.nan, np.nan
+
+
+def _row(key, level, internal: pd.DataFrame | None, external: pd.DataFrame, threshold: float | None) -> dict:
+    d, v, b = key
+    row = {"dataset": d, "variant": v, "backbone": b, "level": level, "note": ""}
+    if internal is not None:
+        row.update(zip(("auc_internal", "auc_internal_low", "auc_internal_high"), _auc(internal, level)))
+    row.update(zip(("auc_external", "auc_external_low", "auc_external_high"), _auc(external, level)))
+    pts = patient_scores(external)
+    row.update(external_patients=len(pts), external_events=int(pts["label"].sum()))
+    if level == "patient":
+        try:
+            cal = calibration(pts["label"], pts["probability"].clip(0, 1), bins=5)
+            row.update(calibration_intercept_external=cal["intercept"], calibration_slope_external=cal["slope"],
+                       brier_external=cal["brier"])
+        except (MetricError, ValueError) as exc:
+            row["note"] = f"calibration: {exc}"
+        if threshold is not None and np.isfinite(threshold):
+            m = threshold_metrics(pts["label"], pts["probability"], threshold)
+            row.update(threshold=threshold, sensitivity_external=m["sensitivity"], specificity_external=m["specificity"])
+    return row
+
+
+def external_table(internal: dict, external: dict, thresholds: dict) -> pd.DataFrame:
+    """One row per model (and reference) × level: internal and external AUCs, calibration on the external
+    patients and the training threshold's sensitivity and specificity there.
+
+    Parameters
+    ----------
+    internal : (dataset, variant, backbone) -> the run's predictions (``split`` test rows are used)
+    external : the same keys -> predictions on the external cohort
+    thresholds : the same keys -> the patient-level threshold chosen on training data (or absent)
+
+    Returns
+    -------
+    DataFrame with ``COLUMNS``.
+    """
+    rows = []
+    for key, ext in external.items():
+        own = internal.get(key)
+        own = own[own["split"] == "test"] if own is not None else None
+        for level in ("image", "patient"):
+            rows.append(_row(key, level, own, ext.dropna(subset=["probability"]), thresholds.get(key)))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def external_pixel_reference(train_store, split: pd.Series, ext_store, geometry, train_cache, ext_cache,
+                             cells: set) -> tuple[dict, dict]:
+    """The pixel reference model fitted on the training centre's training images of each dataset × variant,
+    applied to its own test images (internal) and to every external image (external)."""
+    fa = store_features(train_store, geometry, train_cache)
+    fb = store_features(ext_store, geometry, ext_cache)
+    internal, external = {}, {}
+    for d, v in sorted(cells):
+        a = train_store.index.loc[dataset_mask(train_store.index, d)].assign(split=lambda x: x["patient_id"].map(split))
+        b = ext_store.index.loc[dataset_mask(ext_store.index, d)].assign(split="test")
+        train = (a["split"] == "train").to_numpy()
+        if len(np.unique(a["label"].to_numpy()[train])) < 2 or b.empty:
+            continue
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=5000, random_state=0))
+        model.fit(fa[v][a["image_id"].to_numpy()][train], a["label"].to_numpy()[train])
+        cols = ["patient_id", "image_id", "label", "split"]
+        internal[(d, v, PIXEL)] = a[cols].assign(probability=model.predict_proba(fa[v][a["image_id"].to_numpy()])[:, 1])
+        external[(d, v, PIXEL)] = b[cols].assign(probability=model.predict_proba(fb[v][b["image_id"].to_numpy()])[:, 1])
+    return internal, external
+
+
+def external_references(ext_store, ext_dir, clinical: pd.DataFrame, cells: set) -> dict:
+    """The planted-risk reference (a synthetic external cohort with ``truth_rois.csv``) and TNM stage (stage IV
+    against I–III, one score per patient) on the external patients of each dataset × variant."""
+    everyone = pd.Series("test", index=ext_store.index["patient_id"].unique())
+    out = {}
+    planted = planted_image_scores(ext_store, everyone, ext_dir, datasets=sorted({d for d, _ in cells}),
+                                   variants=sorted({v for _, v in cells})) or {}
+    for (d, v), frame in planted.items():
+        out[(d, v, PLANTED)] = frame
+    stage_iv = clinical.set_index("patient_id")["overall_stage"].eq("IV").astype(float)
+    for d, v in cells:
+        view = ext_store.index.loc[dataset_mask(ext_store.index, d)]
+        pts = view.groupby("patient_id")["label"].first().reset_index()
+        out[(d, v, TNM)] = pts.assign(image_id=np.arange(len(pts)), split="test",
+                                      probability=pts["patient_id"].map(stage_iv).to_numpy())
+    return out

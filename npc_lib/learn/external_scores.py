@@ -1,0 +1,153 @@
+"""A trained run's models applied, unchanged, to another site's cohort folder.
+
+The external cohort is read and validated like any cohort, cropped into an image store with the run's own
+ROI geometry (canvas, rim, percentiles) and scored by every finished model of the run: head-mode runs
+through the same backbone's features (computed on the external images with the run's weights and input
+size) and the run's own standardiser and head; fine-tuned runs through their saved network. Nothing is
+refitted on the external patients: every one of them is a test patient.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from npc_lib.data.cache import ImageStore, build_image_store, open_image_store
+from npc_lib.data.cohort import Cohort, load_cohort
+from npc_lib.data.rois import Geometry, dataset_mask
+from npc_lib.errors import NpcError
+from npc_lib.layout import ModelRun, RunLayout
+from npc_lib.learn.features import extract_features
+from npc_lib.learn.train import profile_of_run
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ExternalScores:
+    """What :func:`score_external_cohort` returns."""
+
+    predictions: dict            # (dataset, variant, backbone) -> images of the external cohort with probabilities
+    metas: dict                  # the same keys -> the run's run.json
+    store: ImageStore            # the external image store
+    cohort: Cohort               # the validated external cohort
+    warnings: list[str] = field(default_factory=list)
+
+
+def _finished(layout: RunLayout) -> list[tuple[dict, ModelRun]]:
+    return [(run.read_meta(), run) for run in layout.model_runs() if run.finished]
+
+
+def check_external_cohort(store: ImageStore, trained: set[tuple[str, str]], name: str) -> None:
+    """Refuse an external cohort that cannot be scored like the run: a dataset the run trained on with no
+    image there, or without patients of both outcomes. One line naming the cohort and what is missing."""
+    missing, one_class = [], []
+    for dataset in sorted({d for d, _ in trained}):
+        view = store.index.loc[dataset_mask(store.index, dataset)]
+        if view.empty:
+            missing.append(dataset)
+        elif view.groupby("patient_id")["label"].first().nunique() < 2:
+            one_class.append(dataset)
+    if missing or one_class:
+        what = "; ".join(filter(None, [f"no images for {', '.join(missing)}" if missing else "",
+                                       f"patients of one outcome only in {', '.join(one_class)}" if one_class else ""]))
+        raise NpcError(f"external cohort {name}: {what} — the run trained on "
+                       f"{', '.join(sorted({d for d, _ in trained}))}",
+                       hint="score it with a run trained on the datasets this cohort holds, or add the missing ROIs")
+
+
+def range_warnings(internal: Cohort, external: Cohort, sample: int = 20) -> list[str]:
+    """Where the external cohort lies outside the training cohort: pixel spacing, slice spacing and the
+    stored intensity range (99th percentile of a sample of series)."""
+    out = []
+    a, b = internal.summary(), external.summary()
+    for key, what in (("pixel_spacing_mm", "pixel spacing"), ("slice_spacing_mm", "slice spacing")):
+        lo, hi = a[key]
+        blo, bhi = b[key]
+        if blo < lo - 1e-6 or bhi > hi + 1e-6:
+            out.append(f"{what} {blo:g}–{bhi:g} mm lies outside the training cohort's {lo:g}–{hi:g} mm")
+
+    def p99(c: Cohort) -> np.ndarray:
+        ids = list(c.series)[:sample]
+        return np.array([np.percentile(c.load_series(p).pixels, 99) for p in ids])
+    ia, ib = p99(internal), p99(external)
+    if len(ia) and len(ib) and (np.median(ib) < ia.min() or np.median(ib) > ia.max()):
+        out.append(f"stored intensities (99th percentile, median {np.median(ib):.0f}) lie outside the training "
+                   f"cohort's range {ia.min():.0f}–{ia.max():.0f}")
+    return out
+
+
+def score_external_cohort(runs_dir: RunLayout | str | Path, external_dir: str | Path, progress: bool = True,
+                          out: RunLayout | None = None) -> ExternalScores:
+    """Score every finished model of a run on an external cohort folder (project format).
+
+    Parameters
+    ----------
+    runs_dir : the trained run's folder
+    external_dir : the external cohort (``clinical.csv``, ``rois.csv``, ``dicom/``)
+    progress : progress bars
+    out : where the external image store and features go (default ``RUNS_DIR/external/<cohort name>``)
+
+    Returns
+    -------
+    :class:`ExternalScores`; raises :class:`NpcError` for a cohort the run cannot score.
+    """
+    layout = RunLayout.of(runs_dir)
+    external_dir = Path(external_dir)
+    out = out or RunLayout(layout.root / "external" / external_dir.resolve().name)
+    runs = _finished(layout)
+    if not runs:
+        raise NpcError(f"no finished models under {layout.models}", hint="train the run first (npc-study run)")
+    ref = layout.read_cohort_ref()
+    train_store = open_image_store(layout.image_store(ref["store"]), verify=False)
+    geometry = Geometry(**train_store.manifest["geometry"])
+    cohort = load_cohort(external_dir, progress=progress)
+    store = build_image_store(cohort, geometry, out.cache, progress=progress)
+    trained = {(m["config"]["dataset"], m["config"]["variant"]) for m, _ in runs}
+    check_external_cohort(store, trained, str(external_dir))
+    warnings = range_warnings(load_cohort(ref["cohort"], progress=False), cohort)
+    for w in warnings:
+        log.warning("external cohort %s: %s", external_dir, w)
+    predictions, metas = {}, {}
+    everyone = pd.Series("test", index=store.index["patient_id"].unique())
+    for backbone in sorted({m["config"]["backbone"] for m, _ in runs}):
+        items = [(m, r) for m, r in runs if m["config"]["backbone"] == backbone]
+        head = [(m, r) for m, r in items if m.get("mode") == "head"]
+        if head:
+            profile = profile_of_run(head[0][0]).replaced({"variants": sorted({m["config"]["variant"] for m, _ in head})})
+            feats = extract_features(store, backbone, profile, out.cache)
+        for meta, run in items:
+            d, v = meta["config"]["dataset"], meta["config"]["variant"]
+            view = store.index.loc[dataset_mask(store.index, d)].assign(split=lambda x: x["patient_id"].map(everyone))
+            rows = view["image_id"].to_numpy()
+            if meta.get("mode") == "head":
+                prob = _head_probabilities(run, np.asarray(feats[v].values[rows], np.float32))
+            else:
+                prob = _network_probabilities(run, store, v, rows, meta)
+            predictions[(d, v, backbone)] = view[["patient_id", "image_id", "label", "split"]].assign(probability=prob)
+            metas[(d, v, backbone)] = meta
+    return ExternalScores(predictions, metas, store, cohort, warnings)
+
+
+def _head_probabilities(run: ModelRun, X: np.ndarray) -> np.ndarray:
+    """The run's own standardiser (training images' mean and SD) and head, in inference mode."""
+    import keras
+    z = np.load(run.standardiser)
+    Xs = (X - z["mean"]) / np.where(z["sd"] > 1e-6, z["sd"], 1.0)  # as learn.headfit.standardise: constants centred
+    kernel, bias = keras.models.load_model(run.head, compile=False).get_layer("dm_probability").get_weights()
+    return 1.0 / (1.0 + np.exp(-(Xs @ kernel.ravel() + float(bias[0]))))
+
+
+def _network_probabilities(run: ModelRun, store: ImageStore, variant: str, rows: np.ndarray, meta: dict) -> np.ndarray:
+    """A fine-tuned run's saved network on the external images."""
+    import keras
+
+    from npc_lib.learn.loaders import tf_images
+    from npc_lib.learn.models import backbone
+    model = keras.models.load_model(run.model, compile=False)
+    ds = tf_images(store.images(variant), rows, backbone(meta["config"]["backbone"]), int(meta["input_size"]),
+                   int(meta["config"]["train"]["batch_size"]))
+    return model.predict(ds, verbose=0).ravel()
