@@ -106,3 +106,16 @@ def test_calibration_in_the_large_is_the_offset_intercept():
     y = (rng.random(4000) < 1 / (1 + np.exp(-(lp + 0.7)))).astype(int)  # truly 0.7 logits above the predictions
     a, se = citl(y, 1 / (1 + np.exp(-lp)))
     assert a == pytest.approx(0.7, abs=3 * se) and 0 < se < 0.1
+
+
+@pytest.mark.parametrize("where", ["above every test score", "below every test score"])
+def test_a_threshold_outside_the_test_scores_is_no_alarm(where):
+    """Every test patient on one side of the threshold: accuracy and sens + spec are the same under every
+    permutation (SD 0) and equal their null mean up to rounding — inside, not an alarm."""
+    rows = _rows(None)
+    for r in rows:
+        r.threshold = 2.0 if where.startswith("above") else -1.0
+    table, family = check_null(rows, n_perm=200)
+    assert (table["accuracy_bound_high"] - table["accuracy_bound_low"]).max() < 1e-12  # degenerate, as said
+    assert table["inside"].all(), table.loc[~table["inside"], ["backbone", "outside"]]
+    assert family["inside"].all(), family

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from npc_lib.analysis.null_checks import ALARM_LEVEL
 from npc_lib.analysis.published import published_facts
 from npc_lib.vocabulary import LITE0, PAPER_BACKBONES, VARIANTS, backbone_title, variant_column
 
@@ -131,11 +132,12 @@ def negative_control_numbers(negative: pd.DataFrame | None, family: pd.DataFrame
     family checks inside theirs, the backbones it ran."""
     keys = ("null_mean_auc", "null_mean_patient_auc", "null_range", "null_covering", "null_test_patients",
             "null_inside", "null_backbones", "null_family_inside", "null_rows")
+    level = {"null_level": f"{ALARM_LEVEL:g}", "null_false_alarm": f"{200 * ALARM_LEVEL:g} %"}
     if negative is None:
-        return dict.fromkeys(keys, NA)
+        return {**dict.fromkeys(keys, NA), **level}
     cnn = negative[negative["backbone"] != "pixel reference"]
     covers = (negative["patient_auc_low"] <= 0.5) & (negative["patient_auc_high"] >= 0.5)
-    return {"null_mean_auc": (cnn["auc"].mean(), 3), "null_mean_patient_auc": (cnn["patient_auc"].mean(), 3),
+    return {**level, "null_mean_auc": (cnn["auc"].mean(), 3), "null_mean_patient_auc": (cnn["patient_auc"].mean(), 3),
             "null_range": f"{cnn['patient_auc'].min():.2f}–{cnn['patient_auc'].max():.2f}",
             "null_covering": f"{int(covers.sum())} of {len(negative)}",
             "null_test_patients": int(negative["test_patients"].max()),

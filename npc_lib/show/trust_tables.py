@@ -119,7 +119,8 @@ def _bounds(low, high, fmt: str = "{:.2f}") -> str:
 
 
 def _stat(value, low, high, fmt: str = "{:.2f}") -> str:
-    return "n/a" if pd.isna(value) else f"{fmt.format(value)} [{_bounds(low, high, fmt)}]"
+    """A value over its bounds on a second line of the cell (keeps the wide control table in the column)."""
+    return "n/a" if pd.isna(value) else f"{fmt.format(value)}<br>[{_bounds(low, high, fmt)}]"
 
 
 def negative_control_book_form(table: pd.DataFrame) -> pd.DataFrame:
@@ -149,7 +150,7 @@ def negative_control_book_form(table: pd.DataFrame) -> pd.DataFrame:
                                                      col("accuracy_bound_high"))],
         "Sens + spec [bounds]": [_stat(*v) for v in zip(col("sens_spec"), col("sens_spec_bound_low"),
                                                         col("sens_spec_bound_high"))],
-        "Calibration, test − train [bounds]": [_stat(*v) for v in zip(col("citl_difference"), col("citl_bound_low"),
+        "Calibration test − train [bounds]": [_stat(*v) for v in zip(col("citl_difference"), col("citl_bound_low"),
                                                                       col("citl_bound_high"))]})
     out["Outside"] = [("NO: " + str(o)) if ok is False or (isinstance(ok, (bool, np.bool_)) and not ok) else ""
                       for ok, o in zip(table["inside"].astype(bool), col("outside").fillna(""))]
