@@ -158,9 +158,11 @@ def cam_numbers(table: pd.DataFrame, seconds_per_image: float, min_grid: int | N
 
 
 def at_a_glance(metrics: pd.DataFrame, selection: pd.DataFrame, tnm_baseline: dict, summary: pd.DataFrame,
-                negative: pd.DataFrame | None, split: pd.Series, clinical: pd.DataFrame, synthetic: bool) -> pd.DataFrame:
+                negative: pd.DataFrame | None, split: pd.Series, clinical: pd.DataFrame, synthetic: bool,
+                negative_family: pd.DataFrame | None = None) -> pd.DataFrame:
     """"This run at a glance" for the landing page: cohort, models, the model chosen without the test
-    set and its test AUC beside TNM stage and the references, and the negative control."""
+    set and its test AUC beside TNM stage and the references, and the negative control (rows inside
+    their bounds on every checked statistic, and the family checks)."""
     test = split[split == "test"].index
     dm_test = int(clinical.loc[clinical["patient_id"].isin(test), "dm"].sum())
     chosen = selection[selection["selected"]].copy()
@@ -192,8 +194,12 @@ def at_a_glance(metrics: pd.DataFrame, selection: pd.DataFrame, tnm_baseline: di
     rows.append(("TNM stage IV vs I–III", f"{s['auc']:.2f} ({s.get('auc_low', np.nan):.2f}–{s.get('auc_high', np.nan):.2f})"))
     if negative is not None and len(negative):
         inside = int(negative["inside"].sum())
-        rows.append(("Negative control", f"{inside} of {len(negative)} null AUCs inside their chance bounds"
-                                         + ("" if inside == len(negative) else " — ALARM: see the results page")))
+        fam_ok = negative_family is None or bool(negative_family["inside"].all())
+        family = "" if negative_family is None else \
+            f"; {int(negative_family['inside'].sum())} of {len(negative_family)} family checks inside"
+        rows.append(("Negative control", f"{inside} of {len(negative)} null models inside their chance bounds on "
+                                         f"every checked statistic{family}"
+                                         + ("" if inside == len(negative) and fam_ok else " — ALARM: see the results page")))
     else:
         rows.append(("Negative control", "not run (it needs the synthetic cohort)"))
     return pd.DataFrame(rows, columns=["", "This run"])

@@ -331,7 +331,7 @@ def evaluate_study(runs_dir: RunLayout | str | Path, cohort_dir: str | Path | No
                **finding_numbers(findings), **finetune_numbers(finetune), "bootstrap_resamples": n_boot,
                "oof_folds": folds}
     glance = at_a_glance(metrics, selection, base, refs_summary, negative, split, clinical,
-                         synthetic=refs["planted"] is not None)
+                         synthetic=refs["planted"] is not None, negative_family=negative_family)
     return StudyEvaluation(
         metrics=metrics, table2=t2, predictions=runs,
         references={"planted risk": refs["planted"], "pixel reference": refs["pixel"]},

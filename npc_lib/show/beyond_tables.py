@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from npc_lib.show.book_tables import ci_text, fmt_value, model_name, p_text
+from npc_lib.show.book_tables import ci_text, dataset_variant_cell, fmt_value, model_name, p_text
 
 
 def resplit_book_form(cells: pd.DataFrame) -> pd.DataFrame:
@@ -48,12 +48,13 @@ def survival_book_form(table: pd.DataFrame) -> pd.DataFrame:
         return f"{int(e)} / {int(n)}" if pd.notna(n) and n else "—"
 
     return pd.DataFrame({
-        "Dataset": table["dataset"], "Variant": table["variant"], "Model": [model_name(b) for b in table["backbone"]],
-        "C-index, all (95 % CI)": [ci_text(*v) for v in zip(table["c_index"], table["c_low"], table["c_high"])],
-        "C-index, DM patients only": [ci_text(*v) for v in zip(table["c_index_events"], table["c_events_low"],
-                                                               table["c_events_high"])],
+        "Dataset, variant": dataset_variant_cell(table["dataset"], table["variant"]),
+        "Model": [model_name(b) for b in table["backbone"]],
+        "C-index, all (95 % CI)": [ci_text(*v, sep="<br>") for v in zip(table["c_index"], table["c_low"], table["c_high"])],
+        "C-index, DM patients only": [ci_text(*v, sep="<br>") for v in zip(table["c_index_events"], table["c_events_low"],
+                                                                           table["c_events_high"])],
         "Log-rank p": [p_text(v) for v in table["logrank_p"]],
-        "HR per SD (95 % CI)": [ci_text(*v) for v in zip(table["hr"], table["hr_low"], table["hr_high"])],
+        "HR per SD (95 % CI)": [ci_text(*v, sep="<br>") for v in zip(table["hr"], table["hr_low"], table["hr_high"])],
         "HR adjusted for": [v if isinstance(v, str) and v else "—" for v in table["hr_adjusted_for"]],
         "Cox C-index": [fmt_value("{:.2f}", v) for v in table["cox_c_index"]],
         "Events / patients, train (Cox fit)": [counts(e, n) for e, n in zip(table["train_events"], table["train_patients"])],

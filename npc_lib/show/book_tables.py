@@ -56,10 +56,16 @@ def table2_paper_form(t2: pd.DataFrame, metric: str = "auc", level: str = "image
     return out
 
 
-def ci_text(auc, low, high) -> str:
+def ci_text(auc, low, high, sep: str = " ") -> str:
+    """``0.71 (0.60–0.82)``; ``sep="<br>"`` puts the interval on a second line of an HTML cell (wide tables)."""
     if auc is None or pd.isna(auc):
         return "n/a"
-    return f"{auc:.2f} ({low:.2f}–{high:.2f})" if pd.notna(low) else f"{auc:.2f}"
+    return f"{auc:.2f}{sep}({low:.2f}–{high:.2f})" if pd.notna(low) else f"{auc:.2f}"
+
+
+def dataset_variant_cell(datasets, variants) -> list[str]:
+    """Dataset and variant in one two-line HTML cell (keeps wide tables inside the text column)."""
+    return [f"{d}<br>{v}" if isinstance(v, str) and v else str(d) for d, v in zip(datasets, variants)]
 
 
 def references_book_form(summary: pd.DataFrame) -> pd.DataFrame:

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from npc_lib.provenance import is_gpl
+from npc_lib.show.book_tables import dataset_variant_cell
 from npc_lib.vocabulary import backbone_title
 
 
@@ -140,7 +141,7 @@ def negative_control_book_form(table: pd.DataFrame) -> pd.DataFrame:
         return table[name] if name in table else pd.Series(np.nan, index=table.index)
 
     out = pd.DataFrame({
-        "Dataset": table["dataset"], "Variant": table["variant"],
+        "Dataset, variant": dataset_variant_cell(table["dataset"], table["variant"]),
         "Model": [backbone_title(b) + (" (chosen)" if s is True else "") for b, s in zip(table["backbone"],
                                                                                      col("selected"))],
         "Image AUC [bounds]": [_stat(*v) for v in zip(table["auc"], col("auc_bound_low"), col("auc_bound_high"))],
