@@ -341,4 +341,6 @@ def negative_control_alarms(layout: RunLayout) -> list[str]:
     if not table_path.is_file():
         return []
     family = pd.read_csv(family_path) if family_path.is_file() else None
-    return null_alarms(pd.read_csv(table_path).fillna({"outside": ""}), family)
+    table = pd.read_csv(table_path)
+    table["outside"] = table["outside"].astype(object).where(table["outside"].notna(), "")  # empty: read as NaN
+    return null_alarms(table, family)
