@@ -11,13 +11,13 @@ from pathlib import Path
 import pandas as pd
 
 from npc_lib.analysis.evaluation import evaluate_runs, load_runs
-from npc_lib.analysis.external import (PLANTED, TNM, external_pixel_reference, external_references,
-                                       external_table)
+from npc_lib.analysis.external import (PLANTED, external_pixel_reference, external_references, external_table,
+                                       tnm_frames)
 from npc_lib.analysis.references import planted_image_scores
 from npc_lib.atomic import write_csv
 from npc_lib.data.cache import open_image_store
 from npc_lib.data.cohort import load_clinical
-from npc_lib.data.rois import Geometry, dataset_mask
+from npc_lib.data.rois import Geometry
 from npc_lib.layout import RunLayout
 from npc_lib.learn.external_scores import score_external_cohort
 
@@ -61,10 +61,5 @@ def _internal_references(store, split: pd.Series, cohort_dir: Path, cells: set) 
     """The planted-risk reference and TNM stage on the run's own test patients, for the internal column."""
     out = {(d, v, PLANTED): f for (d, v), f in (planted_image_scores(store, split, cohort_dir) or {}).items()
            if (d, v) in cells}
-    stage_iv = load_clinical(cohort_dir / "clinical.csv").set_index("patient_id")["overall_stage"].eq("IV").astype(float)
-    for d, v in cells:
-        view = store.index.loc[dataset_mask(store.index, d)]
-        pts = view.groupby("patient_id")["label"].first().reset_index()
-        out[(d, v, TNM)] = pts.assign(image_id=range(len(pts)), split=pts["patient_id"].map(split).to_numpy(),
-                                      probability=pts["patient_id"].map(stage_iv).to_numpy())
+    out.update(tnm_frames(store, load_clinical(cohort_dir / "clinical.csv"), cells, split))
     return out

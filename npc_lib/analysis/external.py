@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from npc_lib.analysis.metrics import MetricError, auc_ci_delong, calibration, patient_scores, threshold_metrics
-from npc_lib.analysis.references import planted_image_scores, store_features
+from npc_lib.analysis.references import pixel_model, planted_image_scores, store_features
 from npc_lib.data.rois import dataset_mask
 
 COLUMNS = ["dataset", "variant", "backbone", "level", "auc_internal", "auc_internal_low", "auc_internal_high",
@@ -96,7 +93,7 @@ def external_pixel_reference(train_store, split: pd.Series, ext_store, geometry,
         train = (a["split"] == "train").to_numpy()
         if len(np.unique(a["label"].to_numpy()[train])) < 2 or b.empty:
             continue
-        model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=5000, random_state=0))
+        model = pixel_model()
         model.fit(fa[v][a["image_id"].to_numpy()][train], a["label"].to_numpy()[train])
         cols = ["patient_id", "image_id", "label", "split"]
         internal[(d, v, PIXEL)] = a[cols].assign(probability=model.predict_proba(fa[v][a["image_id"].to_numpy()])[:, 1])
@@ -113,10 +110,17 @@ def external_references(ext_store, ext_dir, clinical: pd.DataFrame, cells: set) 
                                    variants=sorted({v for _, v in cells})) or {}
     for (d, v), frame in planted.items():
         out[(d, v, PLANTED)] = frame
+    out.update(tnm_frames(ext_store, clinical, cells, everyone))
+    return out
+
+
+def tnm_frames(store, clinical: pd.DataFrame, cells: set, split: pd.Series) -> dict:
+    """TNM stage (IV against I–III) as a one-row-per-patient pseudo-run for each dataset × variant: the
+    patients with images of the dataset, their label, their ``split`` and the stage as the score."""
     stage_iv = clinical.set_index("patient_id")["overall_stage"].eq("IV").astype(float)
+    out = {}
     for d, v in cells:
-        view = ext_store.index.loc[dataset_mask(ext_store.index, d)]
-        pts = view.groupby("patient_id")["label"].first().reset_index()
-        out[(d, v, TNM)] = pts.assign(image_id=np.arange(len(pts)), split="test",
+        pts = store.index.loc[dataset_mask(store.index, d)].groupby("patient_id")["label"].first().reset_index()
+        out[(d, v, TNM)] = pts.assign(image_id=np.arange(len(pts)), split=pts["patient_id"].map(split).to_numpy(),
                                       probability=pts["patient_id"].map(stage_iv).to_numpy())
     return out

@@ -152,6 +152,11 @@ def store_features(store: ImageStore, geometry: Geometry, cache_dir: str | Path 
     return out
 
 
+def pixel_model(seed: int = 0):
+    """The pixel reference model, unfitted: standardised pixel features into an L2-penalised logistic regression."""
+    return make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=5000, random_state=seed))
+
+
 def pixel_reference_scores(store: ImageStore, split: pd.Series, geometry: Geometry,
                            cache_dir: str | Path | None = None, datasets=tuple(DATASETS),
                            variants=tuple(VARIANTS), seed: int = 0) -> dict:
@@ -173,7 +178,7 @@ def pixel_reference_scores(store: ImageStore, split: pd.Series, geometry: Geomet
         if len(np.unique(y[train])) < 2:
             frame["probability"] = np.nan
         else:
-            model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=5000, random_state=seed))
+            model = pixel_model(seed)
             model.fit(X[train], y[train])
             frame["probability"] = model.predict_proba(X)[:, 1]
         out[(d, v)] = frame

@@ -21,6 +21,7 @@ from npc_lib.data.rois import Geometry, dataset_mask
 from npc_lib.errors import NpcError
 from npc_lib.layout import ModelRun, RunLayout
 from npc_lib.learn.features import extract_features
+from npc_lib.learn.headfit import apply_standardiser
 from npc_lib.learn.train import profile_of_run
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ def _head_probabilities(run: ModelRun, X: np.ndarray) -> np.ndarray:
     """The run's own standardiser (training images' mean and SD) and head, in inference mode."""
     import keras
     z = np.load(run.standardiser)
-    Xs = (X - z["mean"]) / np.where(z["sd"] > 1e-6, z["sd"], 1.0)  # as learn.headfit.standardise: constants centred
+    Xs = apply_standardiser(X, z["mean"], z["sd"])
     kernel, bias = keras.models.load_model(run.head, compile=False).get_layer("dm_probability").get_weights()
     return 1.0 / (1.0 + np.exp(-(Xs @ kernel.ravel() + float(bias[0]))))
 

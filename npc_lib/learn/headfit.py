@@ -27,7 +27,12 @@ def standardise(X: np.ndarray, fit_rows: np.ndarray) -> tuple[np.ndarray, np.nda
     (X standardised (n, d), mean (d,), sd (d,)); near-constant features are centred only.
     """
     mean, sd = X[fit_rows].mean(axis=0), X[fit_rows].std(axis=0)
-    return (X - mean) / np.where(sd > 1e-6, sd, 1.0), mean, sd
+    return apply_standardiser(X, mean, sd), mean, sd
+
+
+def apply_standardiser(X: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """``(X - mean) / sd`` with near-constant features (SD below 1e-6) centred only."""
+    return (X - mean) / np.where(sd > 1e-6, sd, 1.0)
 
 
 def fit_head(model, optimizer, X_train, y_train, X_test, y_test, epochs: int, batch_size: int,
