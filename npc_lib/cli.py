@@ -61,8 +61,10 @@ def _evaluate(a) -> int:
         raise NpcError("evaluate needs the run folder", hint="npc-study evaluate runs/demo (or --run runs/demo)")
     if a.external_cohort:
         from npc_lib.external_study import evaluate_external_cohort
-        table, warnings, path = evaluate_external_cohort(a.runs_dir, a.external_cohort, progress=True)
-        for w in warnings:
+        result = evaluate_external_cohort(a.runs_dir, a.external_cohort, progress=True,
+                                          harmonisation=(a.harmonise, a.resample_spacing))
+        table, path = result["table"], result["path"]
+        for w in result["warnings"]:
             print(f"warning: external cohort: {w}")
         pat = table[(table["level"] == "patient")]
         for r in pat.itertuples():

@@ -95,6 +95,11 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--external-cohort", type=Path, metavar="DIR",
                    help="score the run's models, unchanged, on this cohort folder (another site's, or a synthetic "
                         "centre B); writes RUNS_DIR/external/<name>/evaluation/external.csv")
+    e.add_argument("--harmonise", choices=("none", "zscore", "histogram"), default="none",
+                   help="with --external-cohort: map each external image's ROI intensities onto the training "
+                        "images' (per-image z-score, or histogram matching); fitted on training patients only")
+    e.add_argument("--resample-spacing", action="store_true",
+                   help="with --external-cohort: resample the external crops to the training pixel spacing")
     e.add_argument("--cohort", type=Path, help="cohort directory (default: the one recorded in the run folder)")
     e.add_argument("--bootstrap", type=int, default=2000, help="patient bootstrap resamples for AUC CIs")
     e.add_argument("--hybrid-folds", type=int, default=5,

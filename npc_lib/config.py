@@ -64,6 +64,19 @@ class TrainSettings:
 
 
 @dataclass(frozen=True)
+class ExternalSettings:
+    """The main job's external validation: a second synthetic centre and the harmonisation of its images."""
+
+    centre: str
+    patients: int
+    matrix: int
+    seed: int
+    harmonisation: str
+    resample: bool
+    ablation_backbones: tuple[str, ...] = ()  # empty: every backbone of the profile
+
+
+@dataclass(frozen=True)
 class Profile:
     """A validated profile. ``source`` is what it was loaded from (a shipped name or a file path) and
     ``overrides`` the dotted keys changed on top of it; :meth:`as_dict` gives the mapping it was built
@@ -83,6 +96,7 @@ class Profile:
     model_choice: str | None
     resplits: int
     source: str
+    external: ExternalSettings | None = None
     overrides: dict = field(default_factory=dict, compare=False, hash=False)
     _raw: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 
@@ -98,6 +112,8 @@ class Profile:
                    negative_control_backbones=(tuple(nc.get("backbones") or raw["backbones"])
                                                if raw.get("negative_control") is not None else ()),
                    model_choice=raw.get("model_choice"), resplits=int(raw.get("resplits") or 0), source=source,
+                   external=(ExternalSettings(**{**raw["external"], "ablation_backbones": tuple(
+                       raw["external"].get("ablation_backbones") or ())}) if raw.get("external") else None),
                    overrides=dict(overrides or {}), _raw=copy.deepcopy(raw))
 
     def as_dict(self) -> dict:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from npc_lib.errors import NpcError
-from npc_lib.vocabulary import BACKBONES, DATASETS, variant_names
+from npc_lib.vocabulary import BACKBONES, CENTRE_NAMES, DATASETS, variant_names
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,16 @@ SCHEMA: dict = {
                           "datasets": Rule(_list_of(DATASETS), f"a non-empty list of datasets from {', '.join(DATASETS)}"),
                           "variants": Rule(lambda v: _list_of(variant_names())(v),
                                            lambda: f"a non-empty list of variants from {', '.join(variant_names())}")},
+    "external": {"_optional": True,
+                 "centre": Rule(lambda v: v in CENTRE_NAMES[1:], f"one of {', '.join(CENTRE_NAMES[1:])} (a centre other "
+                                                                 f"than the training centre A)"),
+                 "patients": Rule(_int(10), "an integer >= 10"),
+                 "matrix": Rule(_int(32), "an integer >= 32 (pixels)"),
+                 "seed": Rule(_int(0), "an integer >= 0"),
+                 "harmonisation": Rule(_one_of("none", "zscore", "histogram"), "none, zscore or histogram"),
+                 "resample": Rule(lambda v: isinstance(v, bool), "true or false"),
+                 "ablation_backbones": Rule(_list_of(BACKBONES), f"a non-empty list of backbones from "
+                                                                 f"{', '.join(BACKBONES)}", required=False)},
     "model_choice": Rule(lambda v: v in BACKBONES, f"one of {', '.join(BACKBONES)}", required=False),
     "resplits": Rule(_int(0, 1000), "an integer from 0 to 1000", required=False),
 }

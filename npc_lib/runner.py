@@ -26,6 +26,7 @@ from pathlib import Path
 from npc_lib.config import Profile, config_hash
 from npc_lib import __version__
 from npc_lib.atomic import WRITE_ERRNOS, write_failure, write_json, write_text
+from npc_lib.external_study import run_external_validation
 from npc_lib.null_study import run_negative_control
 from npc_lib.data.cache import sha256_file
 from npc_lib.errors import NpcError, WriteFailed
@@ -41,11 +42,12 @@ from npc_lib.synth import ensure_cohort
 from npc_lib.vocabulary import backbone_title
 
 log = logging.getLogger(__name__)
-NOTEBOOKS = ["01_cohort", "02_roi_datasets", "03_train", "04_evaluate", "05_gradcam", "06_explore", "07_beyond"]
+NOTEBOOKS = ["01_cohort", "02_roi_datasets", "03_train", "04_evaluate", "05_gradcam", "06_explore", "07_beyond", "08_travel"]
 # A notebook starts only after every notebook of a lower phase has ended: 04/05 read the
-# trained runs, 06 reads the Grad-CAM maps that 05 writes, 07 the out-of-fold scores that 04 writes.
+# trained runs, 06 reads the Grad-CAM maps that 05 writes, 07 the out-of-fold scores that 04 writes, 08 the
+# model choice that 04 writes.
 PHASES = {"01_cohort": 0, "02_roi_datasets": 0, "03_train": 0, "04_evaluate": 1, "05_gradcam": 1,
-          "06_explore": 2, "07_beyond": 2}
+          "06_explore": 2, "07_beyond": 2, "08_travel": 2}
 
 
 @dataclass
@@ -284,6 +286,9 @@ def prepare_study(profile: Profile, layout: RunLayout, cohort_dir: str | Path | 
     if cohort_dir is None and profile.negative_control_backbones:
         # the synthetic cohort's leakage alarm: the same pipeline on the null scenario (see npc_lib.null_study)
         run_negative_control(profile, layout, prep, progress=progress)
+    if cohort_dir is None and profile.external is not None:
+        # does it travel? the models scored, unchanged, on a second synthetic centre (see npc_lib.external_study)
+        run_external_validation(profile, layout, progress=progress)
     return cohort, prep
 
 

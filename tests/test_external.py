@@ -75,3 +75,98 @@ def test_a_cohort_without_a_trained_dataset_is_refused_in_one_line(mini_run_and_
     assert main(["evaluate", "--run", str(runs), "--external-cohort", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "no images for CMLN" in err and "the run trained on CMLN, NPC" in err and "Traceback" not in err
+
+
+def test_resampling_and_harmonisation_change_only_the_roi_pixels(mini_run_and_centre_b):
+    """Spacing resampling cuts centre B's crops at the training spacing (the ROI footprint shrinks by the spacing
+    ratio); intensity harmonisation rewrites the ROI pixels only, leaves the canvas padding black, and moves each
+    image's ROI mean and SD to the training reference (z-score) or its quantiles to the reference's (histogram)."""
+    from npc_lib.data.cache import build_image_store, open_image_store
+    from npc_lib.data.cohort import load_cohort
+    from npc_lib.data.harmonise import fit_reference, harmonised_external_store, harmonised_store, training_spacing
+    from npc_lib.data.rois import Geometry, footprint
+    from npc_lib.layout import RunLayout
+    runs, centre_b = mini_run_and_centre_b
+    layout = RunLayout(runs)
+    train = open_image_store(layout.image_store(layout.read_cohort_ref()["store"]), verify=False)
+    split = layout.read_split()
+    geometry = Geometry(**train.manifest["geometry"])
+    cohort = load_cohort(centre_b, progress=False)
+    cache = runs / "harmonise-test"
+    as_is = build_image_store(cohort, geometry, cache, progress=False)
+    target = training_spacing(train, split)
+    resampled = harmonised_external_store(cohort, train, split, cache, "none", resample=True)
+    assert resampled.fingerprint != as_is.fingerprint and resampled.manifest["resample_mm"] == pytest.approx(target)
+    spacing = float(as_is.index["spacing_col_mm"].iloc[0])
+    assert spacing < target  # centre B's pixels are finer
+    big = as_is.index.assign(area=(as_is.index["x1"] - as_is.index["x0"]) * (as_is.index["y1"] - as_is.index["y0"]))
+    row = big.loc[big["area"].idxmax()]
+    lit_as_is = (as_is.images("intratumour")[row.image_id] > 0).sum()
+    lit_resampled = (resampled.images("intratumour")[row.image_id] > 0).sum()
+    assert lit_resampled / lit_as_is == pytest.approx((spacing / target) ** 2, rel=0.25)
+
+    reference = fit_reference(train, split.index[split.eq("train")])
+    for method in ("zscore", "histogram"):
+        out = harmonised_store(as_is, method, reference, cache)
+        assert out.fingerprint != as_is.fingerprint
+        assert harmonised_store(as_is, method, reference, cache).root == out.root  # reused, not rebuilt
+        for variant in ("intratumour", "intra-peritumour"):
+            src, dst = as_is.images(variant), out.images(variant)
+            from npc_lib.data.harmonise import _footprints
+            for image_id, mask in list(_footprints(as_is.index, variant, geometry, None))[:40]:
+                assert not dst[image_id][~mask].any()  # the padding stays black
+                key = (as_is.index.loc[image_id, "region"], variant)
+                v = dst[image_id][mask].astype(float)
+                if method == "zscore" and src[image_id][mask].std() > 2:  # the reference's mean and SD, then clipped
+                    x = src[image_id][mask].astype(float)
+                    want = np.clip(reference.mean[key] + reference.sd[key] * (x - x.mean()) / x.std(), 0, 255)
+                    assert np.abs(v - want).max() <= 0.5 + 1e-6
+                if method == "histogram" and v.size > 50:
+                    q = np.percentile(v, [25, 50, 75])
+                    assert np.abs(q - np.percentile(reference.pixels[key], [25, 50, 75])).max() < 25
+
+
+def test_histogram_matching_undoes_a_planted_contrast_change():
+    """A gamma (another protocol's contrast) applied to reference-like pixels: histogram matching brings the
+    quantiles back, z-scoring brings the mean and SD back, and doing nothing leaves the shift."""
+    from npc_lib.data.harmonise import Reference, harmonise_values
+    rng = np.random.default_rng(0)
+    ref = np.sort(np.clip(rng.normal(120, 40, 50_000), 0, 255))
+    key = ("cmln", "intratumour")
+    reference = Reference({key: float(ref.mean())}, {key: float(ref.std())}, {key: ref})
+    image = np.clip(rng.normal(120, 40, 4000), 0, 255)
+    shifted = 255 * (image / 255) ** 0.6
+    q = [10, 50, 90]
+    before = np.abs(np.percentile(shifted, q) - np.percentile(ref, q)).max()
+    matched = harmonise_values(shifted, "histogram", reference, key)
+    after = np.abs(np.percentile(matched, q) - np.percentile(ref, q)).max()
+    assert before > 20 and after < 3
+    z = harmonise_values(shifted, "zscore", reference, key)
+    assert z.mean() == pytest.approx(ref.mean(), abs=1e-6) and z.std() == pytest.approx(ref.std(), rel=1e-6)
+    assert np.array_equal(harmonise_values(shifted, "none", reference, key), shifted)
+    with pytest.raises(ValueError, match="unknown intensity harmonisation"):
+        harmonise_values(shifted, "n4", reference, key)
+
+
+def _frames(rng, n, events, signal):
+    y = np.r_[np.ones(events), np.zeros(n - events)].astype(int)
+    p = 1 / (1 + np.exp(-(signal * (y - 0.5) * 2 + rng.normal(0, 1, n))))
+    return pd.DataFrame({"patient_id": [f"P{i}" for i in range(n)], "image_id": np.arange(n), "label": y,
+                         "split": "test", "probability": p})
+
+
+def test_the_summary_separates_a_scanner_loss_from_case_mix_and_sampling():
+    """A model that keeps its signal on the external patients shows no change beyond the planted reference's; one
+    that loses it (the scanner broke it) shows a loss whose interval lies below zero, and beyond the reference's."""
+    from npc_lib.analysis.external import PLANTED, external_summary
+    rng = np.random.default_rng(1)
+    cell = ("CMLN", "intra-peritumour")
+    internal = {(*cell, b): _frames(rng, 150, 40, 1.5) for b in ("kept", "broken", PLANTED)}
+    external = {(*cell, "kept"): _frames(rng, 300, 60, 1.5), (*cell, "broken"): _frames(rng, 300, 60, 0.0),
+                (*cell, PLANTED): _frames(rng, 300, 60, 1.5)}
+    s = external_summary(internal, external, n_boot=400, groups={}).set_index("what")
+    assert s.loc["broken", "change_high"] < 0 and s.loc["broken", "excess_high"] < 0
+    assert s.loc["kept", "change_low"] < 0 < s.loc["kept", "change_high"]
+    assert s.loc["kept", "excess_low"] < 0 < s.loc["kept", "excess_high"]
+    assert np.isnan(s.loc[PLANTED, "excess_change"])
+    assert s.loc["broken", "external_patients"] == 300 and s.loc["broken", "internal_patients"] == 150

@@ -17,9 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
-def test_all_seven_notebooks_exist():
+def test_all_eight_notebooks_exist():
     assert [p.stem for p in NOTEBOOKS] == ["01_cohort", "02_roi_datasets", "03_train", "04_evaluate",
-                                           "05_gradcam", "06_explore", "07_beyond"]
+                                           "05_gradcam", "06_explore", "07_beyond", "08_travel"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -22,6 +22,9 @@ COLUMNS = ["dataset", "variant", "backbone", "level", "auc_internal", "auc_inter
            "calibration_slope_external", "brier_external", "threshold", "sensitivity_external",
            "specificity_external", "external_patients", "external_events", "note"]
 PIXEL, PLANTED, TNM = "pixel reference", "planted risk", "TNM stage"
+#: scores that are not fitted probabilities: no calibration is reported for them
+NOT_PROBABILITIES = {PLANTED: "the planted log-odds without the cohort's intercept, not a fitted probability",
+                     TNM: "stage IV against I–III, a rank and not a probability"}
 
 
 def _auc(frame: pd.DataFrame, level: str) -> tuple[float, float, float]:
@@ -44,7 +47,9 @@ def _row(key, level, internal: pd.DataFrame | None, external: pd.DataFrame, thre
     row.update(zip(("auc_external", "auc_external_low", "auc_external_high"), _auc(external, level)))
     pts = patient_scores(external)
     row.update(external_patients=len(pts), external_events=int(pts["label"].sum()))
-    if level == "patient":
+    if level == "patient" and b in NOT_PROBABILITIES:
+        row["note"] = f"no calibration: {NOT_PROBABILITIES[b]}"
+    elif level == "patient":
         try:
             cal = calibration(pts["label"], pts["probability"].clip(0, 1), bins=5)
             row.update(calibration_intercept_external=cal["intercept"], calibration_slope_external=cal["slope"],
@@ -124,3 +129,93 @@ def tnm_frames(store, clinical: pd.DataFrame, cells: set, split: pd.Series) -> d
         out[(d, v, TNM)] = pts.assign(image_id=np.arange(len(pts)), split=pts["patient_id"].map(split).to_numpy(),
                                       probability=pts["patient_id"].map(stage_iv).to_numpy())
     return out
+
+
+SUMMARY_COLUMNS = ["dataset", "variant", "what", "auc_internal", "auc_external", "change", "change_low", "change_high",
+                   "excess_change", "excess_low", "excess_high", "internal_patients", "external_patients"]
+
+
+def _fast_auc(y: np.ndarray, s: np.ndarray) -> float:
+    """Mann–Whitney AUC (ties count a half); NaN with one class."""
+    from scipy.stats import rankdata
+    pos = y == 1
+    n1, n0 = pos.sum(), (~pos).sum()
+    if n1 == 0 or n0 == 0:
+        return np.nan
+    return float((rankdata(s)[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def _patients(frame: pd.DataFrame) -> pd.DataFrame:
+    return patient_scores(frame.dropna(subset=["probability"]))[["patient_id", "label", "probability"]]
+
+
+def _aligned(frame: pd.DataFrame, ids: list) -> np.ndarray:
+    """A model's patient scores in the order of ``ids`` (NaN where it scored no image of the patient)."""
+    return frame.set_index("patient_id")["probability"].reindex(ids).to_numpy(float)
+
+
+def _labels(frames: list, ids: list) -> np.ndarray:
+    return pd.concat(frames).drop_duplicates("patient_id").set_index("patient_id")["label"].reindex(ids).to_numpy(int)
+
+
+def _auc_at(y: np.ndarray, s: np.ndarray) -> float:
+    keep = np.isfinite(s)
+    return _fast_auc(y[keep], s[keep])
+
+
+def _stratified_draw(rng, y: np.ndarray) -> np.ndarray:
+    """Positions of a bootstrap resample of the patients, stratified by outcome."""
+    return np.concatenate([rng.choice(np.flatnonzero(y == c), (y == c).sum(), replace=True) for c in (0, 1)])
+
+
+def external_summary(internal: dict, external: dict, n_boot: int = 1000, seed: int = 0,
+                     groups: dict | None = None) -> pd.DataFrame:
+    """Patient-level AUC change from the training centre's test patients to the external patients, per
+    dataset × variant and group of models, with percentile-bootstrap 95 % CIs (both patient sets resampled
+    independently, stratified by outcome, the same resamples for every model of the cell).
+
+    ``groups`` maps a group name to the backbones averaged in it (default: the paper's four backbones as
+    ``CNN mean (paper's four)``, each other backbone and reference on its own). ``excess_change`` is a
+    group's change minus the planted-risk reference's change on the same resamples: the part of the loss
+    that the case mix and the sampling of the external patients do not explain.
+    """
+    from npc_lib.vocabulary import PAPER_BACKBONES
+    groups = {"CNN mean (paper's four)": PAPER_BACKBONES} if groups is None else groups
+    rng = np.random.default_rng(seed)
+    rows = []
+    for d, v in sorted({(d, v) for d, v, _ in external}):
+        cell = {b: (_patients(internal[(d, v, b)].query("split == 'test'")), _patients(external[(d, v, b)]))
+                for dd, vv, b in external if (dd, vv) == (d, v) and (d, v, b) in internal}
+        if not cell:
+            continue
+        named = {name: [b for b in members if b in cell] for name, members in groups.items()}
+        named = {k: m for k, m in named.items() if m}
+        grouped = {b for m in named.values() for b in m}
+        named.update({b: [b] for b in cell if b not in grouped})
+        ids_int = sorted(set().union(*(set(p[0]["patient_id"]) for p in cell.values())))
+        ids_ext = sorted(set().union(*(set(p[1]["patient_id"]) for p in cell.values())))
+        arr = {b: (_aligned(a, ids_int), _aligned(e, ids_ext)) for b, (a, e) in cell.items()}
+        lab_int = _labels([p[0] for p in cell.values()], ids_int)
+        lab_ext = _labels([p[1] for p in cell.values()], ids_ext)
+        point = {b: (_auc_at(lab_int, a), _auc_at(lab_ext, e)) for b, (a, e) in arr.items()}
+        boots = {b: np.empty(n_boot) for b in cell}
+        for i in range(n_boot):
+            di, de = _stratified_draw(rng, lab_int), _stratified_draw(rng, lab_ext)
+            for b, (a, e) in arr.items():
+                boots[b][i] = _auc_at(lab_ext[de], e[de]) - _auc_at(lab_int[di], a[di])
+        planted = boots.get(PLANTED)
+        for name, members in named.items():
+            auc_int = float(np.nanmean([point[b][0] for b in members]))
+            auc_ext = float(np.nanmean([point[b][1] for b in members]))
+            draws = np.nanmean(np.stack([boots[b] for b in members]), axis=0)
+            row = {"dataset": d, "variant": v, "what": name, "auc_internal": auc_int, "auc_external": auc_ext,
+                   "change": auc_ext - auc_int, "change_low": np.nanpercentile(draws, 2.5),
+                   "change_high": np.nanpercentile(draws, 97.5),
+                   "internal_patients": len(ids_int), "external_patients": len(ids_ext)}
+            if planted is not None and name != PLANTED:
+                planted_change = point[PLANTED][1] - point[PLANTED][0]
+                excess = draws - planted
+                row.update(excess_change=row["change"] - planted_change, excess_low=np.nanpercentile(excess, 2.5),
+                           excess_high=np.nanpercentile(excess, 97.5))
+            rows.append(row)
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)

@@ -41,10 +41,12 @@ def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
-def cohort_fingerprint(cohort: Cohort, geometry: Geometry) -> str:
+def cohort_fingerprint(cohort: Cohort, geometry: Geometry, resample_mm: float | None = None) -> str:
     """Hash of the inputs that determine the stored images."""
     h = hashlib.sha256()
     h.update(f"store{STORE_FORMAT}".encode())
+    if resample_mm is not None:
+        h.update(f"resample{float(resample_mm):.6g}".encode())
     h.update(json.dumps(asdict(geometry), sort_keys=True).encode())
     h.update(json.dumps(box_columns()).encode())  # the registered variants: one image each per ROI
     for name in ("clinical.csv", "rois.csv"):
@@ -114,14 +116,15 @@ def open_image_store(root: str | Path, verify: bool = True) -> ImageStore:
 
 
 def build_image_store(cohort: Cohort, geometry: Geometry, cache_dir: str | Path, progress: bool = True,
-                      verify: bool = True) -> ImageStore:
+                      verify: bool = True, resample_mm: float | None = None) -> ImageStore:
     """Return the cohort's image store, reusing a valid cached one or (re)building it.
 
     Builds patient by patient into preallocated memmaps in a temp folder (peak memory is one
-    patient's series), then writes the manifest and renames the folder into place.
+    patient's series), then writes the manifest and renames the folder into place. ``resample_mm``
+    resamples every crop to that pixel spacing first (a harmonisation of another centre's images).
     """
     cache_dir = Path(cache_dir)
-    fp = cohort_fingerprint(cohort, geometry)
+    fp = cohort_fingerprint(cohort, geometry, resample_mm)
     root = store_folder(cache_dir, fp)
     if root.exists():
         try:
@@ -144,8 +147,8 @@ def build_image_store(cohort: Cohort, geometry: Geometry, cache_dir: str | Path,
                     raise RuntimeError(f"ROI index of patient {pid} is not contiguous")
                 pixels = cohort.load_series(pid).pixels
                 for v, cols in boxes.items():
-                    block = np.stack([roi_image(pixels[r.slice_index], tuple(getattr(r, c) for c in cols), geometry)
-                                      for r in rows.itertuples()])
+                    block = np.stack([roi_image(pixels[r.slice_index], tuple(getattr(r, c) for c in cols), geometry,
+                                                zoom_to(r, resample_mm)) for r in rows.itertuples()])
                     files[v].write(block.tobytes())
                 written += len(rows)
         finally:
@@ -156,10 +159,17 @@ def build_image_store(cohort: Cohort, geometry: Geometry, cache_dir: str | Path,
         digests["index.parquet"] = sha256_file(tmp / "index.parquet")
         write_json(tmp / "manifest.json", {
             "format": STORE_FORMAT, "fingerprint": fp, "count": n, "size": s, "geometry": asdict(geometry),
-            "files": digests, "npc_lib": __version__,
+            "files": digests, "npc_lib": __version__, "resample_mm": resample_mm,
             "regions": {k: int(v) for k, v in index["region"].value_counts().items()},
         })
     return open_image_store(root, verify=False)
+
+
+def zoom_to(row, resample_mm: float | None) -> tuple[float, float] | None:
+    """The (rows, columns) zoom that takes an index row's pixel spacing to ``resample_mm`` (None: none)."""
+    if resample_mm is None:
+        return None
+    return float(row.spacing_row_mm) / resample_mm, float(row.spacing_col_mm) / resample_mm
 
 
 def _index(cohort: Cohort, geometry: Geometry) -> pd.DataFrame:

@@ -128,11 +128,36 @@ def place(crop: np.ndarray, geometry: Geometry) -> np.ndarray:
     return canvas
 
 
-def roi_image(slice_pixels: np.ndarray, box, geometry: Geometry) -> np.ndarray:
-    """One stored image (uint8, input_size²) from a slice and a half-open box."""
+def crop_shape(height: int, width: int, zoom: tuple[float, float] | None = None) -> tuple[int, int]:
+    """A crop's shape after resampling by ``zoom`` (rows, columns; None: unchanged)."""
+    if zoom is None:
+        return height, width
+    return max(1, round(height * zoom[0])), max(1, round(width * zoom[1]))
+
+
+def resample(crop: np.ndarray, zoom: tuple[float, float] | None) -> np.ndarray:
+    """The crop resampled by ``zoom`` (rows, columns), bilinear; None leaves it as it is."""
+    if zoom is None:
+        return crop
+    h, w = crop_shape(*crop.shape, zoom)
+    if (h, w) == crop.shape:
+        return crop
+    return np.asarray(Image.fromarray(crop.astype(np.float32), mode="F").resize((w, h), Image.BILINEAR))
+
+
+def roi_image(slice_pixels: np.ndarray, box, geometry: Geometry, zoom: tuple[float, float] | None = None) -> np.ndarray:
+    """One stored image (uint8, input_size²) from a slice and a half-open box; ``zoom`` (rows, columns)
+    first resamples the crop, e.g. to another pixel spacing (``spacing / target spacing``)."""
     x0, y0, x1, y1 = box
-    crop = normalise(slice_pixels[y0:y1, x0:x1], geometry.low_percentile, geometry.high_percentile)
+    crop = resample(slice_pixels[y0:y1, x0:x1].astype(np.float32), zoom)
+    crop = normalise(crop, geometry.low_percentile, geometry.high_percentile)
     return np.clip(np.round(place(crop, geometry) * 255), 0, 255).astype(np.uint8)
+
+
+def footprint(height: int, width: int, geometry: Geometry, zoom: tuple[float, float] | None = None) -> np.ndarray:
+    """Where a crop of ``height`` × ``width`` pixels lies in its stored image (bool, input_size²): the
+    pixels that hold the ROI, not the canvas padding."""
+    return place(np.ones(crop_shape(height, width, zoom), np.float32), geometry) >= 0.5
 
 
 def roi_mask(slice_mask: np.ndarray, box, geometry: Geometry) -> np.ndarray:

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from npc_lib.data.cache import ImageStore, build_image_store, open_image_store
+from npc_lib.data.cache import ImageStore, open_image_store
+from npc_lib.data.harmonise import harmonised_external_store
 from npc_lib.data.cohort import Cohort, load_cohort
 from npc_lib.data.rois import Geometry, dataset_mask
 from npc_lib.errors import NpcError
@@ -38,7 +39,7 @@ class ExternalScores:
     warnings: list[str] = field(default_factory=list)
 
 
-def _finished(layout: RunLayout) -> list[tuple[dict, ModelRun]]:
+def finished_runs(layout: RunLayout) -> list[tuple[dict, ModelRun]]:
     return [(run.read_meta(), run) for run in layout.model_runs() if run.finished]
 
 
@@ -82,7 +83,8 @@ def range_warnings(internal: Cohort, external: Cohort, sample: int = 20) -> list
 
 
 def score_external_cohort(runs_dir: RunLayout | str | Path, external_dir: str | Path, progress: bool = True,
-                          out: RunLayout | None = None) -> ExternalScores:
+                          out: RunLayout | None = None, internal_cohort: Cohort | None = None,
+                          harmonisation: tuple[str, bool] = ("none", False)) -> ExternalScores:
     """Score every finished model of a run on an external cohort folder (project format).
 
     Parameters
@@ -91,6 +93,8 @@ def score_external_cohort(runs_dir: RunLayout | str | Path, external_dir: str | 
     external_dir : the external cohort (``clinical.csv``, ``rois.csv``, ``dicom/``)
     progress : progress bars
     out : where the external image store and features go (default ``RUNS_DIR/external/<cohort name>``)
+    internal_cohort : the run's own cohort when already loaded (read from the run's record otherwise)
+    harmonisation : (intensity choice, resample to the training spacing) for the external images
 
     Returns
     -------
@@ -99,19 +103,31 @@ def score_external_cohort(runs_dir: RunLayout | str | Path, external_dir: str | 
     layout = RunLayout.of(runs_dir)
     external_dir = Path(external_dir)
     out = out or RunLayout(layout.root / "external" / external_dir.resolve().name)
-    runs = _finished(layout)
+    runs = finished_runs(layout)
     if not runs:
         raise NpcError(f"no finished models under {layout.models}", hint="train the run first (npc-study run)")
     ref = layout.read_cohort_ref()
     train_store = open_image_store(layout.image_store(ref["store"]), verify=False)
-    geometry = Geometry(**train_store.manifest["geometry"])
     cohort = load_cohort(external_dir, progress=progress)
-    store = build_image_store(cohort, geometry, out.cache, progress=progress)
+    store = harmonised_external_store(cohort, train_store, layout.read_split(), out.cache, *harmonisation,
+                                      progress=progress)
     trained = {(m["config"]["dataset"], m["config"]["variant"]) for m, _ in runs}
     check_external_cohort(store, trained, str(external_dir))
-    warnings = range_warnings(load_cohort(ref["cohort"], progress=False), cohort)
+    warnings = range_warnings(internal_cohort or load_cohort(ref["cohort"], progress=False), cohort)
     for w in warnings:
         log.warning("external cohort %s: %s", external_dir, w)
+    predictions, metas = score_store(runs, store, out.cache)
+    return ExternalScores(predictions, metas, store, cohort, warnings)
+
+
+def score_store(runs: list[tuple[dict, ModelRun]], store: ImageStore, cache: Path) -> tuple[dict, dict]:
+    """Every run of ``runs`` (``(run.json, ModelRun)`` pairs) on the images of its dataset in ``store``, all
+    of them test images; head-mode runs through their backbone's features of ``store`` (cached in ``cache``).
+
+    Returns
+    -------
+    ``(predictions, metas)``: (dataset, variant, backbone) -> image rows with ``probability``; -> run.json.
+    """
     predictions, metas = {}, {}
     everyone = pd.Series("test", index=store.index["patient_id"].unique())
     for backbone in sorted({m["config"]["backbone"] for m, _ in runs}):
@@ -119,7 +135,7 @@ def score_external_cohort(runs_dir: RunLayout | str | Path, external_dir: str | 
         head = [(m, r) for m, r in items if m.get("mode") == "head"]
         if head:
             profile = profile_of_run(head[0][0]).replaced({"variants": sorted({m["config"]["variant"] for m, _ in head})})
-            feats = extract_features(store, backbone, profile, out.cache)
+            feats = extract_features(store, backbone, profile, cache)
         for meta, run in items:
             d, v = meta["config"]["dataset"], meta["config"]["variant"]
             view = store.index.loc[dataset_mask(store.index, d)].assign(split=lambda x: x["patient_id"].map(everyone))
@@ -130,7 +146,7 @@ def score_external_cohort(runs_dir: RunLayout | str | Path, external_dir: str | 
                 prob = _network_probabilities(run, store, v, rows, meta)
             predictions[(d, v, backbone)] = view[["patient_id", "image_id", "label", "split"]].assign(probability=prob)
             metas[(d, v, backbone)] = meta
-    return ExternalScores(predictions, metas, store, cohort, warnings)
+    return predictions, metas
 
 
 def _head_probabilities(run: ModelRun, X: np.ndarray) -> np.ndarray:

@@ -261,16 +261,23 @@ def ensure_cohort(profile: Profile, cohort_dir: str | Path | None, runs_dir: Run
         if not path.is_dir():
             raise CohortError(f"cohort folder {path} does not exist")
         return path
-    path = RunLayout.of(runs_dir).synthetic_cohort
     c = profile.cohort
     cfg = SynthConfig(patients=c.patients, matrix=c.matrix, slices=c.slices, scenario=c.scenario, seed=c.seed)
+    return ensure_synthetic(RunLayout.of(runs_dir).synthetic_cohort, cfg, progress=progress, jobs=jobs)
+
+
+def ensure_synthetic(path: str | Path, cfg: SynthConfig, progress: bool = True, jobs: int = 2) -> Path:
+    """The synthetic cohort of ``cfg`` at ``path``: reused while its generation report records the same
+    generator and settings (size, matrix, slices, scenario, seed, centre), else generated afresh."""
+    path = Path(path)
     report = path / "generation_report.json"
     if report.is_file():
         written = json.loads(report.read_text())
         recorded = written.get("config", {})
         wanted = {"patients": cfg.patients, "matrix": cfg.matrix, "slices": cfg.slices, "scenario": cfg.scenario,
-                  "seed": cfg.seed}
-        if written.get("generator") == GENERATOR_VERSION and all(recorded.get(k) == v for k, v in wanted.items()):
+                  "seed": cfg.seed, "centre": cfg.centre}
+        if written.get("generator") == GENERATOR_VERSION and \
+                all(recorded.get(k, "A" if k == "centre" else None) == v for k, v in wanted.items()):
             return path
     generate_cohort(path, cfg, jobs=jobs, overwrite=True, progress=progress)
     return path
