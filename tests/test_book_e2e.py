@@ -26,14 +26,38 @@ def test_smoke_run_succeeds_and_builds_every_page(smoke_book):
     root, runs, code = smoke_book
     summary = json.loads((runs / "run_summary.json").read_text())
     assert code == 0 and summary["failed"] == [], summary["failed"]
-    assert summary["executed"] == 6 + 40  # 6 notebooks + 8 datasets x 5 backbones
+    assert summary["executed"] == 7 + 40  # 7 notebooks + 8 datasets x 5 backbones
     html = root / "_build" / "html"
     for page in ("index", "book/methods", "book/results", "book/beyond", "book/clock", "book/discussion",
-                 "book/reproducibility", "book/executed/07_beyond",
+                 "book/reproducibility", "book/executed/07_beyond", "book/travel", "book/executed/08_travel",
                  "book/checklist", "book/executed/01_cohort", "book/executed/04_evaluate", "book/executed/05_gradcam",
                  "book/executed/06_explore", "book/executed/status"):
         assert (html / f"{page}.html").is_file(), page
     assert len(list((html / "book" / "executed" / "train").glob("*.html"))) == 40
+
+
+def test_the_main_job_validates_every_model_on_the_second_centre(smoke_book):
+    """external.csv: every model of the grid (8 datasets x 2 variants x 5 backbones) and the references, scored
+    on every centre-B patient; harmonisation.csv: 3 intensity choices x 2 spacings for one backbone per dataset."""
+    import pandas as pd
+    root, runs, _ = smoke_book
+    ext = pd.read_csv(runs / "evaluation" / "external.csv")
+    cnn = ext[~ext["backbone"].isin(["pixel reference", "planted risk", "TNM stage"])]
+    assert len(cnn.drop_duplicates(["dataset", "variant", "backbone"])) == 4 * 2 * 5
+    assert set(ext["backbone"]) >= {"pixel reference", "planted risk", "TNM stage"}
+    b = pd.read_csv(runs / "centres" / "B" / "clinical.csv")
+    pat = ext[(ext["level"] == "patient") & (ext["dataset"] == "NPC-CMLN")]
+    assert (pat["external_patients"] == len(b)).all() and (pat["external_events"] == b["dm"].sum()).all()
+    harm = pd.read_csv(runs / "evaluation" / "harmonisation.csv")
+    assert len(harm.drop_duplicates(["intensity", "resample"])) == 6
+    assert harm.groupby("dataset")["backbone"].nunique().eq(1).all()  # one backbone per dataset
+    info = json.loads((runs / "evaluation" / "external.json").read_text())
+    assert info["resample"] is True and any("pixel spacing" in w for w in info["warnings"])
+    page = (root / "_build" / "html" / "book" / "travel.html").read_text()
+    summary = pd.read_csv(runs / "evaluation" / "external_summary.csv")
+    planted = summary.loc[summary["what"] == "planted risk", "change"].mean()
+    text = re.sub(r"<[^>]+>", "", page)
+    assert "Does it travel?" in text and f"on average {planted:.3f}" in text.replace("\n", " ")
 
 
 def test_glued_numbers_reach_the_chapters(smoke_book):
@@ -55,12 +79,12 @@ def test_rerun_skips_every_finished_notebook(smoke_book, capsys):
     root, runs, _ = smoke_book
     assert main(["run", "--profile", "smoke", "--runs", str(runs), "--book-root", str(root),
                  "--no-book"]) == 0
-    assert "0 notebooks executed, 46 reused, 0 failed" in capsys.readouterr().out
+    assert "0 notebooks executed, 47 reused, 0 failed" in capsys.readouterr().out
 
 
 def test_a_library_change_executes_again_only_the_notebooks_it_reaches(smoke_book, tmp_path):
     """A copy of the library with one module changed (a module only 01_cohort reaches) is put first on the
-    path of the runner and of every kernel it starts: 01_cohort executes again, the other 45 are reused."""
+    path of the runner and of every kernel it starts: 01_cohort executes again, the other 46 are reused."""
     import os
     import subprocess
     import sys
@@ -76,7 +100,7 @@ def test_a_library_change_executes_again_only_the_notebooks_it_reaches(smoke_boo
                           "--book-root", str(root), "--no-book", "--jobs", "1"],
                          env=env, capture_output=True, text=True, timeout=1800, cwd=tmp_path)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
-    assert "1 notebooks executed, 45 reused, 0 failed" in res.stdout, res.stdout[-1000:]
+    assert "1 notebooks executed, 46 reused, 0 failed" in res.stdout, res.stdout[-1000:]
 
 
 def _planted_identifiers(cohort: Path) -> set[str]:
