@@ -55,7 +55,7 @@ def evaluate_external_cohort(runs_dir: RunLayout | str | Path, external_dir: str
     """
     layout = RunLayout.of(runs_dir)
     external_dir = Path(external_dir)
-    out = out or RunLayout(layout.root / "external" / external_dir.resolve().name)
+    out = out or layout.external_run(external_dir.resolve().name)
     scores = score_external_cohort(layout, external_dir, progress=progress, out=out, internal_cohort=internal_cohort,
                                    harmonisation=harmonisation)
     internal = {(m["config"]["dataset"], m["config"]["variant"], m["config"]["backbone"]): p
@@ -136,9 +136,9 @@ def run_external_validation(profile, layout: RunLayout, internal_cohort: Cohort 
     t0 = time.perf_counter()
     cfg = SynthConfig.for_centre(ext.centre, patients=ext.patients, matrix=ext.matrix, slices=profile.cohort.slices,
                                  seed=ext.seed)
-    cohort_dir = ensure_synthetic(layout.root / "centres" / ext.centre, cfg, progress=progress)
+    cohort_dir = ensure_synthetic(layout.centre_cohort(ext.centre), cfg, progress=progress)
     t_synth = time.perf_counter() - t0
-    out = RunLayout(layout.root / "external" / ext.centre)
+    out = layout.external_run(ext.centre)
     result = evaluate_external_cohort(layout, cohort_dir, progress=progress, out=out,
                                       table_path=layout.table("external"), internal_cohort=internal_cohort,
                                       harmonisation=(ext.harmonisation, ext.resample))

@@ -171,6 +171,8 @@ class RunLayout:
         ablation/models/     the pretraining ablation (EfficientNet-Lite0, random initialisation)
         finetune/<init>/models/  the fine-tuning ablation (EfficientNet-Lite0, every layer trained; imagenet, random)
         negative_control/    the null-scenario control, itself laid out like this folder
+        centres/<name>/      the main job's synthetic second centre (a cohort folder)
+        external/<name>/     an external cohort scored: cache/ (its image stores, features), evaluation/
         executed/            executed notebooks (train/ per model; .state/ for resuming)
         book_build.log       the last book build's output
         run_summary.json     what the main job did
@@ -267,6 +269,14 @@ class RunLayout:
     def ablation(self) -> "RunLayout":
         """The pretraining ablation (EfficientNet-Lite0 from random initialisation): its ``models/``."""
         return RunLayout(self.root / "ablation")
+
+    def external_run(self, name: str) -> "RunLayout":
+        """Where an external cohort ``name`` is scored: its image stores, features and tables."""
+        return RunLayout(self.root / "external" / name)
+
+    def centre_cohort(self, centre: str) -> Path:
+        """The main job's synthetic second centre ``centre`` (its cohort folder)."""
+        return self.root / "centres" / centre
 
     @property
     def negative_control(self) -> "RunLayout":

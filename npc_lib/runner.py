@@ -43,9 +43,8 @@ from npc_lib.vocabulary import backbone_title
 
 log = logging.getLogger(__name__)
 NOTEBOOKS = ["01_cohort", "02_roi_datasets", "03_train", "04_evaluate", "05_gradcam", "06_explore", "07_beyond", "08_travel"]
-# A notebook starts only after every notebook of a lower phase has ended: 04/05 read the
-# trained runs, 06 reads the Grad-CAM maps that 05 writes, 07 the out-of-fold scores that 04 writes, 08 the
-# model choice that 04 writes.
+# A notebook starts only after every notebook of a lower phase has ended: 04/05 read the trained runs, 06
+# reads the Grad-CAM maps 05 writes, 07 the out-of-fold scores and 08 the model choice that 04 writes.
 PHASES = {"01_cohort": 0, "02_roi_datasets": 0, "03_train": 0, "04_evaluate": 1, "05_gradcam": 1,
           "06_explore": 2, "07_beyond": 2, "08_travel": 2}
 

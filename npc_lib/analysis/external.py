@@ -27,7 +27,7 @@ NOT_PROBABILITIES = {PLANTED: "the planted log-odds without the cohort's interce
                      TNM: "stage IV against I–III, a rank and not a probability"}
 
 
-def _auc(frame: pd.DataFrame, level: str) -> tuple[float, float, float]:
+def auc_with_ci(frame: pd.DataFrame, level: str) -> tuple[float, float, float]:
     try:
         if level == "patient":
             pts = patient_scores(frame)
@@ -43,8 +43,8 @@ def _row(key, level, internal: pd.DataFrame | None, external: pd.DataFrame, thre
     d, v, b = key
     row = {"dataset": d, "variant": v, "backbone": b, "level": level, "note": ""}
     if internal is not None:
-        row.update(zip(("auc_internal", "auc_internal_low", "auc_internal_high"), _auc(internal, level)))
-    row.update(zip(("auc_external", "auc_external_low", "auc_external_high"), _auc(external, level)))
+        row.update(zip(("auc_internal", "auc_internal_low", "auc_internal_high"), auc_with_ci(internal, level)))
+    row.update(zip(("auc_external", "auc_external_low", "auc_external_high"), auc_with_ci(external, level)))
     pts = patient_scores(external)
     row.update(external_patients=len(pts), external_events=int(pts["label"].sum()))
     if level == "patient" and b in NOT_PROBABILITIES:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from npc_lib.analysis.external import _auc
+from npc_lib.analysis.external import auc_with_ci
 from npc_lib.analysis.metrics import MetricError, auc_ci_delong, calibration, patient_scores
 
 COLUMNS = ["intensity", "resample", "dataset", "variant", "backbone", "level", "auc_internal", "auc_external",
@@ -70,8 +70,8 @@ def harmonisation_table(internal: dict, scored: dict, chosen: tuple[str, bool], 
                 row = {"intensity": cond[0], "resample": bool(cond[1]), "dataset": key[0], "variant": key[1],
                        "backbone": key[2], "level": level, "profile_choice": tuple(cond) == tuple(chosen)}
                 if own is not None:
-                    row["auc_internal"] = _auc(own, level)[0]
-                row["auc_external"], row["auc_external_low"], row["auc_external_high"] = _auc(ext, level)
+                    row["auc_internal"] = auc_with_ci(own, level)[0]
+                row["auc_external"], row["auc_external_low"], row["auc_external_high"] = auc_with_ci(ext, level)
                 if level == "patient":
                     row.update(changes.get((cond, *key), {}))
                     try:

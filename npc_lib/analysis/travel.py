@@ -72,7 +72,7 @@ def _example_crops(layout: RunLayout, info: dict) -> dict:
     ref = layout.read_cohort_ref()
     sources = {"Centre A": layout.image_store(ref["store"])}
     stores = info.get("stores", {})
-    cache = Path(info.get("cache", layout.root / "external" / info.get("centre", "B") / "cache"))
+    cache = Path(info["cache"]) if info.get("cache") else layout.external_run(info.get("centre", "B")).cache
     if "none" in stores:
         sources[f"Centre {info['centre']}, as it comes"] = store_folder(cache, stores["none"])
     if info.get("store") and info.get("store") != stores.get("none"):
@@ -103,7 +103,16 @@ def _chosen_calibration(layout: RunLayout, external: pd.DataFrame) -> pd.DataFra
 
 def travel_study(runs_dir: RunLayout | str | Path) -> Travel:
     """Read a run's external validation (``evaluation/external*.csv``, ``harmonisation.csv``, ``external.json``)
-    and the two cohorts' generation reports into what the chapter shows."""
+    and the two cohorts' generation reports into what the chapter shows.
+
+    Parameters
+    ----------
+    runs_dir : the run folder (or its layout)
+
+    Returns
+    -------
+    :class:`Travel`; ``available`` is False when the run has no external validation.
+    """
     layout = RunLayout.of(runs_dir)
     info_path = layout.table("external", ".json")
     if not info_path.is_file() or not layout.table("external").is_file():

@@ -102,7 +102,7 @@ def score_external_cohort(runs_dir: RunLayout | str | Path, external_dir: str | 
     """
     layout = RunLayout.of(runs_dir)
     external_dir = Path(external_dir)
-    out = out or RunLayout(layout.root / "external" / external_dir.resolve().name)
+    out = out or layout.external_run(external_dir.resolve().name)
     runs = finished_runs(layout)
     if not runs:
         raise NpcError(f"no finished models under {layout.models}", hint="train the run first (npc-study run)")

@@ -13,7 +13,16 @@ def _signed(value, low, high) -> str:
 
 
 def centres_book_form(centres: pd.DataFrame) -> pd.DataFrame:
-    """One column per centre: patients, DM rate, spacing, slice thickness, intensity, noise, stage mix."""
+    """One column per centre: patients, DM rate, spacing, slice thickness, intensity, noise, stage mix.
+
+    Parameters
+    ----------
+    centres : ``Travel.centres`` (one row per centre)
+
+    Returns
+    -------
+    DataFrame: one row per property, one column per centre.
+    """
     c = centres.set_index("centre")
     rows = {"Patients": c["patients"].map(lambda x: f"{int(x)}"),
             "DM": [f"{int(d)} ({r:.0%})" for d, r in zip(c["dm"], c["dm_rate"])],
@@ -31,7 +40,16 @@ def centres_book_form(centres: pd.DataFrame) -> pd.DataFrame:
 
 def summary_book_form(summary: pd.DataFrame) -> pd.DataFrame:
     """Per dataset × variant and model group: internal AUC, external AUC, the change with its bootstrap CI and
-    the change beyond the planted reference's."""
+    the change beyond the planted reference's.
+
+    Parameters
+    ----------
+    summary : ``evaluation/external_summary.csv``
+
+    Returns
+    -------
+    DataFrame for :func:`npc_lib.show.report.table`.
+    """
     s = summary.copy()
     return pd.DataFrame({
         "Dataset, variant": dataset_variant_cell(s["dataset"], s["variant"]),
@@ -45,7 +63,16 @@ def summary_book_form(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def calibration_book_form(calibration: pd.DataFrame) -> pd.DataFrame:
-    """The chosen models on the external centre: AUC, calibration and the training threshold's sens/spec."""
+    """The chosen models on the external centre: AUC, calibration and the training threshold's sens/spec.
+
+    Parameters
+    ----------
+    calibration : ``Travel.calibration`` (external.csv rows of the chosen models)
+
+    Returns
+    -------
+    DataFrame for :func:`npc_lib.show.report.table`.
+    """
     c = calibration
     return pd.DataFrame({
         "Dataset, variant": dataset_variant_cell(c["dataset"], c["variant"]),
@@ -61,7 +88,16 @@ def calibration_book_form(calibration: pd.DataFrame) -> pd.DataFrame:
 
 
 def harmonisation_book_form(summary: pd.DataFrame) -> pd.DataFrame:
-    """One row per harmonisation choice: mean external AUC, mean gain against none, models improved, calibration."""
+    """One row per harmonisation choice: mean external AUC, mean gain against none, models improved, calibration.
+
+    Parameters
+    ----------
+    summary : :func:`npc_lib.analysis.harmonisation.harmonisation_summary`
+
+    Returns
+    -------
+    DataFrame, one row per choice.
+    """
     h = summary
     return pd.DataFrame({
         "Intensity": h["intensity"], "Spacing": h["resample"].map({True: "resampled", False: "as acquired"}),
@@ -75,7 +111,16 @@ def harmonisation_book_form(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def harmonisation_cells_book_form(table: pd.DataFrame) -> pd.DataFrame:
-    """Patient-level external AUC of the ablation's backbone per dataset × variant under each choice."""
+    """Patient-level external AUC of the ablation's backbone per dataset × variant under each choice.
+
+    Parameters
+    ----------
+    table : ``evaluation/harmonisation.csv``
+
+    Returns
+    -------
+    DataFrame, one row per dataset × variant, one column per choice.
+    """
     t = table[table["level"] == "patient"].copy()
     t["choice"] = t["intensity"] + t["resample"].map({True: " + resampled", False: ""})
     wide = t.pivot_table(index=["dataset", "variant", "backbone", "auc_internal"], columns="choice",
