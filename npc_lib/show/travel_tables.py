@@ -24,15 +24,19 @@ def centres_book_form(centres: pd.DataFrame) -> pd.DataFrame:
     DataFrame: one row per property, one column per centre.
     """
     c = centres.set_index("centre")
-    rows = {"Patients": c["patients"].map(lambda x: f"{int(x)}"),
-            "DM": [f"{int(d)} ({r:.0%})" for d, r in zip(c["dm"], c["dm_rate"])],
-            "Pixel spacing (mm)": c["pixel_spacing_mm"].map(lambda x: f"{x:.2f}"),
-            "Slice thickness (mm)": c["slice_mm"].map(lambda x: f"{x:g}"),
-            "Matrix": c["matrix"].map(lambda x: f"{int(x)}"),
-            "Mean stored value": c["mean_stored_intensity"].map(lambda x: f"{x:.0f}"),
-            "Noise SD in air (stored)": c["air_sd_stored"].map(lambda x: f"{x:.1f}"),
-            "Stage I–II / III / IV": [f"{(r['stage_I'] or 0) + (r['stage_II'] or 0):.0%} / {r['stage_III']:.0%} / "
-                                      f"{r['stage_IV']:.0%}" for _, r in c.iterrows()]}
+
+    def fmt(x, spec):
+        return "n/a" if x is None or pd.isna(x) else format(x, spec)
+    rows = {"Patients": [fmt(x, ".0f") for x in c["patients"]],
+            "DM": [f"{fmt(d, '.0f')} ({fmt(r, '.0%')})" for d, r in zip(c["dm"], c["dm_rate"])],
+            "Pixel spacing (mm)": [fmt(x, ".2f") for x in c["pixel_spacing_mm"]],
+            "Slice thickness (mm)": [fmt(x, "g") for x in c["slice_mm"]],
+            "Matrix": [fmt(x, ".0f") for x in c["matrix"]],
+            "Mean stored value": [fmt(x, ".0f") for x in c["mean_stored_intensity"]],
+            "Noise SD in air (stored)": [fmt(x, ".1f") for x in c["air_sd_stored"]],
+            "Stage I–II / III / IV": [f"{fmt((r['stage_I'] or 0) + (r['stage_II'] or 0), '.0%')} / "
+                                      f"{fmt(r['stage_III'], '.0%')} / {fmt(r['stage_IV'], '.0%')}"
+                                      for _, r in c.iterrows()]}
     out = pd.DataFrame(rows).T
     out.columns = [f"Centre {x}" for x in out.columns]
     return out.reset_index(names="")
