@@ -32,9 +32,8 @@ from npc_lib.learn.external_scores import finished_runs, score_external_cohort, 
 log = logging.getLogger(__name__)
 
 
-def _thresholds(layout: RunLayout) -> dict:
+def _thresholds(layout: RunLayout, metas: list[dict]) -> dict:
     """Each model's patient-level Youden threshold, chosen on its training patients' out-of-fold scores."""
-    metas = [m for m, _ in load_runs(layout.models)]
     oof, _ = training_oof(layout.root, metas)
     metrics = evaluate_runs(layout.models, n_boot=0, oof=oof)
     return {(r.dataset, r.variant, r.backbone): float(r.patient_youden_threshold) for r in metrics.itertuples()}
@@ -58,8 +57,8 @@ def evaluate_external_cohort(runs_dir: RunLayout | str | Path, external_dir: str
     out = out or layout.external_run(external_dir.resolve().name)
     scores = score_external_cohort(layout, external_dir, progress=progress, out=out, internal_cohort=internal_cohort,
                                    harmonisation=harmonisation)
-    internal = {(m["config"]["dataset"], m["config"]["variant"], m["config"]["backbone"]): p
-                for m, p in load_runs(layout.models)}
+    loaded = load_runs(layout.models)
+    internal = {(m["config"]["dataset"], m["config"]["variant"], m["config"]["backbone"]): p for m, p in loaded}
     ref = layout.read_cohort_ref()
     train_store = open_image_store(layout.image_store(ref["store"]), verify=False)
     split = layout.read_split()
@@ -71,7 +70,7 @@ def evaluate_external_cohort(runs_dir: RunLayout | str | Path, external_dir: str
     refs_int = _internal_references(train_store, split, Path(ref["cohort"]), cells)
     internal = {**internal, **pix_int, **refs_int}
     external = {**scores.predictions, **pix_ext, **refs_ext}
-    table = external_table(internal, external, _thresholds(layout))
+    table = external_table(internal, external, _thresholds(layout, [m for m, _ in loaded]))
     summary = external_summary(internal, external, n_boot=n_boot)
     path = table_path or out.table("external")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -91,12 +90,13 @@ def _internal_references(store, split: pd.Series, cohort_dir: Path, cells: set) 
 
 def run_harmonisation_ablation(layout: RunLayout, cohort: Cohort, external_dir: Path, out: RunLayout,
                                candidates: tuple[str, ...], chosen: tuple[str, bool],
-                               planted: tuple[dict, dict] | None = None,
+                               planted: tuple[dict, dict] | None = None, internal: dict | None = None,
                                progress: bool = False) -> tuple[pd.DataFrame, dict]:
     """Every intensity choice × spacing resampling, scored with the best backbone per dataset (highest
     mean out-of-fold training AUC over the dataset's variants among ``candidates``); writes
     ``evaluation/harmonisation.csv`` and returns it with each condition's store fingerprint (keyed
-    ``"<intensity>"`` or ``"<intensity>+resample"``). ``chosen`` (intensity, resample) is the profile's."""
+    ``"<intensity>"`` or ``"<intensity>+resample"``). ``chosen`` (intensity, resample) is the profile's;
+    ``internal`` the run's predictions when already loaded."""
     from npc_lib.data.harmonise import INTENSITY_CHOICES
     runs = finished_runs(layout)
     metas = [m for m, _ in runs]
@@ -106,8 +106,10 @@ def run_harmonisation_ablation(layout: RunLayout, cohort: Cohort, external_dir: 
     ref = layout.read_cohort_ref()
     train_store = open_image_store(layout.image_store(ref["store"]), verify=False)
     split = layout.read_split()
-    internal = {(m["config"]["dataset"], m["config"]["variant"], m["config"]["backbone"]): p
-                for m, p in load_runs(layout.models) if (m["config"]["dataset"], m["config"]["backbone"]) in best.items()}
+    if internal is None:
+        internal = {(m["config"]["dataset"], m["config"]["variant"], m["config"]["backbone"]): p
+                    for m, p in load_runs(layout.models)}
+    internal = {k: p for k, p in internal.items() if (k[0], k[2]) in best.items()}
     reference = fit_reference(train_store, split.index[split.eq("train")])
     scored, stores = {}, {}
     for resample in (False, True):
@@ -148,7 +150,7 @@ def run_external_validation(profile, layout: RunLayout, internal_cohort: Cohort 
                                                (ext.harmonisation, ext.resample),
                                                planted=tuple({k: f for k, f in side.items() if k[2] == PLANTED}
                                                              for side in (result["internal"], result["external"])),
-                                               progress=progress)
+                                               internal=result["internal"], progress=progress)
     info = {"centre": ext.centre, "patients": ext.patients, "matrix": ext.matrix, "seed": ext.seed,
             "cohort": str(cohort_dir), "harmonisation": ext.harmonisation, "resample": ext.resample,
             "warnings": result["warnings"], "store": result["scores"].store.fingerprint, "stores": stores,
