@@ -137,7 +137,7 @@ def test_an_unreachable_scheduler_is_a_clear_error(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_the_main_job_runs_through_the_scheduler(cluster, tmp_path):
     """The main job on the two-worker cluster, on the smoke profile cut to one backbone and two
-    datasets (every notebook kind, 10 executions): the backbone features and every notebook run on
+    datasets (every notebook kind, 11 executions): the backbone features and every notebook run on
     the workers, and the workers' features equal the runner's for the same seed."""
     from conftest import mini_profile
     from npc_lib.cli import main
@@ -154,7 +154,7 @@ def test_the_main_job_runs_through_the_scheduler(cluster, tmp_path):
     code = main(["run", "--profile", str(profile), "--runs", str(runs.root), "--book-root", str(tmp_path),
                  "--scheduler", cluster, "--no-book"])
     summary = json.loads(runs.summary.read_text())
-    assert code == 0 and summary["failed"] == [] and summary["executed"] == 10
+    assert code == 0 and summary["failed"] == [] and summary["executed"] == 11
     assert summary["executor"] == {"kind": "dask", "address": cluster, "workers": 2}
     fingerprint = runs.read_cohort_ref()["store"]
     extracted = sorted(runs.features(fingerprint).glob("*/*.npy"))
