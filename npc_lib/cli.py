@@ -35,11 +35,11 @@ def _run(a) -> int:
     profile = load_profile(a.profile, profile_overrides(a))
     runs = a.runs or runs_for(profile.name)
     s = run_profile(profile, runs, a.cohort, n_jobs=a.jobs, scheduler=a.scheduler, book_root=a.book_root,
-                    timeout=a.cell_timeout,
-                    build=not a.no_book)
-    t = s["seconds"]
-    print(f"{s['executed']} notebooks executed, {s['skipped']} reused, {len(s['failed'])} failed "
-          f"(prepare {t['prepare']:.0f} s, notebooks {t['notebooks']:.0f} s, total {t['total']:.0f} s)")
+                    timeout=a.cell_timeout, build=not a.no_book, stop_after=a.stop_after)
+    t, stages = s["seconds"], s["stages"]
+    ran, reused = sum(x["status"] == "ran" for x in stages), sum(x["status"] == "reused" for x in stages)
+    print(f"{len(stages)} stages: {ran} ran, {reused} reused, {len(s['failed'])} failed or not run; "
+          f"{s['executed']} notebooks executed, {s['skipped']} reused (total {t['total']:.0f} s)")
     for f in s["failed"]:
         print(f"  FAILED {f['name']}: {f['error']}")
     if s["book"]:
@@ -60,7 +60,7 @@ def _evaluate(a) -> int:
     if a.runs_dir is None:
         raise NpcError("evaluate needs the run folder", hint="npc-study evaluate runs/demo (or --run runs/demo)")
     if a.external_cohort:
-        from npc_lib.external_study import evaluate_external_cohort
+        from npc_lib.stages.external import evaluate_external_cohort
         result = evaluate_external_cohort(a.runs_dir, a.external_cohort, progress=True,
                                           harmonisation=(a.harmonise, a.resample_spacing))
         table, path = result["table"], result["path"]

@@ -106,19 +106,23 @@ def parser() -> argparse.ArgumentParser:
                    help="folds for the hybrid model's out-of-fold image scores (0: skip the hybrid model)")
     e.add_argument("--hybrid-dataset", default="NPC-CMLN", help="dataset whose image score enters the hybrid")
     e.add_argument("--hybrid-variant", default=INTRA_PERITUMOUR, choices=variant_names())
-    u = cmd("run", "the main job: cohort → datasets → all notebooks over the grid (papermill) → the book")
+    u = cmd("run", "the main job: its stages (cohort → image store → features → models → analyses → notebooks) as a "
+                   "graph on a Dask cluster, each reused while its inputs, settings and code are unchanged; then the book")
     u.add_argument("--profile", default="demo", help="smoke, demo, paper or a .yaml path")
     u.add_argument("--cohort", type=Path, help="your own cohort folder (default: the profile's synthetic cohort)")
     u.add_argument("--runs", type=Path, help="run folder (default runs/<profile>)")
-    u.add_argument("--jobs", type=int, default=2, help="notebooks executed in parallel on a local Dask cluster "
-                                                       "of this many workers (default 2; 1: in this process)")
-    u.add_argument("--scheduler", metavar="ADDRESS", help="run the notebooks on this Dask cluster "
+    u.add_argument("--jobs", type=int, default=2, help="stages run in parallel on a local Dask cluster of this many "
+                                                       "workers (default 2; 1: one after the other in this process)")
+    u.add_argument("--scheduler", metavar="ADDRESS", help="run the stages on this Dask cluster "
                                                         "(tcp://host:8786; workers must share the project folder)")
+    u.add_argument("--stop-after", action="append", metavar="STAGE",
+                   help="run only this stage and the stages it needs, then stop (no book); repeatable, "
+                        "e.g. --stop-after evaluation")
     u.add_argument("--weights", help="override the profile's weights: imagenet, none or a file path")
     u.add_argument("--test-fraction", **TEST_FRACTION)
     u.add_argument("--cell-timeout", type=int, default=3600, help="seconds a notebook cell may run")
     u.add_argument("--book-root", type=Path, default=Path("."), help="project folder with _config.yml")
-    u.add_argument("--no-book", action="store_true", help="execute the notebooks but do not build the book")
+    u.add_argument("--no-book", action="store_true", help="run every stage but do not build the book")
     u.add_argument("--allow-null-alarm", action="store_true",
                    help="exit 0 even when the negative control raises its alarm (the book shows it either way)")
     m = cmd("rois-from-masks", "rois.csv from label maps (NIfTI, NRRD), DICOM SEG or RTSTRUCT, one rectangle "

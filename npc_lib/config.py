@@ -97,6 +97,7 @@ class Profile:
     resplits: int
     source: str
     external: ExternalSettings | None = None
+    precision: str = "float32"  # the frozen backbones' arithmetic: float32 or bfloat16 (CPUs with AMX or AVX-512-BF16)
     overrides: dict = field(default_factory=dict, compare=False, hash=False)
     _raw: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 
@@ -114,6 +115,7 @@ class Profile:
                    model_choice=raw.get("model_choice"), resplits=int(raw.get("resplits") or 0), source=source,
                    external=(ExternalSettings(**{**raw["external"], "ablation_backbones": tuple(
                        raw["external"].get("ablation_backbones") or ())}) if raw.get("external") else None),
+                   precision=raw.get("precision", "float32"),
                    overrides=dict(overrides or {}), _raw=copy.deepcopy(raw))
 
     def as_dict(self) -> dict:

@@ -1,15 +1,18 @@
-"""Where the runner's notebook jobs run: in this process, or on a Dask cluster.
+"""Where the main job's stages run: in this process, or on a Dask cluster.
 
-* ``jobs=1``: one after the other in this process.
-* ``jobs=N``: a ``dask.distributed.LocalCluster`` of N single-threaded worker processes.
-* ``scheduler=ADDRESS``: an existing Dask cluster (``dask scheduler`` + ``dask worker`` on each
-  machine; one GPU per worker for finetune). Workers and the runner must see the project folder
-  and the runs folder at the same paths (a shared file system): every job checks this first and
-  fails with a clear message instead of hanging.
+* ``jobs=1``: one after the other in this process (the serial order).
+* ``jobs=N``: a local Dask cluster of N single-threaded worker processes. Worker 0 alone holds the resource
+  ``tensorflow``, which every heavy stage (a TensorFlow backbone) asks for: heavy stages run one at a time,
+  so two of them never meet in memory, and TensorFlow's threads get the cores while NumPy stages share the
+  other worker.
+* ``scheduler=ADDRESS``: an existing Dask cluster (``dask scheduler`` + ``dask worker`` on each machine; one
+  GPU per worker). Heavy stages ask for ``tensorflow`` only where some worker declares it
+  (``dask worker --resources tensorflow=1``). Workers and the runner must see the project folder and the runs
+  folder at the same paths (a shared file system).
 
-A job whose worker dies is run once more on another worker (the LocalCluster's scheduler allows
-one failure; for an external scheduler set ``DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=1``
-where it starts); if it dies again the job is recorded as failed and the others go on.
+A stage whose worker dies is run once more on another worker (the local cluster allows one failure; for an
+external scheduler set ``DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=1`` where it starts); if it dies again it
+is recorded as failed and the stages that do not need it go on.
 """
 from __future__ import annotations
 
@@ -17,44 +20,57 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterator
 
+from npc_lib.children import TRIM_VARIABLE
 from npc_lib.errors import NpcError
 
 log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 30
-# Dask's nannies export this glibc setting to their workers (and into the runner's own
-# environment); it disables malloc's adaptive mmap threshold, so every large temporary NumPy
-# array becomes an mmap/munmap pair: measured on the demo, the cohort generator and the
-# notebook kernels spent half their CPU time in the kernel. Our jobs are NumPy/TensorFlow
-# processes, so neither the local workers nor the kernels they start get it.
-TRIM_VARIABLE = "MALLOC_TRIM_THRESHOLD_"
+HEAVY = "tensorflow"  # the worker resource heavy stages ask for
 
 
 @dataclass
 class ExecutorInfo:
-    """What ran the jobs (recorded in ``run_summary.json``)."""
+    """What ran the stages (recorded in ``run_summary.json``)."""
 
-    kind: str            # "local" (this process or a LocalCluster) | "dask" (an external scheduler)
+    kind: str            # "serial" (this process) | "local" (a local Dask cluster) | "dask" (an external scheduler)
     address: str | None
     workers: int
+    heavy_resource: bool = False  # some worker holds the ``tensorflow`` resource
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
+def local_cluster(workers: int):
+    """A Dask cluster of ``workers`` single-threaded processes on this machine, worker 0 holding the
+    ``tensorflow`` resource; workers may start child processes (a stage's pool, an isolated stage)."""
+    import dask
+    from distributed import Nanny, Scheduler, SpecCluster
+    options = {"nthreads": 1, "host": "127.0.0.1", "dashboard": False, "dashboard_address": ":0",
+               "silence_logs": logging.ERROR, "memory_limit": 0}
+    specs = {f"worker-{i}": {"cls": Nanny, "options": {**options, "resources": {HEAVY: 1} if i == 0 else {}}}
+             for i in range(workers)}
+    scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "port": 0, "dashboard": False,
+                                               "dashboard_address": ":0"}}  # its HTTP server on a free port
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1, "distributed.worker.daemon": False,
+                          f"distributed.nanny.pre-spawn-environ.{TRIM_VARIABLE}": None}):
+        return SpecCluster(workers=specs, scheduler=scheduler, silence_logs=logging.ERROR, name="npc-study")
+
+
 class Executor:
-    """Runs ``fn(item)`` for many items and yields ``(item, result, error)`` as they finish."""
+    """Runs the graph's stages: serially here, or on a Dask cluster (``client``)."""
 
     def __init__(self, jobs: int = 1, scheduler: str | None = None):
         self.jobs, self.scheduler = max(1, int(jobs)), scheduler
         self.client = self.cluster = None
-        self.info = ExecutorInfo("local", None, 1)
+        self.info = ExecutorInfo("serial", None, 1)
 
     def __enter__(self) -> "Executor":
         if self.scheduler or self.jobs > 1:
-            import dask
-            from distributed import Client, LocalCluster
+            from distributed import Client
             # Dask's connection and nanny chatter is not for the console (the CLI logs at INFO)
-            logging.getLogger("distributed").setLevel(logging.WARNING)
+            for name in ("distributed", "tornado", "asyncio"):
+                logging.getLogger(name).setLevel(logging.CRITICAL)
             if self.scheduler:
                 try:
                     self.client = Client(self.scheduler, timeout=f"{CONNECT_TIMEOUT_S}s")
@@ -69,21 +85,27 @@ class Executor:
                                    f"{CONNECT_TIMEOUT_S} s", hint="start workers with `dask worker ADDRESS`") from None
                 kind = "dask"
             else:
-                with dask.config.set({"distributed.scheduler.allowed-failures": 1,
-                                      f"distributed.nanny.pre-spawn-environ.{TRIM_VARIABLE}": None}):
-                    self.cluster = LocalCluster(n_workers=self.jobs, threads_per_worker=1, processes=True,
-                                                dashboard_address=None, silence_logs=logging.ERROR)
+                self.cluster = local_cluster(self.jobs)
                 self.client = Client(self.cluster)
                 kind = "local"
-            workers = len(self.client.scheduler_info()["workers"])
-            self.info = ExecutorInfo(kind, self.client.scheduler.address, workers)
+            workers = self.client.scheduler_info()["workers"]
+            heavy = any(HEAVY in (w.get("resources") or {}) for w in workers.values())
+            self.info = ExecutorInfo(kind, self.client.scheduler.address, len(workers), heavy)
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.client is not None:
-            self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
+        self.close()
+
+    def close(self) -> None:
+        """Stop the cluster quietly (also after an interrupt: its workers and their children end)."""
+        client, cluster, self.client, self.cluster = self.client, self.cluster, None, None
+        for thing in (client, cluster):
+            if thing is None:
+                continue
+            try:
+                thing.close(timeout=10) if thing is client else thing.close(timeout=20)
+            except BaseException:  # noqa: BLE001 - closing after an interrupt: nothing more to say
+                pass
 
     def run(self, fn: Callable, items: list, *args) -> Iterator[tuple[object, object, str]]:
         """Yield ``(item, fn(item, *args), "")`` or ``(item, None, error)`` as each item finishes."""
@@ -98,8 +120,10 @@ class Executor:
             try:
                 yield item, fut.result(), ""
             except Exception as exc:  # noqa: BLE001 - KilledWorker, lost connection...: recorded, the rest go on
-                name = type(exc).__name__
-                why = ("the worker running it died (the job was retried once)" if name == "KilledWorker"
-                       else f"{name}: {exc}")
-                log.error("job failed on the cluster: %s", why)
-                yield item, None, why
+                yield item, None, failure_text(exc)
+
+
+def failure_text(exc: BaseException) -> str:
+    """What to record of an exception a cluster raised for a task."""
+    name = type(exc).__name__
+    return ("the worker running it died (it was retried once)" if name == "KilledWorker" else f"{name}: {exc}")

@@ -173,7 +173,9 @@ class RunLayout:
         negative_control/    the null-scenario control, itself laid out like this folder
         centres/<name>/      the main job's synthetic second centre (a cohort folder)
         external/<name>/     an external cohort scored: cache/ (its image stores, features), evaluation/
-        executed/            executed notebooks (train/ per model; .state/ for resuming)
+        executed/            executed notebooks (train/ per dataset)
+        stages/              one record per stage of the main job (digest, files written); timeline.json
+        results/             the objects stages hand to their notebooks (pickles)
         book_build.log       the last book build's output
         run_summary.json     what the main job did
     """
@@ -312,3 +314,25 @@ class RunLayout:
     @property
     def screens(self) -> Path:
         return self.root / "screens"
+
+    # the stage graph
+    @property
+    def stages(self) -> Path:
+        """One record per stage (its digest and the files it wrote): what a rerun may reuse."""
+        return self.root / "stages"
+
+    def stage_record(self, name: str) -> Path:
+        return self.stages / f"{name.replace(':', '__').replace('/', '_').replace(' ', '-')}.json"
+
+    @property
+    def stage_timeline(self) -> Path:
+        """This run's stages as they ran (name, status, start, seconds, CPU seconds): the status page's Gantt chart."""
+        return self.stages / "timeline.json"
+
+    def resplit_part(self, backbone: str, arm: str = "main") -> Path:
+        """One backbone's share of the resplits (``arm``: main, or random for the pretraining ablation)."""
+        return self.root / "results" / f"resplits-{arm}-{backbone}.parquet"
+
+    def result(self, name: str) -> Path:
+        """What a stage hands its notebook (a pickled result object): ``results/<name>.pkl``."""
+        return self.root / "results" / f"{name}.pkl"

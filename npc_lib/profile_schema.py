@@ -85,10 +85,17 @@ SCHEMA: dict = {
                          "backbones": Rule(_list_of(BACKBONES), f"a non-empty list of backbones from "
                                                                 f"{', '.join(BACKBONES)}", required=False)},
     "finetune_ablation": {"_optional": True,
-                          "epochs": Rule(_int(1), "an integer >= 1"),
-                          "datasets": Rule(_list_of(DATASETS), f"a non-empty list of datasets from {', '.join(DATASETS)}"),
+                          "epochs": Rule(_int(1), "an integer >= 1 (the most epochs; early stopping may end sooner)"),
+                          "blocks": Rule(_int(1, 15), "an integer from 1 to 15 (EfficientNet-Lite0's top blocks "
+                                                      "trained)", required=False),
+                          "patience": Rule(_int(1), "an integer >= 1 (epochs without a better validation loss)",
+                                           required=False),
+                          "learning_rate": Rule(_num(0, lo_open=True), "a number > 0", required=False),
+                          "datasets": Rule(_list_of(DATASETS), f"a non-empty list of datasets from {', '.join(DATASETS)}",
+                                           required=False),
                           "variants": Rule(lambda v: _list_of(variant_names())(v),
-                                           lambda: f"a non-empty list of variants from {', '.join(variant_names())}")},
+                                           lambda: f"a non-empty list of variants from {', '.join(variant_names())}",
+                                           required=False)},
     "external": {"_optional": True,
                  "centre": Rule(lambda v: v in CENTRE_NAMES[1:], f"one of {', '.join(CENTRE_NAMES[1:])} (a centre other "
                                                                  f"than the training centre A)"),
@@ -99,6 +106,8 @@ SCHEMA: dict = {
                  "resample": Rule(lambda v: isinstance(v, bool), "true or false"),
                  "ablation_backbones": Rule(_list_of(BACKBONES), f"a non-empty list of backbones from "
                                                                  f"{', '.join(BACKBONES)}", required=False)},
+    "precision": Rule(_one_of("float32", "bfloat16"), "float32 or bfloat16 (the frozen backbones' arithmetic)",
+                      required=False),
     "model_choice": Rule(lambda v: v in BACKBONES, f"one of {', '.join(BACKBONES)}", required=False),
     "resplits": Rule(_int(0, 1000), "an integer from 0 to 1000", required=False),
 }

@@ -21,7 +21,8 @@ from npc_lib.analysis.hybrid import training_oof
 from npc_lib.analysis.pretraining_resplits import (pretraining_pair_summary, pretraining_pairs,
                                                    pretraining_resplit_numbers)
 from npc_lib.analysis.references import planted_image_scores
-from npc_lib.analysis.resplits import TNM, cell_summary, first_place_counts, resplit_aucs, resplit_summary
+from npc_lib.analysis.resplits import (RESPLIT_COLUMNS, TNM, cell_summary, first_place_counts, resplit_aucs,
+                                      resplit_summary)
 from npc_lib.analysis.survival import SURVIVAL_COLUMNS, km_by_threshold, patient_frame, survival_row
 from npc_lib.atomic import write_csv
 from npc_lib.data.cache import open_image_store
@@ -54,9 +55,85 @@ class Beyond:
     notes: list[str] = field(default_factory=list)
 
 
+def _study_inputs(layout: RunLayout, cohort_dir=None):
+    ref = layout.read_cohort_ref()
+    cohort_dir = Path(cohort_dir or ref["cohort"])
+    split = layout.read_split()
+    clinical = load_clinical(cohort_dir / "clinical.csv")
+    return cohort_dir, split, clinical[clinical["patient_id"].isin(split.index)]
+
+
+def resplit_part(runs_dir: RunLayout | str | Path, backbone: str, n_splits: int, arm: str = "main",
+                 cohort_dir: str | Path | None = None) -> pd.DataFrame:
+    """One backbone's share of the resplits: its heads refitted and scored on every resplit (no TNM rows).
+
+    Parameters
+    ----------
+    runs_dir : the runs folder
+    backbone : the backbone whose runs are refitted
+    n_splits : resplits
+    arm : ``main`` (the study's runs) or ``random`` (the pretraining ablation's Lite0 from random weights)
+    cohort_dir : the cohort folder (default: the one in ``cohort.json``)
+
+    Returns
+    -------
+    DataFrame with :data:`npc_lib.analysis.resplits.RESPLIT_COLUMNS` (empty without such runs).
+    """
+    layout = RunLayout.of(runs_dir)
+    _, _, clinical = _study_inputs(layout, cohort_dir)
+    models = layout.models if arm == "main" else layout.ablation.models
+    metas = [m for m, _ in load_runs(models) if m["config"]["backbone"] == backbone] if models.is_dir() else []
+    if not metas or not n_splits:
+        return pd.DataFrame(columns=RESPLIT_COLUMNS)
+    cfg = metas[0]["config"]
+    return resplit_aucs(layout.root, metas, clinical, n_splits, int(cfg["split"]["seed"]),
+                        float(cfg["split"]["test_fraction"]), jobs=1, tnm=False)
+
+
+def resplit_study(runs_dir: RunLayout | str | Path, n_splits: int, parts: list[pd.DataFrame],
+                  random_parts: list[pd.DataFrame] = (), cohort_dir: str | Path | None = None) -> Beyond:
+    """The resplit tables from every backbone's part (:func:`resplit_part`), TNM stage on the same splits and the
+    pretraining pairs; writes them under ``evaluation/`` and returns a :class:`Beyond` without the clock."""
+    layout = RunLayout.of(runs_dir)
+    _, _, clinical = _study_inputs(layout, cohort_dir)
+    metas = [m for m, _ in load_runs(layout.models)]
+    cfg = metas[0]["config"]
+    metrics = (pd.read_csv(layout.table("metrics")) if layout.table("metrics").is_file()
+               else evaluate_runs(layout.models, n_boot=0))
+    notes = []
+    if not n_splits or not any(len(p) for p in parts):
+        notes.append("no resplits requested (profile key resplits: 0)" if not n_splits else
+                     "no head-mode runs to resplit (fine-tuned runs are not resplit: that would retrain every backbone)")
+        return Beyond(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), metrics, notes=notes,
+                      pretraining_numbers=pretraining_resplit_numbers(pd.DataFrame()))
+    tnm = resplit_aucs(layout.root, metas, clinical, n_splits, int(cfg["split"]["seed"]),
+                       float(cfg["split"]["test_fraction"]), jobs=1, tnm=True, models=False)
+    order = ["split", "backbone", "dataset", "variant", "level"]
+    resplits = pd.concat([*[p for p in parts if len(p)], tnm], ignore_index=True).sort_values(
+        order, kind="stable").reset_index(drop=True)
+    pre_pairs, pre_summary = pd.DataFrame(), pd.DataFrame()
+    random = [p for p in random_parts if len(p)]
+    if random:  # the same Lite0 heads from random weights, on the same splits
+        random = pd.concat(random, ignore_index=True).sort_values(order, kind="stable").reset_index(drop=True)
+        pre_pairs = pretraining_pairs(resplits, random)
+        pre_summary = pretraining_pair_summary(pre_pairs)
+        write_csv(layout.table("pretraining_resplits"), pre_pairs, float_format="%.6g")
+        write_csv(layout.table("pretraining_resplit_summary"), pre_summary, float_format="%.6g")
+    write_csv(layout.table("resplits"), resplits, float_format="%.6g")
+    summary = resplit_summary(resplits, metrics)
+    write_csv(layout.table("resplit_summary"), summary, float_format="%.6g")
+    firsts, cells = first_place_counts(resplits), cell_summary(resplits, metrics)
+    numbers = {"n_splits": n_splits, "width": float((cells["auc_97_5"] - cells["auc_2_5"]).median()),
+               "beats_tnm": float(cells["share_beating_tnm"].mean()),
+               "top": f"{firsts['dataset'].iloc[0]}, {firsts['variant'].iloc[0]}"}
+    return Beyond(resplits, summary, cells, firsts, metrics, numbers=numbers, notes=notes, pretraining_pairs=pre_pairs,
+                  pretraining_summary=pre_summary, pretraining_numbers=pretraining_resplit_numbers(pre_summary))
+
+
 def beyond_study(runs_dir: RunLayout | str | Path, cohort_dir: str | Path | None = None, n_splits: int = 20,
                  n_boot: int = 200, jobs: int | None = None) -> Beyond:
-    """Resplits and time-to-DM analysis of a finished study.
+    """Resplits and time-to-DM analysis of a finished study, in this process (the main job runs them as the
+    ``resplits`` and ``clock`` stages, each backbone's resplits in a stage of its own).
 
     Parameters
     ----------
@@ -64,51 +141,69 @@ def beyond_study(runs_dir: RunLayout | str | Path, cohort_dir: str | Path | None
     cohort_dir : the cohort folder (default: the one in ``cohort.json``)
     n_splits : resplits (0: none)
     n_boot : bootstrap resamples of each C-index interval
-    jobs : processes for the resplits (default: up to 2)
+    jobs : unused (kept for callers of earlier versions)
 
     Returns
     -------
     :class:`Beyond`
     """
     layout = RunLayout.of(runs_dir)
-    ref = layout.read_cohort_ref()
-    cohort_dir = Path(cohort_dir or ref["cohort"])
+    backbones = sorted({m["config"]["backbone"] for m, _ in load_runs(layout.models)})
+    parts = [resplit_part(layout, b, n_splits, cohort_dir=cohort_dir) for b in backbones]
+    random = [resplit_part(layout, b, n_splits, "random", cohort_dir) for b in backbones]
+    out = resplit_study(layout, n_splits, parts, random, cohort_dir)
+    return with_clock(out, clock_study(layout, cohort_dir, n_boot))
+
+
+def with_clock(out: Beyond, clock: dict) -> Beyond:
+    """``out`` with the time-to-DM results of :func:`clock_study`."""
+    out.survival, out.survival_shown, out.km, out.clock = (clock["survival"], clock["survival_shown"], clock["km"],
+                                                           clock["clock"])
+    out.notes = [*out.notes, *clock["notes"]]
+    return out
+
+
+def load_beyond(runs_dir: RunLayout | str | Path, n_splits: int, resplits_file: Path, clock_file: Path) -> Beyond:
+    """The resplit and clock results the main job's stages saved (pickles), or computed here when a file is
+    missing (a notebook opened on its own).
+
+    Parameters
+    ----------
+    runs_dir : the runs folder
+    n_splits : resplits, when they must be computed here
+    resplits_file, clock_file : the stages' saved results
+
+    Returns
+    -------
+    :class:`Beyond`
+    """
+    from npc_lib.results import load_result
+    layout = RunLayout.of(runs_dir)
+    backbones = lambda: sorted({m["config"]["backbone"] for m, _ in load_runs(layout.models)})  # noqa: E731
+    res = load_result(resplits_file, lambda: resplit_study(
+        layout, n_splits, [resplit_part(layout, b, n_splits) for b in backbones()],
+        [resplit_part(layout, b, n_splits, "random") for b in backbones()]))
+    return with_clock(res, load_result(clock_file, lambda: clock_study(layout)))
+
+
+def clock_study(runs_dir: RunLayout | str | Path, cohort_dir: str | Path | None = None, n_boot: int = 200) -> dict:
+    """Time to DM: every model, TNM stage and the planted references scored with Harrell's C, Cox models and
+    Kaplan–Meier risk groups (training-median cut); writes ``evaluation/survival.csv``.
+
+    Returns
+    -------
+    dict: ``survival`` (every row, or None without ``dm_months``), ``survival_shown`` (the training-chosen
+    models, TNM and the references), ``km`` (chosen run key -> Kaplan–Meier result), ``clock`` (what the book
+    quotes) and ``notes``.
+    """
+    layout = RunLayout.of(runs_dir)
+    cohort_dir, split, clinical = _study_inputs(layout, cohort_dir)
+    out = {"survival": None, "survival_shown": None, "km": {}, "clock": dict.fromkeys(CLOCK_KEYS, "n/a"), "notes": []}
+    if "dm_months" not in clinical or clinical["dm_months"].isna().any():
+        out["notes"].append("the clinical table has no dm_months column: time to DM is not analysed")
+        return out
     loaded = load_runs(layout.models)
     metas = [m for m, _ in loaded]
-    clinical = load_clinical(cohort_dir / "clinical.csv")
-    split = layout.read_split()
-    clinical = clinical[clinical["patient_id"].isin(split.index)]
-    cfg = metas[0]["config"]
-    metrics = (pd.read_csv(layout.table("metrics")) if layout.table("metrics").is_file()
-               else evaluate_runs(layout.models, n_boot=0))
-    notes = []
-    resplits = resplit_aucs(layout.root, metas, clinical, n_splits, int(cfg["split"]["seed"]),
-                            float(cfg["split"]["test_fraction"]), jobs=jobs) if n_splits else pd.DataFrame()
-    pre_pairs, pre_summary = pd.DataFrame(), pd.DataFrame()
-    ablation = [m for m, _ in load_runs(layout.ablation.models)] if layout.ablation.models.is_dir() else []
-    if n_splits and ablation and len(resplits):  # the same Lite0 heads from random weights, on the same splits
-        random = resplit_aucs(layout.root, ablation, clinical, n_splits, int(cfg["split"]["seed"]),
-                              float(cfg["split"]["test_fraction"]), jobs=jobs)
-        pre_pairs = pretraining_pairs(resplits, random)
-        pre_summary = pretraining_pair_summary(pre_pairs)
-        write_csv(layout.table("pretraining_resplits"), pre_pairs, float_format="%.6g")
-        write_csv(layout.table("pretraining_resplit_summary"), pre_summary, float_format="%.6g")
-    if n_splits:
-        write_csv(layout.table("resplits"), resplits, float_format="%.6g")
-        summary = resplit_summary(resplits, metrics)
-        write_csv(layout.table("resplit_summary"), summary, float_format="%.6g")
-        firsts, cells = first_place_counts(resplits), cell_summary(resplits, metrics)
-        numbers = {"n_splits": n_splits, "width": float((cells["auc_97_5"] - cells["auc_2_5"]).median()),
-                   "beats_tnm": float(cells["share_beating_tnm"].mean()),
-                   "top": f"{firsts['dataset'].iloc[0]}, {firsts['variant'].iloc[0]}"}
-    else:
-        summary, firsts, cells, numbers = pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), {}
-        notes.append("no resplits requested (profile key resplits: 0)")
-    out = Beyond(resplits, summary, cells, firsts, metrics, numbers=numbers, notes=notes, pretraining_pairs=pre_pairs,
-                 pretraining_summary=pre_summary, pretraining_numbers=pretraining_resplit_numbers(pre_summary))
-    if "dm_months" not in clinical or clinical["dm_months"].isna().any():
-        out.notes.append("the clinical table has no dm_months column: time to DM is not analysed")
-        return out
     oof, _ = training_oof(layout.root, metas)
     rows, frames = [], {}
     for meta, pred in loaded:
@@ -131,25 +226,25 @@ def beyond_study(runs_dir: RunLayout | str | Path, cohort_dir: str | Path | None
     if timing is not None:
         rows.append({"dataset": "all patients", "variant": "", "backbone": PLANTED_TIMING, "level": "patient",
                      **survival_row(*timing, n_boot=n_boot)})
-    store = open_image_store(layout.image_store(ref["store"]), verify=False)
+    store = open_image_store(layout.image_store(layout.read_cohort_ref()["store"]), verify=False)
     planted = planted_image_scores(store, split, cohort_dir, datasets=sorted({k[0] for k in frames}),
                                    variants=sorted({k[1] for k in frames})) or {}
     for (d, v), frame in planted.items():
         rows.append({"dataset": d, "variant": v, "backbone": PLANTED, "level": "patient",
                      **survival_row(patient_frame(frame[frame["split"] == "train"], clinical),
                                     patient_frame(frame[frame["split"] == "test"], clinical), n_boot=n_boot)})
-    out.survival = pd.DataFrame(rows).reindex(columns=SURVIVAL_COLUMNS)
-    write_csv(layout.table("survival"), out.survival, float_format="%.6g")
+    s = pd.DataFrame(rows).reindex(columns=SURVIVAL_COLUMNS)
+    write_csv(layout.table("survival"), s, float_format="%.6g")
     chosen = [k for k in _training_choice(layout) if k in frames]
     for key in chosen:
         train, test = frames[key]
         if train is not None:
-            out.km[key] = km_by_threshold(test["months"], test["event"], test["score"], float(train["score"].median()))
-    s = out.survival
-    out.survival_shown = s[s["backbone"].isin([TNM, PLANTED, PLANTED_TIMING])
-                           | s.set_index(["dataset", "variant", "backbone"]).index.isin(chosen)
-                           ].sort_values(["dataset", "variant"], kind="stable")
-    out.clock = survival_numbers(s, chosen)
+            out["km"][key] = km_by_threshold(test["months"], test["event"], test["score"], float(train["score"].median()))
+    out["survival"] = s
+    out["survival_shown"] = s[s["backbone"].isin([TNM, PLANTED, PLANTED_TIMING])
+                              | s.set_index(["dataset", "variant", "backbone"]).index.isin(chosen)
+                              ].sort_values(["dataset", "variant"], kind="stable")
+    out["clock"] = survival_numbers(s, chosen)
     return out
 
 

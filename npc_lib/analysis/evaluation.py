@@ -10,6 +10,7 @@ choice, hybrid) is :func:`npc_lib.analysis.study_evaluation.evaluate_study`.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,60 @@ def training_histories(models_dir: str | Path) -> dict[tuple[str, str, str], pd.
         cfg = run.read_meta()["config"]
         out[(cfg["dataset"], cfg["variant"], cfg["backbone"])] = pd.read_csv(run.history)
     return out
+
+
+@dataclass
+class DatasetRuns:
+    """One dataset's models, for its training page (:func:`dataset_runs`)."""
+
+    runs: pd.DataFrame        # one row per variant × backbone: mode, weights, input size, seconds, config hash
+    counts: pd.DataFrame      # images, patients and DM patients per variant and split
+    histories: dict           # (variant, backbone) -> per-epoch history
+    metrics: pd.DataFrame     # test AUC (DeLong 95 % CI) and accuracy at image and patient level
+    mean_patient_auc: float   # over the paper's four backbones (all models without them)
+    slug: str                 # the dataset's name in file names
+
+
+def dataset_runs(profile, runs_dir, dataset: str) -> DatasetRuns:
+    """The finished models of one dataset (every variant × backbone of the profile's grid), their training
+    histories and test metrics (no bootstrap).
+
+    Parameters
+    ----------
+    profile : the run's profile
+    runs_dir : the runs folder
+    dataset : one of the profile's datasets
+
+    Returns
+    -------
+    :class:`DatasetRuns` (a model that has not finished is listed with status ``missing``).
+    """
+    from npc_lib.layout import RunLayout
+    from npc_lib.vocabulary import PAPER_BACKBONES
+    layout = RunLayout.of(runs_dir)
+    rows, counts, histories, metrics = [], [], {}, []
+    for b in profile.backbones:
+        for v in profile.variants:
+            run = layout.model(dataset, v, b)
+            if not run.finished:
+                rows.append({"variant": v, "backbone": b, "status": "missing"})
+                continue
+            meta = run.read_meta()
+            rows.append({"variant": v, "backbone": b, "status": "finished", "mode": meta["mode"],
+                         "weights": meta["weights"]["used"], "input (px)": meta.get("input_size"),
+                         "seconds": meta["wall_s"], "config hash": meta["config_hash"]})
+            if not any(c["variant"] == v for c in counts):
+                counts += [{"variant": v, "split": k, **c} for k, c in meta["counts"].items()]
+            histories[(v, b)] = pd.read_csv(run.history)
+            m = evaluate_predictions(pd.read_parquet(run.predictions), n_boot=0)
+            metrics.append({"variant": v, "backbone": b, **{k: m[k] for k in (
+                "auc", "auc_low", "auc_high", "accuracy", "patient_auc", "patient_accuracy")}})
+    metrics = pd.DataFrame(metrics, columns=["variant", "backbone", "auc", "auc_low", "auc_high", "accuracy",
+                                             "patient_auc", "patient_accuracy"])
+    four = metrics[metrics["backbone"].isin(PAPER_BACKBONES)]
+    mean = float((four if len(four) else metrics)["patient_auc"].mean()) if len(metrics) else float("nan")
+    return DatasetRuns(pd.DataFrame(rows), pd.DataFrame(counts), histories, metrics, mean,
+                       dataset.lower().replace(" ", "-"))
 
 
 def _level_metrics(train: pd.DataFrame, test: pd.DataFrame, prefix: str, groups=None, n_boot: int = 0,

@@ -50,50 +50,97 @@ def oof_image_scores(runs_dir: RunLayout | str | Path, run_dir: str | Path, fold
     -------
     DataFrame, one row per training image: ``patient_id, image_id, label, split, probability``.
     """
-    layout, run = RunLayout.of(runs_dir), ModelRun(Path(run_dir))
+    return oof_image_scores_many(runs_dir, [run_dir], folds)[0]
+
+
+def oof_image_scores_many(runs_dir: RunLayout | str | Path, run_dirs: list, folds: int = 5) -> list[pd.DataFrame]:
+    """:func:`oof_image_scores` of several head-mode runs of one backbone, their folds' heads fitted together
+    (:func:`~npc_lib.learn.stacked_heads.fit_heads`: each head as if fitted alone)."""
+    layout = RunLayout.of(runs_dir)
+    split = layout.read_split()
+    stores, feature_cache, plans, tasks = {}, {}, [], []
+    for run_dir in run_dirs:
+        run = ModelRun(Path(run_dir))
+        meta = run.read_meta()
+        if meta.get("mode") != "head":
+            raise NpcError(f"{run.root.name}: out-of-fold image scores need head mode (cached features); "
+                           f"this run is {meta.get('mode')}")
+        cfg, tr = meta["config"], meta["config"]["train"]
+        fp = meta["store_fingerprint"]
+        if fp not in stores:
+            stores[fp] = open_image_store(layout.image_store(fp), verify=False)
+        key = (fp, cfg["backbone"], meta.get("features"))
+        if key not in feature_cache:
+            feature_cache[key] = extract_features(stores[fp], cfg["backbone"], profile_of_run(meta).replaced(
+                {"variants": list(dict.fromkeys([*meta_variants(run_dirs), cfg["variant"]]))}), layout.cache)
+        values = feature_cache[key][cfg["variant"]].values
+        view = dataset_view(stores[fp], cfg["dataset"], split)
+        train = view[view["split"] == "train"]
+        patients = train.groupby("patient_id")["label"].first()
+        if patients.value_counts().min() < folds:
+            raise NpcError(f"{run.root.name}: fewer than {folds} training patients in a class; lower the folds")
+        fold_of = patient_folds(pd.DataFrame({"patient_id": patients.index, "dm": patients.to_numpy()}), k=folds,
+                                seed=int(tr["seed"]))
+        X = np.asarray(values[train["image_id"].to_numpy()], np.float32)
+        y = train["label"].to_numpy(np.float32)
+        helds = [(train["patient_id"].map(fold_of) == k).to_numpy() for k in range(folds)]
+        scaled = [standardise(X, ~held)[0] for held in helds]  # each fold scaled on its own training rows
+        plans.append((train, helds, scaled, tr))
+        tasks.append([HeadTask(Xs[~held], y[~held], int(tr["seed"]) + k) for k, (held, Xs) in
+                      enumerate(zip(helds, scaled))])
+    settings = {(int(p[3]["epochs"]), int(p[3]["batch_size"]), float(p[3]["learning_rate"]), float(p[3]["dropout"]),
+                 float(p[3]["l2"])) for p in plans}
+    fits_by_setting = {}
+    for setting in settings:  # one stacked fit per training setting (one, in a study)
+        which = [i for i, p in enumerate(plans) if (int(p[3]["epochs"]), int(p[3]["batch_size"]),
+                 float(p[3]["learning_rate"]), float(p[3]["dropout"]), float(p[3]["l2"])) == setting]
+        fits = fit_heads([t for i in which for t in tasks[i]], epochs=setting[0], batch_size=setting[1],
+                         learning_rate=setting[2], dropout=setting[3], l2=setting[4])
+        for n, i in enumerate(which):
+            fits_by_setting[i] = fits[n * folds:(n + 1) * folds]
+    out = []
+    for i, (train, helds, scaled, _) in enumerate(plans):
+        oof = pd.Series(np.nan, index=train.index)
+        for held, Xs, fit in zip(helds, scaled, fits_by_setting[i]):
+            oof[train.index[held]] = fit.probabilities(Xs[held])
+        out.append(train[["patient_id", "image_id", "label", "split"]].assign(probability=oof.to_numpy())
+                   .reset_index(drop=True))
+    return out
+
+
+def meta_variants(run_dirs: list) -> list[str]:
+    """The variants of some runs (their features are read together)."""
+    return list(dict.fromkeys(ModelRun(Path(r)).read_meta()["config"]["variant"] for r in run_dirs))
+
+
+def oof_key(run: ModelRun, folds: int) -> dict:
+    """What a run's cached out-of-fold scores were computed for."""
     meta = run.read_meta()
-    if meta.get("mode") != "head":
-        raise NpcError(f"{run.root.name}: out-of-fold image scores need head mode (cached features); "
-                       f"this run is {meta.get('mode')}")
-    cfg, tr = meta["config"], meta["config"]["train"]
-    store = open_image_store(layout.image_store(meta["store_fingerprint"]), verify=False)
-    feats = extract_features(store, cfg["backbone"], profile_of_run(meta), layout.cache)
-    values = feats[cfg["variant"]].values
-    view = dataset_view(store, cfg["dataset"], layout.read_split())
-    train = view[view["split"] == "train"]
-    patients = train.groupby("patient_id")["label"].first()
-    if patients.value_counts().min() < folds:
-        raise NpcError(f"{run.root.name}: fewer than {folds} training patients in a class; lower the folds")
-    fold_of = patient_folds(pd.DataFrame({"patient_id": patients.index, "dm": patients.to_numpy()}), k=folds,
-                            seed=int(tr["seed"]))
-    X = np.asarray(values[train["image_id"].to_numpy()], np.float32)
-    y = train["label"].to_numpy(np.float32)
-    oof = pd.Series(np.nan, index=train.index)
-    helds = [(train["patient_id"].map(fold_of) == k).to_numpy() for k in range(folds)]
-    scaled = [standardise(X, ~held)[0] for held in helds]  # each fold scaled on its own training rows
-    fits = fit_heads([HeadTask(Xs[~held], y[~held], int(tr["seed"]) + k) for k, (held, Xs) in
-                      enumerate(zip(helds, scaled))],
-                     epochs=int(tr["epochs"]), batch_size=int(tr["batch_size"]),
-                     learning_rate=float(tr["learning_rate"]), dropout=float(tr["dropout"]), l2=float(tr["l2"]))
-    for held, Xs, fit in zip(helds, scaled, fits):
-        oof[train.index[held]] = fit.probabilities(Xs[held])
-    return train[["patient_id", "image_id", "label", "split"]].assign(probability=oof.to_numpy()).reset_index(drop=True)
+    return {"config_hash": meta.get("config_hash"), "store": meta.get("store_fingerprint"), "folds": folds,
+            "level": "image"}
+
+
+def write_oof_scores(runs_dir: RunLayout | str | Path, run_dirs: list, folds: int = 5) -> list[Path]:
+    """Compute (anew) and keep the out-of-fold scores of several runs of one backbone; returns the files."""
+    written = []
+    for run_dir, scores in zip(run_dirs, oof_image_scores_many(runs_dir, run_dirs, folds)):
+        run = ModelRun(Path(run_dir))
+        with atomic_path(run.oof_scores, suffix=".parquet") as tmp:
+            scores.to_parquet(tmp, index=False)
+        write_json(run.oof_stamp, oof_key(run, folds))
+        written += [run.oof_scores, run.oof_stamp]
+    return written
 
 
 def cached_oof_images(runs_dir: RunLayout | str | Path, run_dir: str | Path, folds: int = 5) -> pd.DataFrame:
     """:func:`oof_image_scores`, kept in the run folder (``ModelRun.oof_scores``) and reused while
     the run (its ``config_hash``), its image store and the number of folds are unchanged."""
     run = ModelRun(Path(run_dir))
-    meta = run.read_meta()
-    key = {"config_hash": meta.get("config_hash"), "store": meta.get("store_fingerprint"), "folds": folds,
-           "level": "image"}
-    if run.oof_scores.is_file() and run.oof_stamp.is_file() and json.loads(run.oof_stamp.read_text()) == key:
+    if run.oof_scores.is_file() and run.oof_stamp.is_file() and \
+            json.loads(run.oof_stamp.read_text()) == oof_key(run, folds):
         return pd.read_parquet(run.oof_scores)
-    scores = oof_image_scores(runs_dir, run.root, folds)
-    with atomic_path(run.oof_scores, suffix=".parquet") as tmp:
-        scores.to_parquet(tmp, index=False)
-    write_json(run.oof_stamp, key)
-    return scores
+    write_oof_scores(runs_dir, [run.root], folds)
+    return pd.read_parquet(run.oof_scores)
 
 
 def training_oof(runs_dir: RunLayout | str | Path, metas: list[dict], folds: int = 5) -> tuple[dict, dict]:

@@ -28,7 +28,7 @@ from npc_lib.analysis.metrics import patient_scores, youden_threshold
 from npc_lib.analysis.null_checks import NullRow, check_null, citl
 from npc_lib.analysis.references import pixel_reference_scores, score_references
 from npc_lib.layout import RunLayout
-from npc_lib.learn.study import Prepared, grid
+from npc_lib.data.prepared import Prepared
 
 log = logging.getLogger(__name__)
 COLUMNS = ["dataset", "variant", "backbone", "auc", "auc_low", "auc_high", "patient_auc", "patient_auc_low",

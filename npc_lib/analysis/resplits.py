@@ -9,15 +9,13 @@ not resplit (retraining backbones R times is a GPU job); they are listed as skip
 """
 from __future__ import annotations
 
-import multiprocessing as mp
-import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from npc_lib.children import spawn_executor
 from npc_lib.data.cache import open_image_store
 from npc_lib.data.split import patient_split
 from npc_lib.layout import RunLayout
@@ -45,7 +43,7 @@ def _features(layout: RunLayout, meta: dict) -> np.ndarray:
 
 
 def resplit_aucs(runs_dir: RunLayout | str | Path, metas: list[dict], clinical: pd.DataFrame, n_splits: int, seed: int,
-                 test_fraction: float, jobs: int | None = None) -> pd.DataFrame:
+                 test_fraction: float, jobs: int | None = None, tnm: bool = True, models: bool = True) -> pd.DataFrame:
     """Test AUCs of every head-mode run and of TNM stage on ``n_splits`` resplits.
 
     Parameters
@@ -54,27 +52,28 @@ def resplit_aucs(runs_dir: RunLayout | str | Path, metas: list[dict], clinical: 
     metas : the runs' ``run.json``
     clinical : the clinical table (``patient_id, dm, overall_stage``)
     n_splits, seed, test_fraction : resplits ``seed + 1 … seed + n_splits`` at this test fraction
-    jobs : processes the splits are shared out to (default: up to 2, one per core)
+    jobs : processes the splits are shared out to (default: 1; the main job shares the backbones out instead)
+    tnm : add the ``TNM stage`` rows (per split × dataset, patient level, repeated for each variant)
+    models : refit and score the runs (False: the TNM rows alone)
 
     Returns
     -------
-    DataFrame with ``RESPLIT_COLUMNS``: one row per split × run × level, plus ``TNM stage`` rows
-    (per split × dataset, patient level, repeated for each variant).
+    DataFrame with ``RESPLIT_COLUMNS``: one row per split × run × level, plus the ``TNM stage`` rows.
     """
-    jobs = max(1, min(jobs or min(2, os.cpu_count() or 1), n_splits))
+    jobs = max(1, min(jobs or 1, n_splits))
     chunks = [list(range(1 + j, n_splits + 1, jobs)) for j in range(jobs)]
     if jobs == 1:
-        parts = [_resplit_chunk(runs_dir, metas, clinical, chunks[0], seed, test_fraction)]
+        parts = [_resplit_chunk(runs_dir, metas, clinical, chunks[0], seed, test_fraction, tnm, models)]
     else:  # the splits are independent: share them out to processes (NumPy fits use one core each)
-        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+        with spawn_executor(jobs) as pool:
             parts = list(pool.map(_resplit_chunk, [runs_dir] * jobs, [metas] * jobs, [clinical] * jobs, chunks,
-                                  [seed] * jobs, [test_fraction] * jobs))
+                                  [seed] * jobs, [test_fraction] * jobs, [tnm] * jobs, [models] * jobs))
     out = pd.concat(parts, ignore_index=True)
     return out.sort_values(["split", "backbone", "dataset", "variant", "level"], kind="stable").reset_index(drop=True)
 
 
 def _resplit_chunk(runs_dir, metas: list[dict], clinical: pd.DataFrame, splits: list[int], seed: int,
-                   test_fraction: float) -> pd.DataFrame:
+                   test_fraction: float, tnm: bool = True, models: bool = True) -> pd.DataFrame:
     layout = RunLayout.of(runs_dir)
     head = [m for m in metas if m.get("mode") == "head"]
     stores = {fp: open_image_store(layout.image_store(fp), verify=False)
@@ -82,12 +81,12 @@ def _resplit_chunk(runs_dir, metas: list[dict], clinical: pd.DataFrame, splits: 
     by_backbone: dict[str, list[dict]] = {}
     for m in head:
         by_backbone.setdefault(m["config"]["backbone"], []).append(m)
-    feats = {id(m): _features(layout, m) for m in head}
+    feats = {id(m): _features(layout, m) for m in head} if models else {}
     stage_iv = clinical.set_index("patient_id")["overall_stage"].eq("IV").astype(int)
     rows = []
     for r in splits:
         split = resplit(clinical, r, seed, test_fraction)
-        for name, items in by_backbone.items():
+        for name, items in by_backbone.items() if models else ():
             views, tasks = [], []
             for m in items:
                 cfg, tr = m["config"], m["config"]["train"]
@@ -109,7 +108,7 @@ def _resplit_chunk(runs_dir, metas: list[dict], clinical: pd.DataFrame, splits: 
                        "backbone": name}
                 rows.append({**key, "level": "image", "auc": _auc(test["label"], test["probability"])})
                 rows.append({**key, "level": "patient", "auc": _auc(pts["label"], pts["probability"])})
-        for m in {(m["config"]["dataset"], m["config"]["variant"]): m for m in head}.values():
+        for m in {(m["config"]["dataset"], m["config"]["variant"]): m for m in head}.values() if tnm else ():
             view = dataset_view(stores[m["store_fingerprint"]], m["config"]["dataset"], split)
             pts = view[view["split"] == "test"].groupby("patient_id")["label"].first()
             rows.append({"split": r, "dataset": m["config"]["dataset"], "variant": m["config"]["variant"],

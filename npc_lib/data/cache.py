@@ -20,6 +20,7 @@ import pandas as pd
 
 from npc_lib import __version__
 from npc_lib.atomic import atomic_dir, write_json
+from npc_lib.checksums import sha256_file  # noqa: F401 - the stores' and caches' checksum
 from npc_lib.layout import store_folder
 from npc_lib.data.cohort import Cohort
 from npc_lib.progress import progress_bar
@@ -31,14 +32,6 @@ STORE_FORMAT = 1
 
 class CacheError(RuntimeError):
     """A cache is missing, partial, stale or corrupt."""
-
-
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def cohort_fingerprint(cohort: Cohort, geometry: Geometry, resample_mm: float | None = None) -> str:
@@ -116,16 +109,19 @@ def open_image_store(root: str | Path, verify: bool = True) -> ImageStore:
 
 
 def build_image_store(cohort: Cohort, geometry: Geometry, cache_dir: str | Path, progress: bool = True,
-                      verify: bool = True, resample_mm: float | None = None) -> ImageStore:
+                      verify: bool = True, resample_mm: float | None = None, rebuild: bool = False) -> ImageStore:
     """Return the cohort's image store, reusing a valid cached one or (re)building it.
 
     Builds patient by patient into preallocated memmaps in a temp folder (peak memory is one
     patient's series), then writes the manifest and renames the folder into place. ``resample_mm``
-    resamples every crop to that pixel spacing first (a harmonisation of another centre's images).
+    resamples every crop to that pixel spacing first (a harmonisation of another centre's images);
+    ``rebuild`` builds it anew even when a valid store exists (the code that builds it changed).
     """
     cache_dir = Path(cache_dir)
     fp = cohort_fingerprint(cohort, geometry, resample_mm)
     root = store_folder(cache_dir, fp)
+    if root.exists() and rebuild:
+        shutil.rmtree(root)
     if root.exists():
         try:
             store = open_image_store(root, verify=verify)

@@ -39,13 +39,43 @@ class Features:
     path: Path
 
 
-def feature_dir(store: ImageStore, cache_dir: Path, name: str, size: int, provenance: dict, seed: int) -> Path:
+def feature_dir(store: ImageStore, cache_dir: Path, name: str, size: int, provenance: dict, seed: int,
+                precision: str = "float32") -> Path:
     tag = provenance["used"] if provenance["used"] != "file" else f"file-{provenance['sha256'][:10]}"
     tag = tag if tag != "random" else f"random-seed{seed}"
+    tag = tag if precision == "float32" else f"{tag}-{precision}"
     return features_folder(cache_dir, store.fingerprint) / f"{name}-{size}px-{tag}"
 
 
-def extract_features(store: ImageStore, name: str, profile: Profile, cache_dir: Path) -> dict[str, Features]:
+def tap_file(variant: str, block: int) -> str:
+    """The file of a variant's activations at the input of Lite0's block ``block`` (fine-tuning from there)."""
+    return f"{variant}.block{block}-input.npy"
+
+
+class Inference:
+    """A model's inference on fixed-size batches through one traced function (no retracing for a short last
+    batch: it is padded), faster than ``Model.predict``'s per-call set-up on small CPUs."""
+
+    def __init__(self, model, batch: int = FEATURE_BATCH):
+        import tensorflow as tf
+        self.batch = batch
+        self.fn = tf.function(lambda x: model(x, training=False))
+
+    def __call__(self, x: np.ndarray) -> list[np.ndarray]:
+        outs = []
+        for start in range(0, len(x), self.batch):
+            part = x[start:start + self.batch]
+            n = len(part)
+            if n < self.batch:
+                part = np.concatenate([part, np.zeros((self.batch - n, *part.shape[1:]), part.dtype)])
+            res = self.fn(part)
+            res = res if isinstance(res, (list, tuple)) else [res]
+            outs.append([np.asarray(r, np.float32)[:n] for r in res])
+        return [np.concatenate(parts) for parts in zip(*outs)] if outs else []
+
+
+def extract_features(store: ImageStore, name: str, profile: Profile, cache_dir: Path,
+                     reuse: bool = True, tap_block: int | None = None) -> dict[str, Features]:
     """Features of every stored image for each of the profile's variants, with backbone ``name``.
 
     Parameters
@@ -54,6 +84,9 @@ def extract_features(store: ImageStore, name: str, profile: Profile, cache_dir: 
     name : backbone name (``vocabulary.BACKBONES``)
     profile : the profile (input size, weights, seed, variants)
     cache_dir : the run's cache folder; features live under ``features-<store fingerprint>/``
+    reuse : reuse valid cached features (False: compute them anew, the code that computes them changed)
+    tap_block : EfficientNet-Lite0 only: also keep every image's activations at the input of this block
+        (float16, :func:`tap_file`), on which its top blocks are fine-tuned
 
     Returns
     -------
@@ -64,10 +97,11 @@ def extract_features(store: ImageStore, name: str, profile: Profile, cache_dir: 
     size = input_size_for(name, profile.geometry.input_size)
     weights, prov = resolve_weights(name, profile.weights, profile.weights_fallback)
     seed = int(profile.train.seed)
-    fdir = feature_dir(store, cache_dir, name, size, prov, seed)
+    precision = profile.precision
+    fdir = feature_dir(store, cache_dir, name, size, prov, seed, precision)
     manifest_path = fdir / "manifest.json"
     variants = [v for v in variant_names() if v in profile.variants]
-    if manifest_path.is_file():
+    if manifest_path.is_file() and reuse:
         manifest = json.loads(manifest_path.read_text())
         try:
             out = {}
@@ -77,15 +111,26 @@ def extract_features(store: ImageStore, name: str, profile: Profile, cache_dir: 
                 raise ValueError(f"{backbone_file} checksum mismatch")
             for v in variants:
                 p = fdir / f"{v}.npy"
-                if manifest["files"].get(p.name) != sha256_file(p):
-                    raise ValueError(f"{p} checksum mismatch")
+                taps = [fdir / tap_file(v, tap_block)] if tap_block is not None else []
+                for q in [p, *taps]:
+                    if manifest["files"].get(q.name) != sha256_file(q):
+                        raise ValueError(f"{q} checksum mismatch")
                 out[v] = Features(np.load(p, mmap_mode="r"), name, size, manifest["provenance"], p)
             return out
         except (OSError, ValueError, KeyError) as exc:
             log.warning("recomputing features: %s", exc)
     import keras
-    with seeded_build(seed):
-        model = build_feature_extractor(name, size, weights)
+    if precision != "float32":
+        keras.mixed_precision.set_global_policy(f"mixed_{precision}")
+    try:
+        with seeded_build(seed):
+            model = build_feature_extractor(name, size, weights)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    if tap_block is not None:
+        from npc_lib.learn.lite0 import block_output
+        model = keras.Model(model.input, [model.output, model.get_layer(block_output(tap_block - 1)).output])
+    infer = Inference(model)
     fdir.mkdir(parents=True, exist_ok=True)
     if prov["used"] == "random":  # keep the random backbone so models can be rebuilt (Grad-CAM)
         with atomic_path(fdir / "backbone.weights.h5", suffix=".weights.h5") as tmp:
@@ -96,10 +141,14 @@ def extract_features(store: ImageStore, name: str, profile: Profile, cache_dir: 
         images = store.images(v)
         rows = np.arange(images.shape[0])
         t0 = time.perf_counter()
-        feats = np.concatenate([model.predict(x, batch_size=FEATURE_BATCH, verbose=0)
-                                for x in preprocessed_chunks(images, spec, size)]) if len(rows) else \
-            np.zeros((0, spec.feature_dim), np.float32)
+        parts = [infer(x) for x in preprocessed_chunks(images, spec, size)]
+        feats = np.concatenate([p[0] for p in parts]) if len(rows) else np.zeros((0, spec.feature_dim), np.float32)
         rate = len(rows) / max(time.perf_counter() - t0, 1e-9)
+        if tap_block is not None and len(rows):
+            name_tap = tap_file(v, tap_block)
+            with atomic_path(fdir / name_tap, suffix=".npy") as tmp:
+                np.save(tmp, np.concatenate([p[1] for p in parts]).astype(np.float16))
+            files[name_tap] = sha256_file(fdir / name_tap)
         if not np.isfinite(feats).all():
             raise NpcError(f"{name}: non-finite features for {v} images")
         with atomic_path(fdir / f"{v}.npy", suffix=".npy") as tmp:
@@ -110,6 +159,6 @@ def extract_features(store: ImageStore, name: str, profile: Profile, cache_dir: 
     if "backbone.weights.h5" in os.listdir(fdir):
         files["backbone.weights.h5"] = sha256_file(fdir / "backbone.weights.h5")
     write_json(manifest_path, {"backbone": name, "input_size": size, "provenance": prov, "files": files,
-                               "store": store.fingerprint, "versions": versions()})
+                               "store": store.fingerprint, "precision": precision, "versions": versions()})
     keras.backend.clear_session()
     return out

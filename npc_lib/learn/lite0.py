@@ -57,6 +57,45 @@ def _conv_bn(x, filters, kernel, stride, name, act=True, depthwise=False):
     return L.ReLU(6.0, name=f"{name}activation")(x) if act else x
 
 
+def block_plan() -> list[tuple[int, int, int, int, int, int]]:
+    """Lite0's 16 blocks: ``(index, expansion, kernel, stride, input filters, output filters)``."""
+    plan, block, filters = [], 0, 32
+    for expand, kernel, stride, out, repeats in STAGES:
+        for r in range(repeats):
+            plan.append((block, expand, kernel, stride if r == 0 else 1, filters, out))
+            filters, block = out, block + 1
+    return plan
+
+
+def _block(x, index, expand, kernel, stride, filters, out):
+    """One inverted-residual block (expansion, depthwise, projection; a residual where the shape allows)."""
+    import keras
+    name, x_in = f"block{index}_", x
+    h = _conv_bn(x, filters * expand, 1, 1, f"{name}expand_") if expand != 1 else x
+    h = _conv_bn(h, None, kernel, stride, f"{name}dw", depthwise=True)
+    h = _conv_bn(h, out, 1, 1, f"{name}project_", act=False)
+    if stride == 1 and filters == out:
+        h = keras.layers.Add(name=f"{name}add")([h, x_in])
+    return h
+
+
+def block_output(index: int) -> str:
+    """The layer whose output is block ``index``'s output (the input of the next block)."""
+    _, _, _, stride, filters, out = block_plan()[index]
+    return f"block{index}_add" if stride == 1 and filters == out else f"block{index}_project_bn"
+
+
+def build_lite0_top(first_block: int, input_shape: tuple):
+    """Lite0 from block ``first_block`` on (blocks, the 1280-filter top convolution), on an input of the shape of
+    block ``first_block - 1``'s output; layer names as in :func:`build_lite0`, so weights copy by name."""
+    import keras
+    inputs = keras.Input(input_shape, name=f"block{first_block}_input")
+    x = inputs
+    for spec in block_plan()[first_block:]:
+        x = _block(x, *spec)
+    return keras.Model(inputs, _conv_bn(x, 1280, 1, 1, "top_"), name=f"efficientnet_lite0_from_block{first_block}")
+
+
 def build_lite0(include_top: bool = False, weights=None, input_tensor=None, input_shape=None,
                 classes: int = CLASSES):
     """EfficientNet-Lite0 as a flat functional model.
@@ -77,16 +116,8 @@ def build_lite0(include_top: bool = False, weights=None, input_tensor=None, inpu
     L = keras.layers
     inputs = input_tensor if input_tensor is not None else keras.Input(input_shape or (224, 224, 3), name="image")
     x = _conv_bn(inputs, 32, 3, 2, "stem_")
-    block, filters = 0, 32
-    for expand, kernel, stride, out, repeats in STAGES:
-        for r in range(repeats):
-            name, x_in = f"block{block}_", x
-            h = _conv_bn(x, filters * expand, 1, 1, f"{name}expand_") if expand != 1 else x
-            h = _conv_bn(h, None, kernel, stride if r == 0 else 1, f"{name}dw", depthwise=True)
-            h = _conv_bn(h, out, 1, 1, f"{name}project_", act=False)
-            if (stride if r == 0 else 1) == 1 and filters == out:
-                h = L.Add(name=f"{name}add")([h, x_in])
-            x, filters, block = h, out, block + 1
+    for spec in block_plan():
+        x = _block(x, *spec)
     x = _conv_bn(x, 1280, 1, 1, "top_")
     full = None
     if include_top or weights is not None:  # weights files hold the 1000-class head too

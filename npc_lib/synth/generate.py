@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import multiprocessing as mp
 import platform
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ import pydicom
 from npc_lib.config import Profile
 from npc_lib import PAPER_DOI, __version__
 from npc_lib.atomic import atomic_dir, write_csv, write_json
+from npc_lib.children import spawn_pool
 from npc_lib.errors import CohortError, NpcError
 from npc_lib.layout import RunLayout
 from npc_lib.data.npz import save_npz
@@ -181,7 +181,7 @@ def generate_cohort(out: str | Path, config: SynthConfig = SynthConfig(), jobs: 
         tasks = [(asdict(config), i, r, str(tmp)) for i, r in enumerate(merged.to_dict("records"))]
         bar = dict(total=len(tasks), desc="synthetic patients", unit="patient", enabled=progress)
         if jobs > 1:
-            with mp.get_context("spawn").Pool(jobs) as pool:
+            with spawn_pool(jobs) as pool:
                 results = list(progress_bar(pool.imap(_make_patient, tasks, chunksize=2), **bar))
         else:
             results = [_make_patient(t) for t in progress_bar(tasks, **bar)]
@@ -252,10 +252,10 @@ def _report(config: SynthConfig, draw, rois: pd.DataFrame, rim: dict) -> dict:
 
 
 def ensure_cohort(profile: Profile, cohort_dir: str | Path | None, runs_dir: RunLayout | str | Path,
-                  progress: bool = True, jobs: int = 2) -> Path:
+                  progress: bool = True, jobs: int = 2, fresh: bool = False) -> Path:
     """The cohort a study uses: ``cohort_dir`` when given (a user's own cohort), else the
     profile's synthetic cohort under ``runs_dir/cohort``, generated once and reused while its
-    generation report matches the profile's ``cohort`` settings."""
+    generation report matches the profile's ``cohort`` settings (``fresh``: generated anew)."""
     if cohort_dir:
         path = Path(cohort_dir)
         if not path.is_dir():
@@ -263,15 +263,17 @@ def ensure_cohort(profile: Profile, cohort_dir: str | Path | None, runs_dir: Run
         return path
     c = profile.cohort
     cfg = SynthConfig(patients=c.patients, matrix=c.matrix, slices=c.slices, scenario=c.scenario, seed=c.seed)
-    return ensure_synthetic(RunLayout.of(runs_dir).synthetic_cohort, cfg, progress=progress, jobs=jobs)
+    return ensure_synthetic(RunLayout.of(runs_dir).synthetic_cohort, cfg, progress=progress, jobs=jobs, fresh=fresh)
 
 
-def ensure_synthetic(path: str | Path, cfg: SynthConfig, progress: bool = True, jobs: int = 2) -> Path:
+def ensure_synthetic(path: str | Path, cfg: SynthConfig, progress: bool = True, jobs: int = 2,
+                     fresh: bool = False) -> Path:
     """The synthetic cohort of ``cfg`` at ``path``: reused while its generation report records the same
-    generator and settings (size, matrix, slices, scenario, seed, centre), else generated afresh."""
+    generator and settings (size, matrix, slices, scenario, seed, centre), else (or when ``fresh``: the
+    generator's code changed) generated afresh."""
     path = Path(path)
     report = path / "generation_report.json"
-    if report.is_file():
+    if report.is_file() and not fresh:
         written = json.loads(report.read_text())
         recorded = written.get("config", {})
         wanted = {"patients": cfg.patients, "matrix": cfg.matrix, "slices": cfg.slices, "scenario": cfg.scenario,

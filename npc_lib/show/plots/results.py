@@ -192,6 +192,34 @@ def fig_history(history: pd.DataFrame, title: str):
     return fig
 
 
+def fig_dataset_histories(histories: dict, dataset: str):
+    """Test and training loss per epoch of one dataset's models: one panel per region variant, one colour per
+    backbone (solid: train, dashed: test).
+
+    Parameters
+    ----------
+    histories : (variant, backbone) -> per-epoch ``epoch, train_loss, test_loss``
+    dataset : the dataset, for the title
+
+    Returns
+    -------
+    matplotlib Figure.
+    """
+    variants = list(dict.fromkeys(v for v, _ in histories)) or ["(none)"]
+    fig, axes = plt.subplots(1, len(variants), figsize=(4.6 * len(variants), 3.4), squeeze=False, sharey=True)
+    for ax, v in zip(axes[0], variants):
+        for (vv, b), h in histories.items():
+            if vv != v:
+                continue
+            colour = BACKBONE_COLOURS.get(b)
+            ax.plot(h["epoch"], h["train_loss"], c=colour, lw=1.3, label=f"{b} train")
+            ax.plot(h["epoch"], h["test_loss"], c=colour, lw=1.3, ls="--", label=f"{b} test")
+        ax.set(xlabel="epoch", ylabel="loss", title=f"{dataset}, {v}")
+    axes[0][-1].legend(frameon=False, fontsize=7, loc="upper right", ncol=1)
+    fig.tight_layout()
+    return fig
+
+
 def fig_delong_matrix(matrix: pd.DataFrame):
     """Heat map of the patient-level paired DeLong p-values between runs (seaborn).
 

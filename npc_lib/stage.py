@@ -1,0 +1,38 @@
+"""A stage of the main job, as its module declares it (what it runs, needs and reads; nothing executes here).
+
+This module imports nothing of the library, so a stage's digest, which covers the code its module reaches,
+does not change with the machinery that schedules and records stages (:mod:`npc_lib.graph`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of the main job.
+
+    ``func(ctx, *args)`` does the work and returns the paths it wrote (files or folders, anywhere under the
+    run folder or the project), or a dict with those paths under ``"writes"`` and anything else to keep in
+    the record under ``"info"``. ``heavy`` stages (TensorFlow) run one at a time and get every core;
+    ``isolated`` ones run in a child process of their own (what TensorFlow allocates goes with it).
+    ``tolerant`` stages run even when a stage they need failed (the book shows the failure); ``local`` ones run
+    in the runner's own process after the others (the book, which shows how they went).
+    """
+
+    name: str
+    func: Callable
+    args: tuple = ()
+    needs: tuple[str, ...] = ()
+    reads: tuple[str, ...] = ()
+    heavy: bool = False
+    isolated: bool = False
+    tolerant: bool = False
+    local: bool = False
+    extra: Callable | None = None   # extra(ctx, *args) -> str: more that the digest covers
+    serves: str = ""                # the paper's item (or the book's page) the stage serves
+
+    @property
+    def module(self) -> str:
+        return self.func.__module__

@@ -1,0 +1,23 @@
+"""The main job's stages, in the order their modules are asked for them.
+
+Adding a stage: write its module in this folder (what it reads, writes and serves; a ``stages(ctx, known)``
+function returning its :class:`~npc_lib.graph.Stage` objects, ``known`` being the names of the stages made by
+the modules before it) and add the module to ``MODULES``.
+"""
+from __future__ import annotations
+
+from npc_lib.graph import Stage, check_graph
+from npc_lib.stages import (book, centres, clock, cohort, evaluation, external, features, finetune, gradcam, models,
+                            negative_control, notebooks, oof, pixel_features, pretraining, resplits, store)
+from npc_lib.stages.context import RunContext
+
+MODULES = (cohort, store, pixel_features, features, models, oof, pretraining, finetune, negative_control, centres,
+           external, evaluation, gradcam, resplits, clock, notebooks, book)
+
+
+def plan(ctx: RunContext) -> list[Stage]:
+    """Every stage of this run, each after the stages it needs."""
+    out: list[Stage] = []
+    for module in MODULES:
+        out += module.stages(ctx, frozenset(s.name for s in out))
+    return check_graph(out)
