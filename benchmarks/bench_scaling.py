@@ -30,7 +30,7 @@ def one_size(patients: int, backbone: str, root: str) -> dict:
 
     from npc_lib.analysis.evaluation import evaluate_runs
     from npc_lib.analysis.hybrid import training_oof
-    from npc_lib.null_study import run_negative_control
+    from npc_lib.stages.negative_control import run_negative_control
     from npc_lib.config import load_profile
     from npc_lib.learn.features import extract_features
     from npc_lib.learn.study import grid, prepare, train_grid

@@ -10,6 +10,8 @@ from __future__ import annotations
 import ctypes
 import signal
 import sys
+from contextlib import contextmanager
+from typing import Iterator
 
 PR_SET_PDEATHSIG = 1
 # Dask's nannies export this glibc setting to their workers (and into the runner's own
@@ -30,14 +32,17 @@ def die_with_parent() -> None:
         pass
 
 
-def spawn_pool(processes: int):
-    """A ``multiprocessing`` pool of spawned children that end with this process."""
+@contextmanager
+def spawn_pool(processes: int) -> Iterator:
+    """A ``multiprocessing`` pool of spawned children that end with this process; leaving the block on an error
+    or an interrupt terminates them at once (a child is never waited for)."""
     import multiprocessing as mp
-    return mp.get_context("spawn").Pool(processes, initializer=die_with_parent)
-
-
-def spawn_executor(workers: int = 1):
-    """A ``ProcessPoolExecutor`` of spawned children that end with this process."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-    return ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=die_with_parent)
+    pool = mp.get_context("spawn").Pool(processes, initializer=die_with_parent)
+    try:
+        yield pool
+    except BaseException:
+        pool.terminate()
+        raise
+    else:
+        pool.close()
+        pool.join()

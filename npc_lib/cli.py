@@ -60,9 +60,13 @@ def _evaluate(a) -> int:
     if a.runs_dir is None:
         raise NpcError("evaluate needs the run folder", hint="npc-study evaluate runs/demo (or --run runs/demo)")
     if a.external_cohort:
-        from npc_lib.stages.external import evaluate_external_cohort
-        result = evaluate_external_cohort(a.runs_dir, a.external_cohort, progress=True,
-                                          harmonisation=(a.harmonise, a.resample_spacing))
+        from npc_lib.stages.external import evaluate_external_cohort, run_harmonisation
+        chosen = run_harmonisation(a.runs_dir)  # the main job's choice, so the command agrees with it by default
+        harmonisation = (a.harmonise or chosen[0], chosen[1] if a.resample_spacing is None else a.resample_spacing)
+        result = evaluate_external_cohort(a.runs_dir, a.external_cohort, progress=True, harmonisation=harmonisation,
+                                          fit_cohort=a.fit_harmonisation_on)
+        print(f"harmonisation: intensity {harmonisation[0]}, crops "
+              f"{'resampled to the training spacing' if harmonisation[1] else 'at their own spacing'}")
         table, path = result["table"], result["path"]
         for w in result["warnings"]:
             print(f"warning: external cohort: {w}")

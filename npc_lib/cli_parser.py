@@ -95,11 +95,16 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--external-cohort", type=Path, metavar="DIR",
                    help="score the run's models, unchanged, on this cohort folder (another site's, or a synthetic "
                         "centre B); writes RUNS_DIR/external/<name>/evaluation/external.csv")
-    e.add_argument("--harmonise", choices=("none", "zscore", "histogram"), default="none",
-                   help="with --external-cohort: map each external image's ROI intensities onto the training "
-                        "images' (per-image z-score, or histogram matching); fitted on training patients only")
-    e.add_argument("--resample-spacing", action="store_true",
-                   help="with --external-cohort: resample the external crops to the training pixel spacing")
+    e.add_argument("--harmonise", choices=("none", "zscore", "histogram"), default=None,
+                   help="with --external-cohort: map the external centre's ROI intensities onto the training images' "
+                        "(one linear z-score or quantile map per region and variant, the same for every image; "
+                        "default: what the run's main job chose on its tuning draw, else none)")
+    e.add_argument("--resample-spacing", action=argparse.BooleanOptionalAction, default=None,
+                   help="with --external-cohort: resample the external crops to the training pixel spacing "
+                        "(default: what the run's main job chose, else no)")
+    e.add_argument("--fit-harmonisation-on", type=Path, metavar="DIR",
+                   help="with --harmonise: fit the intensity map on this other cohort folder of the same centre (a "
+                        "tuning set), not on the external cohort's own pixels")
     e.add_argument("--cohort", type=Path, help="cohort directory (default: the one recorded in the run folder)")
     e.add_argument("--bootstrap", type=int, default=2000, help="patient bootstrap resamples for AUC CIs")
     e.add_argument("--hybrid-folds", type=int, default=5,
@@ -111,8 +116,9 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--profile", default="demo", help="smoke, demo, paper or a .yaml path")
     u.add_argument("--cohort", type=Path, help="your own cohort folder (default: the profile's synthetic cohort)")
     u.add_argument("--runs", type=Path, help="run folder (default runs/<profile>)")
-    u.add_argument("--jobs", type=int, default=2, help="stages run in parallel on a local Dask cluster of this many "
-                                                       "workers (default 2; 1: one after the other in this process)")
+    u.add_argument("--jobs", type=int, default=2, help="light stages run in parallel on a local Dask cluster of this "
+                                                       "many workers, beside one worker for the TensorFlow stages "
+                                                       "(default 2; 1: every stage one after the other in this process)")
     u.add_argument("--scheduler", metavar="ADDRESS", help="run the stages on this Dask cluster "
                                                         "(tcp://host:8786; workers must share the project folder)")
     u.add_argument("--stop-after", action="append", metavar="STAGE",

@@ -71,9 +71,11 @@ class ExternalSettings:
     patients: int
     matrix: int
     seed: int
-    harmonisation: str
-    resample: bool
+    harmonisation: str          # auto (chosen on the tuning draw) | none | zscore | histogram
+    resample: bool | str        # auto | True | False
     ablation_backbones: tuple[str, ...] = ()  # empty: every backbone of the profile
+    tuning_patients: int = 0    # a separate draw of the centre the harmonisation is chosen on (0: none)
+    tuning_seed: int = 0
 
 
 @dataclass(frozen=True)

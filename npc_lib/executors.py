@@ -1,10 +1,10 @@
 """Where the main job's stages run: in this process, or on a Dask cluster.
 
 * ``jobs=1``: one after the other in this process (the serial order).
-* ``jobs=N``: a local Dask cluster of N single-threaded worker processes. Worker 0 alone holds the resource
-  ``tensorflow``, which every heavy stage (a TensorFlow backbone) asks for: heavy stages run one at a time,
-  so two of them never meet in memory, and TensorFlow's threads get the cores while NumPy stages share the
-  other worker.
+* ``jobs=N``: a local Dask cluster of N single-threaded worker processes for the light stages (NumPy, pandas,
+  notebook kernels; resource ``light``) and one more for the heavy ones (a TensorFlow backbone; resource
+  ``tensorflow``): heavy stages run one at a time, so two of them never meet in memory, and TensorFlow's threads
+  use every core while it runs; light stages never queue behind a heavy one.
 * ``scheduler=ADDRESS``: an existing Dask cluster (``dask scheduler`` + ``dask worker`` on each machine; one
   GPU per worker). Heavy stages ask for ``tensorflow`` only where some worker declares it
   (``dask worker --resources tensorflow=1``). Workers and the runner must see the project folder and the runs
@@ -17,6 +17,7 @@ is recorded as failed and the stages that do not need it go on.
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterator
 
@@ -26,6 +27,7 @@ from npc_lib.errors import NpcError
 log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 30
 HEAVY = "tensorflow"  # the worker resource heavy stages ask for
+LIGHT = "light"       # ... and the light ones
 
 
 @dataclass
@@ -36,25 +38,36 @@ class ExecutorInfo:
     address: str | None
     workers: int
     heavy_resource: bool = False  # some worker holds the ``tensorflow`` resource
+    light_resource: bool = False  # ... and some the ``light`` one
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
 def local_cluster(workers: int):
-    """A Dask cluster of ``workers`` single-threaded processes on this machine, worker 0 holding the
-    ``tensorflow`` resource; workers may start child processes (a stage's pool, an isolated stage)."""
+    """A Dask cluster on this machine: ``workers`` single-threaded processes holding the ``light`` resource and one
+    holding ``tensorflow``; workers may start child processes (a stage's pool, an isolated stage)."""
     import dask
     from distributed import Nanny, Scheduler, SpecCluster
     options = {"nthreads": 1, "host": "127.0.0.1", "dashboard": False, "dashboard_address": ":0",
                "silence_logs": logging.ERROR, "memory_limit": 0}
-    specs = {f"worker-{i}": {"cls": Nanny, "options": {**options, "resources": {HEAVY: 1} if i == 0 else {}}}
-             for i in range(workers)}
+    specs = {"tensorflow": {"cls": Nanny, "options": {**options, "resources": {HEAVY: 1}}}}
+    specs.update({f"light-{i}": {"cls": Nanny, "options": {**options, "resources": {LIGHT: 1}}} for i in range(workers)})
     scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "port": 0, "dashboard": False,
                                                "dashboard_address": ":0"}}  # its HTTP server on a free port
     with dask.config.set({"distributed.scheduler.allowed-failures": 1, "distributed.worker.daemon": False,
                           f"distributed.nanny.pre-spawn-environ.{TRIM_VARIABLE}": None}):
         return SpecCluster(workers=specs, scheduler=scheduler, silence_logs=logging.ERROR, name="npc-study")
+
+
+def quiet_resource_tracker() -> None:
+    """An interrupt stops the workers mid-stage; the semaphores of a pool a stage had open are then reported by
+    multiprocessing's resource tracker (a process of its own, which takes this process's warning options when it
+    starts) as "leaked" at exit. They are freed with the workers; the report is noise after the run's own
+    "interrupted" line."""
+    option = "ignore::UserWarning:multiprocessing.resource_tracker"
+    if option not in sys.warnoptions:
+        sys.warnoptions.append(option)
 
 
 class Executor:
@@ -85,12 +98,14 @@ class Executor:
                                    f"{CONNECT_TIMEOUT_S} s", hint="start workers with `dask worker ADDRESS`") from None
                 kind = "dask"
             else:
+                quiet_resource_tracker()
                 self.cluster = local_cluster(self.jobs)
                 self.client = Client(self.cluster)
                 kind = "local"
             workers = self.client.scheduler_info()["workers"]
-            heavy = any(HEAVY in (w.get("resources") or {}) for w in workers.values())
-            self.info = ExecutorInfo(kind, self.client.scheduler.address, len(workers), heavy)
+            held = [set((w.get("resources") or {})) for w in workers.values()]
+            self.info = ExecutorInfo(kind, self.client.scheduler.address, len(workers), any(HEAVY in r for r in held),
+                                     any(LIGHT in r for r in held))
         return self
 
     def __exit__(self, *exc) -> None:

@@ -23,11 +23,11 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 from npc_lib.atomic import write_json
 from npc_lib.checksums import sha256_file
-from npc_lib.children import spawn_executor
+from npc_lib.children import spawn_pool
 from npc_lib.layout import RunLayout
 from npc_lib.provenance import PACKAGE_ROOT, files_digest, module_closure
 from npc_lib.stage import Stage  # noqa: F401 - the graph's node, re-exported
@@ -48,6 +48,7 @@ class StageRecord:
     cpu_seconds: float = 0.0
     error: str = ""
     host: str = ""
+    max_rss_mb: float = 0.0         # the largest resident memory of the process that ran it (and its children)
     info: dict = field(default_factory=dict)
     exception: BaseException | None = field(default=None, repr=False)
 
@@ -55,7 +56,7 @@ class StageRecord:
         """The record as ``run_summary.json`` keeps it."""
         return {"name": self.name, "status": self.status, "started": round(self.started, 3),
                 "seconds": round(self.seconds, 2), "cpu_seconds": round(self.cpu_seconds, 2),
-                **({"error": self.error} if self.error else {})}
+                "max_rss_mb": round(self.max_rss_mb, 1), **({"error": self.error} if self.error else {})}
 
     def timeline(self) -> dict:
         """The record as the status page reads it (with the digest)."""
@@ -73,28 +74,29 @@ def profile_value(raw: dict, dotted: str):
 
 
 @lru_cache(maxsize=256)
-def _code_digest(module: str, stamp: tuple) -> str:
-    files = module_closure({module}) | {p for p in PACKAGE_ROOT.rglob("*.csv") if p.is_file()}
-    return files_digest(files)
+def _code_digest(module: str, root: Path, stamp: tuple) -> str:
+    files = module_closure({module}, root) | {p for p in root.rglob("*.csv") if p.is_file()}
+    return files_digest(files, root)
 
 
-def code_digest(module: str) -> str:
+def code_digest(module: str, root: Path | None = None) -> str:
     """The digest of the library code a module reaches (and the package's data tables); profiles are
-    covered by the keys a stage reads, not by their files."""
-    files = [*PACKAGE_ROOT.rglob("*.py"), *PACKAGE_ROOT.rglob("*.csv")]
+    covered by the keys a stage reads, not by their files. ``root``: another copy of the package."""
+    root = Path(root or PACKAGE_ROOT)
+    files = [*root.rglob("*.py"), *root.rglob("*.csv")]
     stamp = tuple(sorted((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files))
-    return _code_digest(module, stamp)
+    return _code_digest(module, root, stamp)
 
 
-def stage_digest(stage: Stage, ctx, upstream: dict[str, str]) -> str:
+def stage_digest(stage: Stage, ctx, upstream: dict[str, str], root: Path | None = None) -> str:
     """The digest of a stage: its name and arguments, its inputs' digests, the profile keys it reads, its
-    code and its extra inputs."""
+    code (``root``: another copy of the package) and its extra inputs."""
     raw = ctx.profile.as_dict()
     h = hashlib.sha256(json.dumps({"stage": stage.name, "args": [str(a) for a in stage.args],
                                    "needs": sorted(upstream.items()),
                                    "reads": {k: profile_value(raw, k) for k in stage.reads}},
                                   sort_keys=True, default=str).encode())
-    h.update(code_digest(stage.module).encode())
+    h.update(code_digest(stage.module, root).encode())
     if stage.extra is not None:
         h.update(str(stage.extra(ctx, *stage.args)).encode())
     return h.hexdigest()[:20]
@@ -159,6 +161,12 @@ def _cpu() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def _max_rss_mb() -> float:
+    """The largest resident memory so far of this process and of its children that ended (MB)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return max(me.ru_maxrss, kids.ru_maxrss) / 1024
+
+
 def _host() -> str:
     return f"{os.uname().nodename}:{os.getpid()}"
 
@@ -180,11 +188,17 @@ def execute_stage(stage: Stage, ctx, *upstream: StageRecord) -> StageRecord:
                                    host=_host(), info=old.get("info", {}))
             log.warning("stage %s: %s; running it again", stage.name, problem)
         record_path(root, stage.name).unlink(missing_ok=True)  # a stage killed while running is never reused
-        result = run_isolated(stage, ctx) if stage.isolated else stage.func(ctx, *stage.args)
+        running = record_path(root, stage.name).with_suffix(".running")
+        running.parent.mkdir(parents=True, exist_ok=True)
+        running.write_text(json.dumps({"host": _host(), "started": started}))  # what is running now (and where)
+        try:
+            result = run_isolated(stage, ctx) if stage.isolated else stage.func(ctx, *stage.args)
+        finally:
+            running.unlink(missing_ok=True)
         writes, info = _split_result(result)
         files = written_files(writes, root)
         rec = StageRecord(stage.name, RAN, digest, started, time.perf_counter() - t0, _cpu() - cpu0, host=_host(),
-                          info=info)
+                          max_rss_mb=_max_rss_mb(), info=info)
         if not failed:  # a tolerant stage that ran without all its inputs is never reused
             write_json(record_path(root, stage.name), {**asdict(rec), "exception": None, "files": files})
         return rec
@@ -220,8 +234,8 @@ def _portable(exc: BaseException) -> BaseException:
 
 def run_isolated(stage: Stage, ctx):
     """``stage.func(ctx, *stage.args)`` in a spawned child process; its result (or its exception) comes back."""
-    with spawn_executor(1) as pool:
-        return pool.submit(stage.func, ctx, *stage.args).result()
+    with spawn_pool(1) as pool:
+        return pool.apply(stage.func, (ctx, *stage.args))
 
 
 # -- the graph -----------------------------------------------------------------------------------------------
@@ -269,6 +283,15 @@ def upstream_of(stages: list[Stage], names: Iterable[str]) -> list[Stage]:
             keep.add(n)
             todo += list(by_name[n].needs)
     return [s for s in stages if s.name in keep]
+
+
+def plan_digests(stages: list[Stage], ctx, root: Path | None = None) -> dict[str, str]:
+    """Every stage's digest as a run would compute it now (in graph order; nothing runs): which stages a change
+    of code, settings or inputs reaches. ``root``: digest another copy of the package."""
+    out: dict[str, str] = {}
+    for s in check_graph(stages):
+        out[s.name] = stage_digest(s, ctx, {n: out[n] for n in s.needs}, root)
+    return out
 
 
 def critical_path(records: list[dict], stages: list[Stage]) -> list[str]:

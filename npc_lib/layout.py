@@ -277,8 +277,12 @@ class RunLayout:
         return RunLayout(self.root / "external" / name)
 
     def centre_cohort(self, centre: str) -> Path:
-        """The main job's synthetic second centre ``centre`` (its cohort folder)."""
+        """The main job's synthetic second centre ``centre`` (its cohort folder): the evaluation draw."""
         return self.root / "centres" / centre
+
+    def tuning_cohort(self, centre: str) -> Path:
+        """Another draw of the centre (other patients): what its harmonisation is chosen on."""
+        return self.root / "centres" / f"{centre}-tuning"
 
     @property
     def negative_control(self) -> "RunLayout":

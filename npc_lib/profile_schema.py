@@ -102,8 +102,12 @@ SCHEMA: dict = {
                  "patients": Rule(_int(10), "an integer >= 10"),
                  "matrix": Rule(_int(32), "an integer >= 32 (pixels)"),
                  "seed": Rule(_int(0), "an integer >= 0"),
-                 "harmonisation": Rule(_one_of("none", "zscore", "histogram"), "none, zscore or histogram"),
-                 "resample": Rule(lambda v: isinstance(v, bool), "true or false"),
+                 "harmonisation": Rule(_one_of("auto", "none", "zscore", "histogram"),
+                                       "auto (chosen on the tuning draw), none, zscore or histogram"),
+                 "resample": Rule(lambda v: isinstance(v, bool) or v == "auto",
+                                  "auto (chosen on the tuning draw), true or false"),
+                 "tuning_patients": Rule(_int(10), "an integer >= 10 (the tuning draw of the centre)", required=False),
+                 "tuning_seed": Rule(_int(0), "an integer >= 0", required=False),
                  "ablation_backbones": Rule(_list_of(BACKBONES), f"a non-empty list of backbones from "
                                                                  f"{', '.join(BACKBONES)}", required=False)},
     "precision": Rule(_one_of("float32", "bfloat16"), "float32 or bfloat16 (the frozen backbones' arithmetic)",
@@ -122,6 +126,10 @@ def check_profile(profile: dict, source: str) -> None:
     if profile["geometry"]["low_percentile"] >= profile["geometry"]["high_percentile"]:
         raise NpcError(f"profile {source}: geometry.low_percentile = {profile['geometry']['low_percentile']!r} must be "
                        f"below geometry.high_percentile = {profile['geometry']['high_percentile']!r}")
+    ext = profile.get("external") or {}
+    if "auto" in (ext.get("harmonisation"), ext.get("resample")) and not ext.get("tuning_patients"):
+        raise NpcError(f"profile {source}: external.harmonisation or external.resample is auto, which is chosen on a "
+                       "tuning draw of the centre; set external.tuning_patients (and tuning_seed)")
     choice = profile.get("model_choice")
     if choice is not None and choice not in profile["backbones"]:
         raise NpcError(f"profile {source}: model_choice = {choice!r} is not one of its backbones "

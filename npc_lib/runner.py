@@ -22,8 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from npc_lib.atomic import write_json
-from npc_lib.errors import NpcError
-from npc_lib.executors import HEAVY, Executor, failure_text
+from npc_lib.errors import NpcError, WriteFailed
+from npc_lib.executors import HEAVY, LIGHT, Executor, failure_text
 from npc_lib.graph import FAILED, RAN, REUSED, SKIPPED, Stage, StageRecord, critical_path, execute_stage, upstream_of
 from npc_lib.layout import RunLayout
 from npc_lib.machine import machine
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 
 @contextmanager
-def _terminate_as_interrupt():
+def terminate_as_interrupt():
     """While the job runs, SIGTERM unwinds like Ctrl-C: the executor closes its workers (their kernels and child
     processes end with them), so nothing outlives the runner. Only possible in the main thread."""
     if threading.current_thread() is not threading.main_thread():
@@ -73,7 +73,8 @@ def run_on_cluster(stages: list[Stage], ctx, ex: Executor, bar) -> dict[str, Sta
     token = uuid.uuid4().hex[:8]
     futures, names = {}, {}
     for i, s in enumerate(stages):
-        resources = {HEAVY: 1} if s.heavy and ex.info.heavy_resource else None
+        resources = ({HEAVY: 1} if s.heavy and ex.info.heavy_resource else
+                     {LIGHT: 1} if not s.heavy and ex.info.light_resource and ex.info.heavy_resource else None)
         futures[s.name] = ex.client.submit(execute_stage, s, ctx, *[futures[n] for n in s.needs], pure=False,
                                            key=f"stage-{s.name}-{token}", resources=resources, retries=0,
                                            priority=len(stages) - i)
@@ -115,9 +116,8 @@ def run_profile(profile, runs_dir: Path, cohort_dir: str | Path | None = None, n
                 scheduler: str | None = None, stop_after: list[str] | None = None) -> dict:
     """The main job: every stage of the profile, then the book; returns the run summary (also written to
     ``run_summary.json``). ``stop_after`` runs only the named stages and those they need (no book)."""
-    from npc_lib.learn.models import preflight_weights
     from npc_lib.stages.context import RunContext
-    from npc_lib.stages.plan import plan
+    from npc_lib.stages.plan import plan, preflight
     t0 = time.perf_counter()
     book_root = Path(book_root).resolve()
     if not (book_root / "_config.yml").is_file() or not (book_root / "notebooks").is_dir():
@@ -127,16 +127,16 @@ def run_profile(profile, runs_dir: Path, cohort_dir: str | Path | None = None, n
     layout.root.mkdir(parents=True, exist_ok=True)
     # papermill's kernel must be this interpreter (its "python3" kernel runs `python` from PATH)
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    preflight_weights(profile)  # an offline machine that refuses random weights stops here, in seconds
     ctx = RunContext(profile, layout, Path(cohort_dir).resolve() if cohort_dir else None, book_root, progress,
                      timeout)
+    preflight(ctx)  # an offline machine that refuses random weights stops here, in seconds
     stages = plan(ctx)
     if stop_after:
         stages = upstream_of(stages, stop_after)
     elif not build:
         stages = [s for s in stages if s.name != "book"]
     remote, local = [s for s in stages if not s.local], [s for s in stages if s.local]
-    with _terminate_as_interrupt():
+    with terminate_as_interrupt():
         with Executor(n_jobs, scheduler) as ex:
             info = ex.info.as_dict()
             records = run_graph(remote, ctx, ex, progress)
@@ -148,6 +148,14 @@ def run_profile(profile, runs_dir: Path, cohort_dir: str | Path | None = None, n
     write_json(layout.summary, summary)
     _raise_input_errors(stages, records)
     return summary
+
+
+def null_alarm_of_run(layout: RunLayout, records: dict) -> list[str]:
+    """The negative control's alarms, where this run has a control that finished (a table lying in the folder
+    from another run says nothing)."""
+    from npc_lib.stages.negative_control import negative_control_alarms
+    rec = records.get("negative_control")
+    return negative_control_alarms(layout) if rec is not None and rec.status in (RAN, REUSED) else []
 
 
 def run_summary(profile, layout: RunLayout, stages: list[Stage], records: dict, info: dict, seconds: float,
@@ -167,15 +175,17 @@ def run_summary(profile, layout: RunLayout, stages: list[Stage], records: dict, 
             "stages": [records[s.name].summary() for s in stages],
             "seconds": {"total": round(seconds, 1),
                         "cpu": round(sum(records[s.name].cpu_seconds for s in stages), 1)},
-            "null_alarm": negative_control_alarms(layout, records)}
+            "null_alarm": null_alarm_of_run(layout, records)}
 
 
 def _raise_input_errors(stages: list[Stage], records: dict) -> None:
-    """A stage other than a notebook that failed on its input (a clear error of ours) ends the command with that
-    error, naming the stage; the stages that did not need it have finished and are kept."""
+    """A stage other than a notebook that failed on its input (a clear error of ours), or any stage that could not
+    write (a full disk), ends the command with that error, naming the stage; the stages that did not need it have
+    finished and are kept. A notebook whose cell failed is reported in the summary and the book instead."""
     for s in stages:
         r = records[s.name]
-        if r.status == FAILED and not s.name.startswith("notebook:") and isinstance(r.exception, NpcError):
+        if r.status == FAILED and isinstance(r.exception, NpcError) and (
+                not s.name.startswith("notebook:") or isinstance(r.exception, WriteFailed)):
             exc = r.exception
             raise type(exc)(f"stage {s.name}: {exc}", hint=exc.hint) if _plain(exc) else exc
 
@@ -186,21 +196,3 @@ def _plain(exc: NpcError) -> bool:
         return True
     except TypeError:
         return False
-
-
-def negative_control_alarms(layout: RunLayout, records: dict | None = None) -> list[str]:
-    """What this run's negative control found outside its chance bounds (empty: clean, or not run in this run)."""
-    import pandas as pd
-
-    from npc_lib.analysis.negative_control import null_alarms
-    if records is not None and records.get("negative_control") is None:
-        return []  # no control in this run: a table lying in the folder from another run says nothing
-    if records is not None and records["negative_control"].status not in (RAN, REUSED):
-        return []
-    table_path, family_path = layout.table("negative_control"), layout.table("negative_control_family")
-    if not table_path.is_file():
-        return []
-    family = pd.read_csv(family_path) if family_path.is_file() else None
-    table = pd.read_csv(table_path)
-    table["outside"] = table["outside"].astype(object).where(table["outside"].notna(), "")  # empty: read as NaN
-    return null_alarms(table, family)

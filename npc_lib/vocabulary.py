@@ -15,6 +15,7 @@ VARIANTS = (INTRATUMOUR, INTRA_PERITUMOUR)  # the paper's two
 VARIANT_TITLES = {INTRATUMOUR: "Intratumour", INTRA_PERITUMOUR: "Intra-peritumour"}
 
 DATASETS = ("NPC-CMLN", "NPC", "CMLN", "Max tumour")
+NODE_DATASETS = ("NPC-CMLN", "CMLN")  # the datasets with the lymph nodes (where the planted signal is strongest)
 DATASET_TITLES = {"NPC-CMLN": "NPC and CMLN", "NPC": "Primary tumour (NPC)", "CMLN": "Cervical lymph nodes (CMLN)",
                   "Max tumour": "Largest primary-tumour slices"}
 CENTRE_NAMES = ("A", "B")  # synthetic centres (their settings: npc_lib.synth.centres.CENTRES)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -66,9 +67,36 @@ def smoke_book(tmp_path_factory):
     return root, runs, code
 
 
+@dataclass
+class MiniRun:
+    """A finished main job on the mini profile: its profile file, run folder and project folder."""
+
+    profile: Path
+    layout: object
+    root: Path
+
+
+@pytest.fixture(scope="session")
+def mini_run(tmp_path_factory) -> MiniRun:
+    """The mini profile's main job (local Dask cluster, no book), run once per session for the tests that only
+    read it (the reference of the kill and cluster tests)."""
+    pytest.importorskip("papermill")
+    from npc_lib.cli import main
+    from npc_lib.layout import RunLayout
+    root = tmp_path_factory.mktemp("mini_project")
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / name, root / name)
+    shutil.copytree(ROOT / "notebooks", root / "notebooks")
+    profile = mini_profile(root)
+    layout = RunLayout(root / "runs" / "mini")
+    assert main(["run", "--profile", str(profile), "--runs", str(layout.root), "--book-root", str(root),
+                 "--no-book"]) == 0
+    return MiniRun(profile, layout, root)
+
+
 def mini_profile(folder: Path, name: str = "mini", **changes) -> Path:
     """The smoke profile cut to one backbone (EfficientNet-Lite0, random weights) and two datasets, without the
-    second centre (the smoke book covers it): 11 notebooks instead of 47, written as a .yaml file in ``folder``."""
+    second centre (the smoke book covers it): 9 notebooks, written as a .yaml file in ``folder``."""
     import yaml
 
     from npc_lib.config import load_profile

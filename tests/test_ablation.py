@@ -67,27 +67,56 @@ def test_smoke_ablation_fits_eight_heads_on_the_main_split(smoke_runs):
     assert summary.empty
 
 
-def test_finetune_ablation_sets_four_arms_on_the_same_test_patients(smoke_runs):
-    """EfficientNet-Lite0 fine-tuned from ImageNet and from random weights (one epoch, the smallest dataset)
-    beside the frozen heads of the main grid and of the pretraining ablation."""
-    from npc_lib.analysis.finetune_ablation import finetune_ablation, finetune_numbers
-    from npc_lib.learn.study import finetune_profiles, train_finetune_ablation
-    profile = load_profile("smoke", {"weights": "imagenet", "finetune_ablation": {
-        "epochs": 1, "datasets": ["Max tumour"], "variants": ["intratumour"]}})
-    assert set(finetune_profiles(profile)) == {"imagenet", "random"}
-    assert not finetune_profiles(load_profile("paper")) and not finetune_profiles(load_profile("smoke"))
-    prep = open_prepared(smoke_runs)
-    train_ablation(profile, prep, progress=False)  # the frozen random arm (reused if there)
-    out = train_finetune_ablation(profile, prep, progress=False)
-    assert sorted(out["init"]) == ["imagenet", "random"]
-    table = finetune_ablation(smoke_runs)
+def test_finetune_ablation_trains_the_top_on_cached_activations_beside_the_heads(small_cohort, tmp_path):
+    """The fine-tuning ablation as the main job runs it (its stages' functions, in order): Lite0's features with the
+    activations below its top block, its heads (the warm start), the random-weight arm, then the top block trained
+    from both; four arms on the same test patients, with a paired p value against the head."""
+    from npc_lib.analysis.finetune_ablation import finetune_numbers
+    from npc_lib.data.prepared import prepare
+    from npc_lib.stages.context import RunContext
+    from npc_lib.stages.features import compute_features
+    from npc_lib.stages.finetune import fine_tune
+    from npc_lib.stages.models import fit_models
+    from npc_lib.stages.pretraining import fit_random_lite0
+    profile = load_profile("smoke", {"weights": "imagenet", "backbones": ["efficientnet-lite0"],
+                                     "model_choice": "efficientnet-lite0", "finetune_ablation": {
+                                         "epochs": 2, "blocks": 1, "datasets": ["Max tumour"],
+                                         "variants": ["intratumour"]}})
+    ctx = RunContext(profile, RunLayout(tmp_path / "runs"), small_cohort, tmp_path)
+    prep = prepare(profile, small_cohort, ctx.layout, progress=False)
+    folder = compute_features(ctx, "efficientnet-lite0")[0]
+    assert (folder / "intratumour.block16-input.npy").is_file()  # the activations below the top block
+    fit_models(ctx, "efficientnet-lite0")
+    fit_random_lite0(ctx)
+    written = fine_tune(ctx)
+    table = pd.read_csv(written[-1])
     assert len(table) == 4 * 2 and set(zip(table["init"], table["mode"])) == {
         ("imagenet", "finetune"), ("random", "finetune"), ("imagenet", "head"), ("random", "head")}
-    assert table["test_patients"].nunique() == 1 and (table["epochs"][table["mode"] == "finetune"] == 1).all()
+    assert table["test_patients"].nunique() == 1
+    tuned = table[table["mode"] == "finetune"]
+    assert (tuned["blocks_trained"] == 1).all() and tuned["epochs"].between(1, 2).all()
+    assert tuned["p_vs_head"].between(0, 1).all() and table.loc[table["mode"] == "head", "p_vs_head"].isna().all()
     for init in ("imagenet", "random"):
-        run = RunLayout(smoke_runs).finetune(init).model("Max tumour", "intratumour", "efficientnet-lite0")
+        run = ctx.layout.finetune(init).model("Max tumour", "intratumour", "efficientnet-lite0")
         meta = run.read_meta()
-        assert meta["mode"] == "finetune" and meta["weights"]["used"] == ("imagenet" if init == "imagenet" else "random")
-        split = pd.read_parquet(run.predictions).groupby("patient_id")["split"].first()
-        assert split.equals(prep.split.reindex(split.index))  # the main split
-    assert finetune_numbers(table)["ft_epochs"] == 1
+        assert meta["finetune"]["batch_norm"] == "inference mode" and meta["finetune"]["validation_images"] > 0
+        pred = pd.read_parquet(run.predictions)
+        split = pred.groupby("patient_id")["split"].first()
+        assert split.equals(prep.split.reindex(split.index))  # the main split; validation carved from training
+    assert finetune_numbers(table)["ft_blocks"] == 1
+
+
+def test_frozen_batch_norm_gives_the_same_output_in_training_and_inference_mode():
+    """Keras' BatchNormalization, trainable, uses the batch's own statistics in training mode: the same batch
+    gives other outputs than in inference mode (the old ablation's confound). Frozen, it does not."""
+    keras = pytest.importorskip("keras")
+    from npc_lib.learn.lite0 import build_lite0_top
+    from npc_lib.learn.partial_finetune import freeze_batch_norm
+    x = np.random.default_rng(0).normal(size=(16, 3, 3, 192)).astype(np.float32) * 3 + 1
+    keras.utils.set_random_seed(0)
+    top = build_lite0_top(15, (3, 3, 192))
+    old_train, old_infer = np.asarray(top(x, training=True)), np.asarray(top(x, training=False))
+    assert np.abs(old_train - old_infer).max() > 1e-2
+    assert freeze_batch_norm(top) == 4  # block 15's three and the top convolution's
+    new_train, new_infer = np.asarray(top(x, training=True)), np.asarray(top(x, training=False))
+    np.testing.assert_allclose(new_train, new_infer, rtol=0, atol=1e-6)

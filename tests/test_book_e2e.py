@@ -26,19 +26,24 @@ def test_smoke_run_succeeds_and_builds_every_page(smoke_book):
     root, runs, code = smoke_book
     summary = json.loads((runs / "run_summary.json").read_text())
     assert code == 0 and summary["failed"] == [], summary["failed"]
-    assert summary["executed"] == 7 + 40  # 7 notebooks + 8 datasets x 5 backbones
+    assert summary["executed"] == 7 + 4  # 7 notebooks + one training page per dataset
+    stages = {s["name"]: s for s in summary["stages"]}
+    assert all(s["status"] == "ran" and s["seconds"] > 0 and s["cpu_seconds"] >= 0 for s in stages.values())
+    assert {"cohort", "store", "evaluation", "external", "harmonisation", "finetune", "resplits", "clock",
+            "gradcam", "book"} <= set(stages) and len(stages) > 45
     html = root / "_build" / "html"
     for page in ("index", "book/methods", "book/results", "book/beyond", "book/clock", "book/discussion",
                  "book/reproducibility", "book/executed/07_beyond", "book/travel", "book/executed/08_travel",
                  "book/checklist", "book/executed/01_cohort", "book/executed/04_evaluate", "book/executed/05_gradcam",
                  "book/executed/06_explore", "book/executed/status"):
         assert (html / f"{page}.html").is_file(), page
-    assert len(list((html / "book" / "executed" / "train").glob("*.html"))) == 40
+    assert len(list((html / "book" / "executed" / "train").glob("*.html"))) == 4
 
 
 def test_the_main_job_validates_every_model_on_the_second_centre(smoke_book):
     """external.csv: every model of the grid (8 datasets x 2 variants x 5 backbones) and the references, scored
-    on every centre-B patient; harmonisation.csv: 3 intensity choices x 2 spacings for one backbone per dataset."""
+    on every patient of centre B's evaluation draw; harmonisation.csv: 3 intensity choices x 2 spacings for one
+    backbone per dataset on the tuning and the evaluation draw, the choice made on the tuning draw."""
     import pandas as pd
     root, runs, _ = smoke_book
     ext = pd.read_csv(runs / "evaluation" / "external.csv")
@@ -49,10 +54,17 @@ def test_the_main_job_validates_every_model_on_the_second_centre(smoke_book):
     pat = ext[(ext["level"] == "patient") & (ext["dataset"] == "NPC-CMLN")]
     assert (pat["external_patients"] == len(b)).all() and (pat["external_events"] == b["dm"].sum()).all()
     harm = pd.read_csv(runs / "evaluation" / "harmonisation.csv")
-    assert len(harm.drop_duplicates(["intensity", "resample"])) == 6
-    assert harm.groupby("dataset")["backbone"].nunique().eq(1).all()  # one backbone per dataset
+    cells = harm[harm["dataset"] != "all"]
+    assert set(harm["draw"]) == {"tuning", "evaluation"}
+    assert len(cells.drop_duplicates(["draw", "intensity", "resample"])) == 12
+    assert cells.groupby("dataset")["backbone"].nunique().eq(1).all()  # one backbone per dataset
+    tuning = cells[(cells["draw"] == "tuning") & (cells["level"] == "patient")]
+    best = tuning.groupby(["intensity", "resample"], sort=False)["auc_external"].mean().idxmax()
     info = json.loads((runs / "evaluation" / "external.json").read_text())
-    assert info["resample"] is True and any("pixel spacing" in w for w in info["warnings"])
+    assert (info["harmonisation"], info["resample"]) == (best[0], bool(best[1])), "chosen on the tuning draw"
+    assert harm.loc[harm["chosen"], ["intensity", "resample"]].drop_duplicates().values.tolist() == [[best[0], best[1]]]
+    t = pd.read_csv(runs / "centres" / "B-tuning" / "clinical.csv")
+    assert len(t) == 16 and info["tuning_patients"] == 16 and any("pixel spacing" in w for w in info["warnings"])
     page = (root / "_build" / "html" / "book" / "travel.html").read_text()
     summary = pd.read_csv(runs / "evaluation" / "external_summary.csv")
     planted = summary.loc[summary["what"] == "planted risk", "change"].mean()
@@ -75,16 +87,19 @@ def test_glued_numbers_reach_the_chapters(smoke_book):
                                                  "05_gradcam.html").read_text()
 
 
-def test_rerun_skips_every_finished_notebook(smoke_book, capsys):
+def test_rerun_reuses_every_stage(smoke_book, capsys):
     root, runs, _ = smoke_book
-    assert main(["run", "--profile", "smoke", "--runs", str(runs), "--book-root", str(root),
-                 "--no-book"]) == 0
-    assert "0 notebooks executed, 47 reused, 0 failed" in capsys.readouterr().out
+    assert main(["run", "--profile", "smoke", "--runs", str(runs), "--book-root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert " 0 ran, " in out and "0 notebooks executed, 11 reused" in out, out
+    summary = json.loads((runs / "run_summary.json").read_text())
+    assert {s["status"] for s in summary["stages"]} == {"reused"}
 
 
-def test_a_library_change_executes_again_only_the_notebooks_it_reaches(smoke_book, tmp_path):
-    """A copy of the library with one module changed (a module only 01_cohort reaches) is put first on the
-    path of the runner and of every kernel it starts: 01_cohort executes again, the other 46 are reused."""
+def test_a_change_to_the_external_validation_reruns_only_it_its_notebook_and_the_book(smoke_book, tmp_path):
+    """A copy of the library with one line changed in the module that computes the external validation is put
+    first on the path of the runner and of every kernel it starts: the external stage, the notebook that shows
+    it and the book run again; every other stage is reused."""
     import os
     import subprocess
     import sys
@@ -92,15 +107,18 @@ def test_a_library_change_executes_again_only_the_notebooks_it_reaches(smoke_boo
     lib = tmp_path / "lib"
     shutil.copytree(Path(__file__).resolve().parents[1] / "npc_lib", lib / "npc_lib",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    module = lib / "npc_lib" / "analysis" / "cohort_study.py"
-    module.write_text(module.read_text() + "\n# a change the digest must see\n")
+    module = lib / "npc_lib" / "stages" / "external.py"
+    module.write_text(module.read_text() + "\nEXTERNAL_CHANGE = 1  # a change the digest must see\n")
     env = {**os.environ, "PYTHONPATH": str(lib)}
     # run from a folder without a package of that name: `python -m` puts the working directory first
     res = subprocess.run([sys.executable, "-m", "npc_lib", "run", "--profile", "smoke", "--runs", str(runs),
-                          "--book-root", str(root), "--no-book", "--jobs", "1"],
-                         env=env, capture_output=True, text=True, timeout=1800, cwd=tmp_path)
+                          "--book-root", str(root)], env=env, capture_output=True, text=True, timeout=1800,
+                         cwd=tmp_path)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
-    assert "1 notebooks executed, 46 reused, 0 failed" in res.stdout, res.stdout[-1000:]
+    summary = json.loads((runs / "run_summary.json").read_text())
+    ran = sorted(s["name"] for s in summary["stages"] if s["status"] == "ran")
+    assert ran == ["book", "external", "notebook:08_travel"], ran
+    assert all(s["status"] == "reused" for s in summary["stages"] if s["name"] not in ran)
 
 
 def _planted_identifiers(cohort: Path) -> set[str]:
@@ -169,7 +187,7 @@ def test_book_in_headless_chromium(smoke_book, tmp_path):
             .filter(t => t.getBoundingClientRect().width > 0 && t.getBoundingClientRect().right > limit)
             .map(t => (t.innerText || '').slice(0, 60));"""
     try:
-        train_page = sorted((html / "book" / "executed" / "train").glob("*resnet50.html"))[0]
+        train_page = sorted((html / "book" / "executed" / "train").glob("cmln.html"))[0]
         for page in ("index.html", "book/results.html", "book/beyond.html", "book/executed/01_cohort.html",
                      "book/executed/04_evaluate.html", "book/executed/05_gradcam.html",
                      "book/executed/06_explore.html", "book/executed/status.html",
@@ -197,7 +215,13 @@ def test_book_in_headless_chromium(smoke_book, tmp_path):
                 assert tables >= 3 and "Training set" in text and "Intra-peritumour AUC" in text
                 assert "np.float64" not in text and "PosixPath" not in text
             if "train/" in page:
-                assert "ResNet50" in driver.title, driver.title
+                assert "Cervical lymph nodes" in driver.title, driver.title
+            if page == "book/executed/status.html":  # where the time went: the Gantt chart, drawn, and the machine
+                gantt = driver.execute_script("return Array.from(document.images).filter(i => i.currentSrc.includes("
+                                              "'status_stages')).map(i => [i.naturalWidth, i.naturalHeight])")
+                assert gantt and gantt[0][0] > 500 and gantt[0][1] > 300, gantt
+                text = driver.execute_script("return document.body.innerText")
+                assert "Critical path" in text and "Machine:" in text and " cores" in text
             if page == "book/results.html":  # the paper's figures, in its order, each captioned and described
                 figs = driver.execute_script(
                     "return Array.from(document.querySelectorAll('figure')).map(f => [f.id, "
@@ -216,7 +240,7 @@ def test_book_in_headless_chromium(smoke_book, tmp_path):
         pages = sorted(p.relative_to(html).as_posix() for p in html.rglob("*.html")  # index.html only redirects;
                        if p.relative_to(html).as_posix() != "index.html"      # _static holds the theme's macro
                        and not p.relative_to(html).as_posix().startswith("_static/"))  # snippets, not pages
-        assert len(pages) >= 40 + 16
+        assert len(pages) >= 4 + 16
         for page in pages:
             driver.get(f"{base}/{page}")
             text = driver.execute_script("const s = document.querySelector('.run-stamp'); return s ? s.innerText : ''")
@@ -240,7 +264,7 @@ def test_a_rebuild_shows_the_new_run_numbers_in_unchanged_chapters(smoke_book, t
     """Chapters glue numbers from executed notebooks; a second build must not keep the old ones."""
     import nbformat
 
-    from npc_lib.book_build import build_book
+    from npc_lib.stages.book import build_book
     root, runs, _ = smoke_book
     other = tmp_path / "runs"
     shutil.copytree(runs / "executed", other / "executed")
@@ -257,8 +281,9 @@ def test_a_rebuild_shows_the_new_run_numbers_in_unchanged_chapters(smoke_book, t
     results = root / "_build" / "html" / "book" / "results.html"
     stamp = json.loads((root / "book" / "executed" / "stamp.json").read_text())
     try:
-        build_book(root, other, [], "smoke", stamp)
+        build_book(root, other, {}, "smoke", stamp)
         assert "holds 4321 patients" in re.sub(r"<[^>]+>", "", results.read_text()).replace("\n", " ")
     finally:
-        build_book(root, runs, [], "smoke", stamp)  # the book as the fixture built it, stamp included
+        timeline = json.loads((runs / "stages" / "timeline.json").read_text())
+        build_book(root, runs, timeline, "smoke", stamp)  # the book as the fixture built it, stamp included
     assert "holds 4321" not in re.sub(r"<[^>]+>", "", results.read_text()).replace("\n", " ")

@@ -67,20 +67,29 @@ def test_a_damaged_executed_notebook_runs_again(tmp_path, monkeypatch, caplog):
     import sys
     from pathlib import Path
 
-    from npc_lib.runner import Job, run_jobs
-    from test_notebooks_runner import _trivial_notebook
+    from graph_stages import trivial_book
+    from npc_lib.config import load_profile
+    from npc_lib.executors import Executor
+    from npc_lib.layout import RunLayout
+    from npc_lib.runner import run_graph
+    from npc_lib.stage import Stage
+    from npc_lib.stages.context import RunContext
+    from npc_lib.stages.notebooks import execute
     pytest.importorskip("papermill")
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    _trivial_notebook(tmp_path / "ok.ipynb")
-    jobs = [Job(f"j{i}", str(tmp_path / "ok.ipynb"), str(tmp_path / "out" / f"j{i}.ipynb"),
-                {"log": str(tmp_path / "log.txt"), "name": f"j{i}"}) for i in range(2)]
-    assert [o.status for o in run_jobs(jobs, "fp", tmp_path / "state", progress=False)] == ["ok", "ok"]
-    out = tmp_path / "out" / "j1.ipynb"
+    book = trivial_book(tmp_path / "book", "print(dataset)")
+    ctx = RunContext(load_profile("smoke"), RunLayout(book / "runs"), None, book)
+    stages = [Stage(f"notebook:{d}", execute, ("03_train", d)) for d in ("NPC", "CMLN")]
+
+    def run():
+        with Executor(1) as ex:
+            return [r.status for r in run_graph(stages, ctx, ex, progress=False).values()]
+    assert run() == ["ran", "ran"]
+    out = ctx.layout.executed_notebook("03_train", "cmln")
     out.write_bytes(out.read_bytes()[:200])  # an interrupted copy
     with caplog.at_level("WARNING"):
-        again = run_jobs(jobs, "fp", tmp_path / "state", progress=False)
-    assert [o.status for o in again] == ["skipped", "ok"]
-    assert "j1: the executed notebook" in caplog.text and "changed or damaged" in caplog.text
+        assert run() == ["reused", "ran"]
+    assert "notebook:CMLN" in caplog.text and "was changed since the stage wrote it" in caplog.text
 
 
 def test_a_damaged_random_backbone_file_recomputes_the_features(smoke_runs, tmp_path, caplog):

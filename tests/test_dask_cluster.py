@@ -1,7 +1,7 @@
 """The runner on a real Dask cluster: `dask scheduler` and `dask worker --nworkers 2` on 127.0.0.1.
 
-Trivial notebooks keep the cluster checks fast; one test runs the whole smoke main job through
-``--scheduler``. Worker deaths are real: a notebook kills the worker process that runs its kernel.
+Trivial stages keep the cluster checks fast; one test runs the mini main job through ``--scheduler``. Worker
+deaths are real: a stage kills the worker process that runs it.
 """
 from __future__ import annotations
 
@@ -14,15 +14,14 @@ import sys
 import time
 from pathlib import Path
 
-import nbformat
-import numpy as np
 import pytest
 
 pytest.importorskip("distributed")
 
-from npc_lib.runner import Job, run_jobs  # noqa: E402
-
 BIN = Path(sys.executable).parent
+TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS))
+import graph_stages  # noqa: E402
 
 
 def _wait(predicate, seconds, what):
@@ -37,7 +36,8 @@ def _wait(predicate, seconds, what):
 def cluster(tmp_path_factory):
     home = tmp_path_factory.mktemp("dask")
     env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1",
-           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH", "")]))}
     info = home / "scheduler.json"
     logs = open(home / "cluster.log", "w")
     sched = subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
@@ -64,65 +64,62 @@ def cluster(tmp_path_factory):
         logs.close()
 
 
-def _notebook(path: Path, body: str) -> str:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    p = nbformat.v4.new_code_cell('name = ""\nmarker = ""')
-    p.metadata["tags"] = ["parameters"]
-    nb.cells = [nbformat.v4.new_markdown_cell("# t"), p, nbformat.v4.new_code_cell(body)]
-    nbformat.write(nb, path)
-    return str(path)
+def _ctx(root: Path):
+    from npc_lib.config import load_profile
+    from npc_lib.layout import RunLayout
+    from npc_lib.stages.context import RunContext
+    root.mkdir(parents=True, exist_ok=True)
+    return RunContext(load_profile("smoke"), RunLayout(root), None, Path(__file__).resolve().parents[1])
 
 
-KILL_ONCE = ("import os, signal, pathlib, time\nm = pathlib.Path(marker)\n"
-             "if marker and not m.exists():\n    m.write_text('killed once')\n    os.kill(os.getppid(), signal.SIGKILL)\n"
-             "    time.sleep(30)\nprint(name)")
-KILL_ALWAYS = "import os, signal, time\nos.kill(os.getppid(), signal.SIGKILL)\ntime.sleep(30)"
+def _run(stages, root: Path, **executor):
+    from npc_lib.executors import Executor
+    from npc_lib.runner import run_graph
+    with Executor(**executor) as ex:
+        return run_graph(stages, _ctx(root), ex, progress=False), ex.info.as_dict()
 
 
-def _jobs(tmp_path, specs):
-    return [Job(name, nb, str(tmp_path / "out" / f"{name}.ipynb"), {"name": name, "marker": marker}, phase=phase,
-                cwd=str(tmp_path)) for name, nb, marker, phase in specs]
+def test_stages_run_on_the_cluster_and_the_summary_says_so(cluster, tmp_path):
+    from npc_lib.stage import Stage
+    recs, info = _run([Stage(f"s{i}", graph_stages.where, (f"s{i}",)) for i in range(4)], tmp_path, scheduler=cluster)
+    assert [r.status for r in recs.values()] == ["ran"] * 4
+    assert {r.info["pid"] for r in recs.values()} - {os.getpid()}, "the stages ran in the workers"
+    assert info["kind"] == "dask" and info["address"] == cluster and info["workers"] == 2
 
 
-def test_jobs_run_on_the_cluster_and_the_summary_says_so(cluster, tmp_path):
-    ok = _notebook(tmp_path / "ok.ipynb", "import time\ntime.sleep(1)\nprint(name)")
-    info: dict = {}
-    out = run_jobs(_jobs(tmp_path, [(f"j{i}", ok, "", 0) for i in range(4)]), "fp", tmp_path / "state", timeout=120,
-                   progress=False, scheduler=cluster, executor_info=info)
-    assert [o.status for o in out] == ["ok"] * 4
-    assert info == {"kind": "dask", "address": cluster, "workers": 2}
-    assert all((tmp_path / "state" / f"j{i}.json").is_file() for i in range(4))
+def test_a_stage_whose_worker_dies_is_retried_and_nothing_is_lost(cluster, tmp_path):
+    from npc_lib.stage import Stage
+    stages = [Stage("victim", graph_stages.kill_worker_once, ("victim",))] + \
+        [Stage(f"s{i}", graph_stages.write, (f"s{i}", 1.0)) for i in range(3)]
+    recs, _ = _run(stages, tmp_path, scheduler=cluster)
+    assert (tmp_path / "victim.killed").read_text() == "killed once"  # the first attempt really killed its worker
+    assert recs["victim"].status == "ran", recs["victim"].error  # ... and the retry finished it
+    assert all(recs[f"s{i}"].status == "ran" for i in range(3))
 
 
-def test_a_job_whose_worker_dies_is_retried_and_nothing_is_lost(cluster, tmp_path):
-    ok = _notebook(tmp_path / "ok.ipynb", "import time\ntime.sleep(2)\nprint(name)")
-    killer = _notebook(tmp_path / "kill_once.ipynb", KILL_ONCE)
-    specs = [("victim", killer, str(tmp_path / "marker"), 0)] + [(f"j{i}", ok, "", 0) for i in range(3)]
-    out = {o.name: o for o in run_jobs(_jobs(tmp_path, specs), "fp", tmp_path / "state", timeout=120, progress=False,
-                                       scheduler=cluster)}
-    assert (tmp_path / "marker").read_text() == "killed once"  # the first attempt really killed its worker
-    assert out["victim"].status == "ok", out["victim"].error  # ... and the retry finished it
-    assert all(out[f"j{i}"].status == "ok" for i in range(3)), {k: v.error for k, v in out.items()}
-
-
-def test_a_job_that_kills_every_worker_is_recorded_and_the_next_phase_runs(cluster, tmp_path):
-    ok = _notebook(tmp_path / "ok.ipynb", "print(name)")
-    killer = _notebook(tmp_path / "kill.ipynb", KILL_ALWAYS)
-    specs = [("killer", killer, "", 0), ("after", ok, "", 1)]
-    out = {o.name: o for o in run_jobs(_jobs(tmp_path, specs), "fp", tmp_path / "state", timeout=120, progress=False,
-                                       scheduler=cluster)}
-    assert out["killer"].status == "failed" and "worker running it died" in out["killer"].error
-    assert out["after"].status == "ok"
-    state = json.loads((tmp_path / "state" / "killer.json").read_text())
-    assert state["status"] == "failed"
+def test_a_stage_that_kills_every_worker_is_recorded_and_the_others_go_on(cluster, tmp_path):
+    from npc_lib.stage import Stage
+    stages = [Stage("killer", graph_stages.kill_worker, ("killer",)),
+              Stage("after", graph_stages.write, ("after",), needs=("killer",)),
+              Stage("beside", graph_stages.write, ("beside",))]
+    recs, _ = _run(stages, tmp_path, scheduler=cluster)
+    assert recs["killer"].status == "failed" and "worker running it died" in recs["killer"].error
+    assert recs["after"].status == "skipped" and "killer did not finish" in recs["after"].error
+    assert recs["beside"].status == "ran"
 
 
 def test_a_worker_that_cannot_see_the_project_fails_clearly(cluster, tmp_path):
-    """The runner sees the notebook, the worker does not see the project folder (no shared mount)."""
-    ok = _notebook(tmp_path / "ok.ipynb", "print(1)")
-    job = Job("lost", ok, str(tmp_path / "out" / "lost.ipynb"), {}, cwd="/nonexistent/project")
-    (out,) = run_jobs([job], "fp", tmp_path / "state", timeout=60, progress=False, scheduler=cluster)
+    """The runner sees the run folder, the worker does not see the project folder (no shared mount)."""
+    from dataclasses import replace
+
+    from npc_lib.stage import Stage
+    from npc_lib.stages.notebooks import execute
+    from npc_lib.executors import Executor
+    from npc_lib.runner import run_graph
+    ctx = replace(_ctx(tmp_path), book_root=Path("/nonexistent/project"))
+    with Executor(scheduler=cluster) as ex:
+        recs = run_graph([Stage("notebook:lost", execute, ("03_train", "NPC"))], ctx, ex, progress=False)
+    out = recs["notebook:lost"]
     assert out.status == "failed" and "cannot see /nonexistent/project" in out.error and "shared" in out.error
 
 
@@ -131,54 +128,49 @@ def test_an_unreachable_scheduler_is_a_clear_error(tmp_path, monkeypatch):
     from npc_lib.errors import NpcError
     monkeypatch.setattr(executors, "CONNECT_TIMEOUT_S", 3)  # the client retries a refused connection until then
     with pytest.raises(NpcError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
-        run_jobs([], "fp", tmp_path / "state", scheduler="tcp://127.0.0.1:9", progress=False)
+        _run([], tmp_path, scheduler="tcp://127.0.0.1:9")
 
 
 @pytest.mark.slow
-def test_the_main_job_runs_through_the_scheduler(cluster, tmp_path):
-    """The main job on the two-worker cluster, on the smoke profile cut to one backbone and two
-    datasets (every notebook kind, 11 executions): the backbone features and every notebook run on
-    the workers, and the workers' features equal the runner's for the same seed."""
-    from conftest import mini_profile
+def test_the_main_job_runs_through_the_scheduler_and_equals_the_local_run(cluster, mini_run, tmp_path):
+    """The main job on the two-worker cluster, on the smoke profile cut to one backbone and two datasets (every
+    notebook kind): every stage runs on the workers, and the tables equal those of the same profile run on the
+    local cluster (the shared mini run): the same seeds give the same random backbone anywhere."""
     from npc_lib.cli import main
-    from npc_lib.config import load_profile
     from npc_lib.layout import RunLayout
-    from npc_lib.learn.features import extract_features
-    from npc_lib.learn.study import open_prepared
     root = Path(__file__).resolve().parents[1]
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(root / name, tmp_path / name)
     shutil.copytree(root / "notebooks", tmp_path / "notebooks")
-    profile = mini_profile(tmp_path)
     runs = RunLayout(tmp_path / "runs" / "mini")
-    code = main(["run", "--profile", str(profile), "--runs", str(runs.root), "--book-root", str(tmp_path),
+    code = main(["run", "--profile", str(mini_run.profile), "--runs", str(runs.root), "--book-root", str(tmp_path),
                  "--scheduler", cluster, "--no-book"])
     summary = json.loads(runs.summary.read_text())
-    assert code == 0 and summary["failed"] == [] and summary["executed"] == 11
-    assert summary["executor"] == {"kind": "dask", "address": cluster, "workers": 2}
-    fingerprint = runs.read_cohort_ref()["store"]
-    extracted = sorted(runs.features(fingerprint).glob("*/*.npy"))
-    assert len(extracted) == 2  # one backbone x two variants, computed on the workers
-    here = extract_features(open_prepared(runs.root).store, "efficientnet-lite0", load_profile(profile),
-                            tmp_path / "local")  # the same seed gives the same random backbone here
-    for f in extracted:
-        ref = np.asarray(here[f.stem].values)
-        np.testing.assert_allclose(np.load(f), ref, rtol=0, atol=1e-4 * float(np.abs(ref).max()), err_msg=f.name)
-
-
-ENV_PROBE = "import os, pathlib\npathlib.Path(marker).write_text(os.environ.get('MALLOC_TRIM_THRESHOLD_', 'unset'))"
+    assert code == 0 and summary["failed"] == [] and summary["executed"] == 9
+    assert summary["executor"]["kind"] == "dask" and summary["executor"]["workers"] == 2
+    hosts = {json.loads(p.read_text())["host"] for p in runs.stages.glob("*__*.json")}
+    assert all(not h.endswith(f":{os.getpid()}") for h in hosts), "the stages ran on the workers"
+    for name in ("table2", "metrics", "negative_control", "resplits", "survival"):
+        assert runs.table(name).read_bytes() == mini_run.layout.table(name).read_bytes(), name
 
 
 def test_kernels_do_not_inherit_dasks_malloc_trimming(cluster, tmp_path):
     """Dask's workers run with MALLOC_TRIM_THRESHOLD_ (mmap churn for NumPy); their kernels must not."""
+    from dataclasses import replace
+
     from npc_lib.executors import TRIM_VARIABLE, Executor
-    nb = _notebook(tmp_path / "probe.ipynb", ENV_PROBE)
+    from npc_lib.runner import run_graph
+    from npc_lib.stage import Stage
+    from npc_lib.stages.notebooks import execute
     before = os.environ.get(TRIM_VARIABLE)
-    for where, kwargs in (("external", {"scheduler": cluster}), ("local", {"n_jobs": 2})):
+    for where, kwargs in (("external", {"scheduler": cluster}), ("local", {"jobs": 2})):
         marker = tmp_path / f"{where}.txt"
-        out = run_jobs(_jobs(tmp_path, [(f"probe_{where}", nb, str(marker), 0)]), "fp", tmp_path / f"s_{where}",
-                       timeout=120, progress=False, **kwargs)
-        assert [o.status for o in out] == ["ok"], out
+        book = graph_stages.trivial_book(tmp_path / where, "import os, pathlib\npathlib.Path("
+                                         f"{str(marker)!r}).write_text(os.environ.get('MALLOC_TRIM_THRESHOLD_', 'unset'))")
+        ctx = replace(_ctx(book / "runs"), book_root=book)
+        with Executor(**kwargs) as ex:
+            recs = run_graph([Stage("notebook:probe", execute, ("03_train", "NPC"))], ctx, ex, progress=False)
+        assert recs["notebook:probe"].status == "ran", recs["notebook:probe"].error
         assert marker.read_text() == "unset", where
     with Executor(jobs=2):
         assert os.environ.get(TRIM_VARIABLE) == before  # nor does the runner (its cohort generator)

@@ -80,10 +80,12 @@ def test_a_cohort_without_a_trained_dataset_is_refused_in_one_line(mini_run_and_
 def test_resampling_and_harmonisation_change_only_the_roi_pixels(mini_run_and_centre_b):
     """Spacing resampling cuts centre B's crops at the training spacing (the ROI footprint shrinks by the spacing
     ratio); intensity harmonisation rewrites the ROI pixels only, leaves the canvas padding black, and moves each
-    image's ROI mean and SD to the training reference (z-score) or its quantiles to the reference's (histogram)."""
+    centre's pooled ROI mean and SD onto the training reference's (z-score) or its quantiles (histogram), through
+    one map per region and variant applied to every image."""
     from npc_lib.data.cache import build_image_store, open_image_store
     from npc_lib.data.cohort import load_cohort
-    from npc_lib.data.harmonise import fit_reference, harmonised_external_store, harmonised_store, training_spacing
+    from npc_lib.data.harmonise import (_footprints, apply_map, centre_map, fit_reference, harmonised_external_store,
+                                        harmonised_store, training_spacing)
     from npc_lib.data.rois import Geometry, footprint
     from npc_lib.layout import RunLayout
     runs, centre_b = mini_run_and_centre_b
@@ -106,46 +108,76 @@ def test_resampling_and_harmonisation_change_only_the_roi_pixels(mini_run_and_ce
     assert lit_resampled / lit_as_is == pytest.approx((spacing / target) ** 2, rel=0.25)
 
     reference = fit_reference(train, split.index[split.eq("train")])
+    centre = fit_reference(as_is)  # centre B's pooled ROI intensities (here its own pixels)
     for method in ("zscore", "histogram"):
-        out = harmonised_store(as_is, method, reference, cache)
+        out = harmonised_store(as_is, method, centre, reference, cache)
         assert out.fingerprint != as_is.fingerprint
-        assert harmonised_store(as_is, method, reference, cache).root == out.root  # reused, not rebuilt
+        assert harmonised_store(as_is, method, centre, reference, cache).root == out.root  # reused, not rebuilt
+        mapped = fit_reference(out)
         for variant in ("intratumour", "intra-peritumour"):
             src, dst = as_is.images(variant), out.images(variant)
-            from npc_lib.data.harmonise import _footprints
             for image_id, mask in list(_footprints(as_is.index, variant, geometry, None))[:40]:
                 assert not dst[image_id][~mask].any()  # the padding stays black
                 key = (as_is.index.loc[image_id, "region"], variant)
-                v = dst[image_id][mask].astype(float)
-                if method == "zscore" and src[image_id][mask].std() > 2:  # the reference's mean and SD, then clipped
-                    x = src[image_id][mask].astype(float)
-                    want = np.clip(reference.mean[key] + reference.sd[key] * (x - x.mean()) / x.std(), 0, 255)
-                    assert np.abs(v - want).max() <= 0.5 + 1e-6
-                if method == "histogram" and v.size > 50:
-                    q = np.percentile(v, [25, 50, 75])
-                    assert np.abs(q - np.percentile(reference.pixels[key], [25, 50, 75])).max() < 25
+                lut = centre_map(method, centre, reference, key)
+                assert np.array_equal(dst[image_id][mask], apply_map(src[image_id][mask], lut))  # one map per centre
+        for key in reference.mean:  # the centre's pooled distribution lands on the training images'
+            if method == "zscore":
+                assert mapped.mean[key] == pytest.approx(reference.mean[key], abs=2.0)
+                assert mapped.sd[key] == pytest.approx(reference.sd[key], rel=0.1, abs=2.0)
+            else:
+                q = [25, 50, 75]
+                assert np.abs(np.percentile(mapped.pixels[key], q) - np.percentile(reference.pixels[key], q)).max() < 6
+
+
+def test_a_centre_map_keeps_what_differs_between_patients_and_a_per_image_map_does_not():
+    """Two centre-B images that differ in necrosis (a dark core in one): after the centre's map (z-score or
+    histogram), the necrotic one is still the darker by a like margin; normalising each image by its own mean and
+    SD (the previous harmonisation) makes their means equal: the planted difference is gone."""
+    from npc_lib.data.harmonise import Reference, apply_map, centre_map
+    rng = np.random.default_rng(1)
+    key = ("cmln", "intratumour")
+
+    def reference_of(pixels):
+        pixels = np.sort(pixels.astype(np.float32))
+        return Reference({key: float(pixels.mean())}, {key: float(pixels.std())}, {key: pixels})
+    training = reference_of(np.clip(rng.normal(130, 35, 50_000), 0, 255))
+    plain = np.clip(rng.normal(170, 25, 2000), 0, 255).astype(np.uint8)  # another scanner: brighter, flatter
+    necrotic = plain.copy()
+    necrotic[:700] = np.clip(rng.normal(80, 15, 700), 0, 255).astype(np.uint8)  # a dark necrotic core
+    centre = reference_of(np.concatenate([plain, necrotic, np.clip(rng.normal(170, 25, 20_000), 0, 255)]))
+    gap = plain.mean() - necrotic.mean()
+    for method in ("zscore", "histogram"):
+        lut = centre_map(method, centre, training, key)
+        assert np.all(np.diff(lut) >= 0), "monotone"
+        a, b = apply_map(plain, lut).astype(float), apply_map(necrotic, lut).astype(float)
+        assert a.mean() - b.mean() > 0.5 * gap * training.sd[key] / centre.sd[key], method
+    per_image = [(x - x.mean()) / x.std() * training.sd[key] + training.mean[key] for x in (plain.astype(float),
+                                                                                             necrotic.astype(float))]
+    assert abs(per_image[0].mean() - per_image[1].mean()) < 1e-6  # the old per-image z-score erases it
 
 
 def test_histogram_matching_undoes_a_planted_contrast_change():
-    """A gamma (another protocol's contrast) applied to reference-like pixels: histogram matching brings the
-    quantiles back, z-scoring brings the mean and SD back, and doing nothing leaves the shift."""
-    from npc_lib.data.harmonise import Reference, harmonise_values
+    """A gamma (another protocol's contrast) applied to reference-like pixels: the centre's quantile map brings the
+    quantiles back, its z-score map the mean and SD, and doing nothing leaves the shift."""
+    from npc_lib.data.harmonise import Reference, apply_map, centre_map
     rng = np.random.default_rng(0)
-    ref = np.sort(np.clip(rng.normal(120, 40, 50_000), 0, 255))
     key = ("cmln", "intratumour")
-    reference = Reference({key: float(ref.mean())}, {key: float(ref.std())}, {key: ref})
-    image = np.clip(rng.normal(120, 40, 4000), 0, 255)
-    shifted = 255 * (image / 255) ** 0.6
+
+    def reference_of(pixels):
+        pixels = np.sort(pixels.astype(np.float32))
+        return Reference({key: float(pixels.mean())}, {key: float(pixels.std())}, {key: pixels})
+    ref = np.clip(rng.normal(120, 40, 50_000), 0, 255)
+    shifted = np.round(255 * (np.clip(rng.normal(120, 40, 40_000), 0, 255) / 255) ** 0.6).astype(np.uint8)
     q = [10, 50, 90]
     before = np.abs(np.percentile(shifted, q) - np.percentile(ref, q)).max()
-    matched = harmonise_values(shifted, "histogram", reference, key)
-    after = np.abs(np.percentile(matched, q) - np.percentile(ref, q)).max()
-    assert before > 20 and after < 3
-    z = harmonise_values(shifted, "zscore", reference, key)
-    assert z.mean() == pytest.approx(ref.mean(), abs=1e-6) and z.std() == pytest.approx(ref.std(), rel=1e-6)
-    assert np.array_equal(harmonise_values(shifted, "none", reference, key), shifted)
+    matched = apply_map(shifted, centre_map("histogram", reference_of(shifted), reference_of(ref), key))
+    assert before > 20 and np.abs(np.percentile(matched, q) - np.percentile(ref, q)).max() < 3
+    z = apply_map(shifted, centre_map("zscore", reference_of(shifted), reference_of(ref), key)).astype(float)
+    assert z.mean() == pytest.approx(ref.mean(), abs=1.5) and z.std() == pytest.approx(ref.std(), rel=0.05)
+    assert np.array_equal(apply_map(shifted, centre_map("none", reference_of(shifted), reference_of(ref), key)), shifted)
     with pytest.raises(ValueError, match="unknown intensity harmonisation"):
-        harmonise_values(shifted, "n4", reference, key)
+        centre_map("n4", reference_of(shifted), reference_of(ref), key)
 
 
 def _frames(rng, n, events, signal):

@@ -13,11 +13,11 @@ import nbformat
 import pandas as pd
 import pytest
 
-from npc_lib import book_build, runner
+from npc_lib import runner
+from npc_lib.stages import book as book_build
 from npc_lib.cli import main
 from npc_lib.errors import WriteFailed
 
-from test_notebooks_runner import _trivial_notebook
 
 
 def _enospc(path="") -> OSError:
@@ -98,27 +98,40 @@ def test_full_disk_while_model_outputs_are_written(smoke_runs, small_cohort, tmp
 
 def test_full_disk_while_notebooks_and_the_book_are_written(tmp_path, monkeypatch):
     pytest.importorskip("papermill")
+    from graph_stages import trivial_book
+    from npc_lib.config import load_profile
+    from npc_lib.executors import Executor
+    from npc_lib.layout import RunLayout
+    from npc_lib.stage import Stage
+    from npc_lib.stages import notebooks
+    from npc_lib.stages.context import RunContext
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    _trivial_notebook(tmp_path / "ok.ipynb")
-    jobs = [runner.Job(f"job{i}", str(tmp_path / "ok.ipynb"), str(tmp_path / "executed" / f"job{i}.ipynb"),
-                       {"log": str(tmp_path / "log.txt"), "name": f"job{i}"}) for i in range(2)]
-    real_finish = runner._finish_executed
+    project = trivial_book(tmp_path / "nb", "print(dataset)")
+    ctx = RunContext(load_profile("smoke"), RunLayout(project / "runs"), None, project)
+    stages = [Stage(f"notebook:{d}", notebooks.execute, ("03_train", d)) for d in ("NPC", "CMLN")]
+    real_finish = notebooks.finish_executed
 
     def filling(path, title=""):
-        if "job1" in str(path):
+        if "cmln" in str(path):
             raise _enospc(path)
         real_finish(path, title)
 
-    monkeypatch.setattr(runner, "_finish_executed", filling)
-    with pytest.raises(WriteFailed) as err:
-        runner.run_jobs(jobs, "fp", tmp_path / "state", n_jobs=1, timeout=120, progress=False)
-    assert f"could not write {tmp_path / 'executed' / 'job1.ipynb'}" in str(err.value)
-    assert "free on its disk" in str(err.value)
-    assert not (tmp_path / "executed" / "job1.ipynb").exists() and _leftovers(tmp_path) == []
-    monkeypatch.setattr(runner, "_finish_executed", real_finish)
-    out = runner.run_jobs(jobs, "fp", tmp_path / "state", n_jobs=1, timeout=120, progress=False)
-    assert [o.status for o in out] == ["skipped", "ok"]  # the finished notebook is kept, the other resumes
-    assert nbformat.read(tmp_path / "executed" / "job1.ipynb", as_version=4).cells
+    def run():
+        with Executor(1) as ex:
+            return runner.run_graph(stages, ctx, ex, progress=False)
+    monkeypatch.setattr(notebooks, "finish_executed", filling)
+    recs = run()
+    executed = ctx.layout.executed_notebook("03_train", "cmln")
+    assert recs["notebook:NPC"].status == "ran" and recs["notebook:CMLN"].status == "failed"
+    assert f"could not write {executed}" in recs["notebook:CMLN"].error and "free on its disk" in recs["notebook:CMLN"].error
+    assert isinstance(recs["notebook:CMLN"].exception, WriteFailed)  # the run ends with this one line
+    assert not executed.exists() and _leftovers(project / "runs") == []
+    monkeypatch.setattr(notebooks, "finish_executed", real_finish)
+    again = run()
+    assert [r.status for r in again.values()] == ["reused", "ran"]  # the finished notebook is kept, the other resumes
+    assert nbformat.read(executed, as_version=4).cells
+    shutil.copytree(project / "runs" / "executed" / "train", tmp_path / "executed")
+    out = {}
 
     # the book's copy of the executed notebooks: the previous copy stays whole
     book = tmp_path / "project"
@@ -126,10 +139,10 @@ def test_full_disk_while_notebooks_and_the_book_are_written(tmp_path, monkeypatc
     old.parent.mkdir(parents=True)
     old.write_text("previous")
     runs = tmp_path / "runs"
-    shutil.copytree(tmp_path / "executed", runs / "executed")
+    shutil.copytree(tmp_path / "executed", runs / "executed" / "train")
     real_copy = shutil.copy2
     monkeypatch.setattr(shutil, "copy2", lambda src, dst, **k: (_ for _ in ()).throw(_enospc(dst))
-                        if "job1" in str(src) else real_copy(src, dst, **k))
+                        if "cmln" in str(src) else real_copy(src, dst, **k))
     with pytest.raises(WriteFailed) as err:
         book_build.build_book(book, runs, out, "smoke")
     assert f"could not write {book / book_build.BOOK_NOTEBOOKS}" in str(err.value)

@@ -167,12 +167,11 @@ def test_explore_notebook_runs_in_jupyterlab_and_its_widgets_draw(lab, tmp_path)
 
 
 def test_every_notebook_runs_from_the_notebooks_folder_with_defaults(smoke_book, tmp_path):
-    """As papermill run by hand in notebooks/ would: default parameters open the newest finished run.
-
-    The notebooks run in the runner's phase order, two at a time within a phase (as ``--jobs 2``)."""
+    """As papermill run by hand in notebooks/ would: default parameters open the newest finished run (whose stages
+    saved what each notebook shows), two notebooks at a time."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from npc_lib.runner import PHASES
+    from npc_lib.stages.notebooks import NOTEBOOKS
     root, runs, code = smoke_book
     assert code == 0
     folder = root / "notebooks"
@@ -184,12 +183,10 @@ def test_every_notebook_runs_from_the_notebooks_folder_with_defaults(smoke_book,
                                "-k", "python3", "--no-progress-bar"], env=env, capture_output=True, text=True)
 
     notebooks = sorted(folder.glob("*.ipynb"))
-    assert {nb.stem for nb in notebooks} == set(PHASES)
+    assert [nb.stem for nb in notebooks] == NOTEBOOKS
     with ThreadPoolExecutor(2) as pool:
-        for phase in sorted(set(PHASES.values())):
-            batch = [nb for nb in notebooks if PHASES[nb.stem] == phase]
-            for nb, res in zip(batch, pool.map(papermill, batch)):
-                assert res.returncode == 0, f"{nb.name} failed from notebooks/:\n{res.stderr[-3000:]}"
+        for nb, res in zip(notebooks, pool.map(papermill, notebooks)):
+            assert res.returncode == 0, f"{nb.name} failed from notebooks/:\n{res.stderr[-3000:]}"
     assert _files(folder) == before, "a notebook wrote under notebooks/"
     out = nbformat.read(tmp_path / "01_cohort.ipynb", as_version=4)
     text = "".join(o.get("text", "") for c in out.cells for o in c.get("outputs", []))

@@ -1,5 +1,6 @@
-"""SIGKILL at the cohort, image-store, head-grid and notebook phases, then a rerun: the run finishes and
-its tables equal those of an uninterrupted run of the same seed, byte for byte."""
+"""SIGKILL in every stage of the main job, one after another, then a rerun: the run finishes and its tables equal
+those of an uninterrupted run of the same seed, byte for byte; and a SIGTERM while a stage's child processes
+compute ends the run with one line and leaves no process behind."""
 from __future__ import annotations
 
 import os
@@ -18,54 +19,77 @@ pytest.importorskip("keras")
 from npc_lib.layout import RunLayout  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-TABLES = ("table2", "metrics", "negative_control")
+TABLES = ("table2", "metrics", "negative_control", "resplits", "survival")
 
 
-def _start(profile: Path, runs: Path) -> subprocess.Popen:
+def _start(profile: Path, runs: Path, root: Path, jobs: int = 1) -> subprocess.Popen:
     cmd = [str(Path(sys.executable).with_name("npc-study")), "run", "--profile", str(profile), "--runs", str(runs),
-           "--no-book", "--jobs", "1", "--book-root", str(ROOT)]
+           "--no-book", "--jobs", str(jobs), "--book-root", str(root)]
     env = {**os.environ, "TQDM_DISABLE": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             start_new_session=True)
 
 
-def _kill_when(proc: subprocess.Popen, reached, what: str, seconds: float = 300) -> None:
-    """SIGKILL the runner and its kernels as soon as ``reached()`` holds."""
-    deadline = time.time() + seconds
-    while not reached():
-        if proc.poll() is not None:
-            raise AssertionError(f"the run ended before {what}: {proc.stdout.read()[-2000:]}")
-        if time.time() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL)
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(30)
-
-
-def _finish(profile: Path, runs: Path) -> str:
-    proc = _start(profile, runs)
-    out, _ = proc.communicate(timeout=900)
-    assert proc.returncode == 0, out[-3000:]
-    return out
+def _running(layout: RunLayout) -> set[str]:
+    return {p.name[: -len(".running")] for p in layout.stages.glob("*.running")} if layout.stages.is_dir() else set()
 
 
 @pytest.mark.slow
-def test_kill_at_four_phases_then_rerun_gives_the_uninterrupted_tables(tmp_path):
-    profile = mini_profile(tmp_path, "killed")
-    killed = RunLayout(tmp_path / "killed")
-    phases = [
-        ("the cohort", lambda: any(p.name.startswith(".cohort.partial") and any(p.rglob("*.dcm"))
-                                   for p in killed.root.glob(".cohort.partial*"))),
-        ("the image store", lambda: any(killed.cache.glob(".images-*.partial-*/*.u8"))),
-        ("the head grid", lambda: len(list(killed.models.glob("*/run.json"))) >= 1),
-        ("the notebooks", lambda: len(list(killed.job_state.glob("*.json"))) >= 2),
-    ]
-    for what, reached in phases:
-        _kill_when(_start(profile, killed.root), reached, what)
-    _finish(profile, killed.root)
-    reference = RunLayout(tmp_path / "reference")
-    _finish(profile, reference.root)
+def test_a_kill_in_every_stage_then_a_rerun_gives_the_uninterrupted_tables(mini_run):
+    """The run (in one process: stages one after the other) is killed as soon as a stage it has not been killed
+    in starts, again and again, until one attempt finishes; every stage is killed once, resplits included."""
+    layout = RunLayout(mini_run.root / "runs" / "killed")
+    killed: set[str] = set()
+    for attempt in range(60):
+        proc = _start(mini_run.profile, layout.root, mini_run.root)
+        while proc.poll() is None:
+            fresh = _running(layout) - killed
+            if fresh:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(30)
+                killed |= fresh
+                break
+            time.sleep(0.005)
+        else:
+            out, err = proc.communicate()
+            assert proc.returncode == 0, (out + err)[-3000:]
+            break
+    stages = {p.stem for p in layout.stages.glob("*.json") if p.stem != "timeline"}
+    assert len(stages) >= 20 and {"resplits__efficientnet-lite0", "resplits", "features__efficientnet-lite0",
+                                  "negative_control", "evaluation", "gradcam"} <= killed, sorted(killed)
+    assert len(killed) >= 0.8 * len(stages), (sorted(killed), sorted(stages))
     for name in TABLES:
-        assert killed.table(name).read_bytes() == reference.table(name).read_bytes(), name
-    assert not list(killed.root.rglob("*.partial*")), "no partial file or folder may remain"
+        assert layout.table(name).read_bytes() == mini_run.layout.table(name).read_bytes(), name
+    assert not list(layout.root.rglob("*.partial*")), "no partial file or folder may remain"
+    assert not _running(layout)
+
+
+@pytest.mark.slow
+def test_an_interrupt_ends_the_run_with_one_line_and_no_process_left(tmp_path, mini_run):
+    """SIGTERM to `npc-study run` on a local cluster while the cohort is generated by a pool of child processes:
+    the command ends with "interrupted" (no traceback after it), and every process it started (workers, their
+    children) ends."""
+    profile = mini_profile(tmp_path, "term", cohort={"patients": 40, "matrix": 64, "slices": 8, "scenario": "paper",
+                                                     "seed": 5})
+    layout = RunLayout(tmp_path / "term")
+    proc = _start(profile, layout.root, mini_run.root, jobs=2)
+    deadline = time.time() + 120
+    while "cohort" not in _running(layout) and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(3)  # the generator's pool is computing
+    children = [int(p) for p in subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True,
+                                               text=True).stdout.split()]
+    assert len(children) >= 4, "the runner, its cluster's workers and the generator's pool"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=90)
+    lines = err.strip().splitlines()
+    assert proc.returncode == 130 and lines[-1] == "interrupted", err[-3000:]
+    assert "Traceback" not in err and not any("rror" in ln for ln in lines), err[-3000:]  # the one line, no noise
+    deadline = time.time() + 20
+    while time.time() < deadline and any(Path(f"/proc/{c}").exists() for c in children):
+        time.sleep(0.2)
+    left = [c for c in children if Path(f"/proc/{c}").exists()
+            and "Z" not in Path(f"/proc/{c}/stat").read_text().split()[2]]
+    for c in left:
+        os.kill(c, signal.SIGKILL)
+    assert not left, f"processes {left} outlived the interrupted run"

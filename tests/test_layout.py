@@ -10,17 +10,16 @@ from npc_lib.layout import ModelRun, RunLayout, slug, store_folder
 from npc_lib.vocabulary import DATASETS, VARIANTS, variant_column
 
 PACKAGE = Path(__file__).resolve().parents[1] / "npc_lib"
-# a module may import only from its own layer or the layers to its right
-ORDER = ["faces", "show", "analysis", "synth", "learn", "data", "base"]
-FACES = {"cli", "cli_parser", "runner", "book_build", "null_study", "executors", "notebook", "external_study",
-         "__main__"}
+# a module may import only from its own layer or the layers to its right: the faces (command line, runner) schedule
+# the stages; a stage (one module per question) calls the library below it
+ORDER = ["faces", "stages", "show", "analysis", "synth", "learn", "data", "base"]
+FACES = {"cli", "cli_parser", "runner", "executors", "notebook", "__main__"}
+FOLDERS = {"data", "learn", "analysis", "show", "synth", "stages"}
 
 
 def _layer(module: str) -> str:
     parts = module.split(".")
-    if len(parts) > 2 and parts[1] in {"data", "learn", "analysis", "show", "synth", "resources"}:
-        return parts[1]
-    if len(parts) > 1 and parts[1] in {"data", "learn", "analysis", "show", "synth"}:
+    if len(parts) > 1 and parts[1] in FOLDERS:
         return parts[1]
     return "faces" if len(parts) > 1 and parts[1] in FACES else "base"
 
@@ -61,15 +60,15 @@ def test_imports_flow_downward_only():
 # pairs the order above allows but the design does not: figures and tables never train or generate,
 # statistics never generate a cohort
 FORBIDDEN = {("show", "learn"), ("show", "synth"), ("analysis", "synth"), ("learn", "analysis"), ("learn", "show")}
-ORCHESTRATORS = ("train_grid", "run_negative_control", "generate_cohort", "ensure_cohort")
+ORCHESTRATORS = ("train_grid", "train_heads", "train_finetune", "generate_cohort", "ensure_cohort", "ensure_synthetic")
 
 
 def test_forbidden_layer_pairs_and_orchestration_placement():
     bad = [f"{name} -> {target}" for name, path in _modules() for target in _imports(path)
            if (_layer(name), _layer(target)) in FORBIDDEN]
     assert not bad, "imports the layers forbid:\n" + "\n".join(bad)
-    # orchestration (fitting a study grid, running the control, generating a cohort) is called from
-    # Face or Learning, never from Analysis or Show
+    # orchestration (fitting models, generating a cohort) is called from a face, a stage or Learning, never
+    # from Analysis or Show
     calling = []
     for name, path in _modules():
         if _layer(name) in ("analysis", "show"):
@@ -181,3 +180,35 @@ def test_what_notebooks_call_is_documented():
         if not ok:
             missing.append(name)
     assert not missing, "numpydoc Parameters/Returns missing: " + ", ".join(sorted(missing))
+
+
+def test_stages_live_in_one_folder_one_module_per_question():
+    """Every stage module says what it reads, writes and serves, and declares its stages; the plan lists every
+    module of the folder; the runner only schedules (it imports no analysis, learning or data module)."""
+    from npc_lib.stages import plan
+    folder = PACKAGE / "stages"
+    helpers = {"__init__", "plan", "context"}
+    modules = sorted(p.stem for p in folder.glob("*.py") if p.stem not in helpers)
+    assert sorted(m.__name__.rsplit(".", 1)[1] for m in plan.MODULES) == modules
+    for m in plan.MODULES:
+        doc = m.__doc__ or ""
+        assert doc.startswith("Stage") and all(w in doc for w in ("Reads:", "Writes:", "Serves:")), m.__name__
+        assert callable(getattr(m, "stages", None)), m.__name__
+    runner = {t for t in _imports(PACKAGE / "runner.py")}
+    assert not {t for t in runner if _layer(t) in ("analysis", "learn", "data", "show", "synth")}, runner
+    assert not (PACKAGE / "null_study.py").exists() and not (PACKAGE / "external_study.py").exists()
+
+
+def test_stage_modules_spell_no_vocabulary_name():
+    """Datasets, variants and backbones are named in the vocabulary, never spelled as literals by a stage or by
+    the analyses a chapter reads."""
+    names = {*DATASETS, *VARIANTS}
+    from npc_lib.vocabulary import BACKBONES
+    names |= set(BACKBONES)
+    spelled = []
+    for path in [*(PACKAGE / "stages").glob("*.py"), PACKAGE / "analysis" / "travel.py"]:
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names:
+                spelled.append(f"{path.name}: {node.value!r}")
+    assert not spelled, spelled

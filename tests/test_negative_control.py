@@ -25,7 +25,7 @@ from npc_lib.learn.study import prepare
 from npc_lib.synth import ensure_cohort
 from npc_lib.analysis.negative_control import COLUMNS, PIXEL_REFERENCE, null_alarms
 from npc_lib.analysis.null_checks import ALARM_LEVEL
-from npc_lib.null_study import null_profile, run_negative_control
+from npc_lib.stages.negative_control import null_profile, run_negative_control
 
 TOLERANCE = 0.07
 MAX_FALSE_ALARM = 0.01
@@ -110,7 +110,7 @@ def test_an_alarm_ends_the_run_with_a_non_zero_exit(tmp_path, monkeypatch, capsy
     """npc-study run exits 3 and says why when the control raised its alarm, 0 with --allow-null-alarm."""
     from npc_lib import cli
     summary = {"executed": 1, "skipped": 0, "failed": [], "book": None, "null_alarm": ["NPC/intratumour/x: auc"],
-               "seconds": {"prepare": 1, "notebooks": 1, "total": 2}}
+               "stages": [{"name": "negative_control", "status": "ran"}], "seconds": {"total": 2, "cpu": 2}}
     monkeypatch.setattr("npc_lib.runner.run_profile", lambda *a, **k: summary)
     assert cli.main(["run", "--profile", "smoke", "--runs", str(tmp_path / "r"), "--no-book"]) == 3
     assert "NEGATIVE CONTROL ALARM" in capsys.readouterr().out
@@ -147,7 +147,7 @@ def test_null_images_are_the_main_images(tmp_path):
 
 
 def test_null_clinical_refuses_a_store_of_another_cohort():
-    from npc_lib.null_study import null_clinical
+    from npc_lib.stages.negative_control import null_clinical
     from npc_lib.errors import NpcError
     from npc_lib.synth.clinical import draw_cohort
     profile = load_profile("smoke")

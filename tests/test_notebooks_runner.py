@@ -1,13 +1,9 @@
 """Notebook structure, and the papermill runner's resume and failure isolation (tiny notebooks)."""
 from __future__ import annotations
 
-import json
 import os
 import re
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import nbformat
@@ -56,158 +52,60 @@ def test_notebook_structure(path):
         assert default in cells[params[0]].source
 
 
-def _trivial_notebook(path: Path, fail: bool = False) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    p = nbformat.v4.new_code_cell('log = ""\nname = ""')
-    p.metadata["tags"] = ["parameters"]
-    body = ("import time\nwith open(log, 'a') as f:\n    f.write(name + '\\n')\ntime.sleep(0.5)\n"
-            + ("raise ValueError('planted failure in ' + name)\n" if fail else ""))
-    nb.cells = [nbformat.v4.new_markdown_cell("# t"), p, nbformat.v4.new_code_cell(body)]
-    nbformat.write(nb, path)
-
-
-DRIVER = """
-import sys, json
-from pathlib import Path
-from npc_lib.runner import Job, run_jobs
-root = Path(sys.argv[1])
-jobs = [Job(f"job{i}", str(root / ("bad.ipynb" if i == 2 else "ok.ipynb")), str(root / "out" / f"job{i}.ipynb"),
-            {"log": str(root / "log.txt"), "name": f"job{i}"}) for i in range(int(sys.argv[2]))]
-out = run_jobs(jobs, "fp1", root / "state", n_jobs=1, timeout=120, progress=False)
-print(json.dumps({o.name: o.status for o in out}))
-"""
-
-
-def _driver(tmp_path, n):
-    return subprocess.Popen([sys.executable, "-c", DRIVER, str(tmp_path), str(n)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"})
-
-
-def test_runner_resumes_after_a_kill_and_isolates_failures(tmp_path):
-    _trivial_notebook(tmp_path / "ok.ipynb")
-    _trivial_notebook(tmp_path / "bad.ipynb", fail=True)
-    log = tmp_path / "log.txt"
-    proc = _driver(tmp_path, 6)
-    deadline = time.time() + 180
-    while time.time() < deadline:  # kill once 3 jobs have a state file
-        if len(list((tmp_path / "state").glob("*.json"))) >= 3 if (tmp_path / "state").exists() else False:
-            break
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    finished = {p.stem for p in (tmp_path / "state").glob("*.json")}
-    assert len(finished) >= 3
-    before = log.read_text().split()
-    proc = _driver(tmp_path, 6)
-    out, err = proc.communicate(timeout=300)
-    status = json.loads(out.strip().splitlines()[-1])
-    assert status["job2"] == "failed" and all(status[f"job{i}"] in ("ok", "skipped") for i in (0, 1, 3, 4, 5))
-    after = log.read_text().split()[len(before):]
-    ok_done = {n for n in finished if json.loads((tmp_path / "state" / f"{n}.json").read_text())
-               if n != "job2"}
-    # no finished job ran again; every unfinished one ran exactly once
-    assert not (set(after) & (ok_done - {"job2"}))
-    assert sorted(after) == sorted(set(f"job{i}" for i in range(6)) - (ok_done - {"job2"}))
-    assert [s for s in status.values()].count("skipped") == len(ok_done - {"job2"})
-    failed = json.loads((tmp_path / "state" / "job2.json").read_text())
-    assert "planted failure in job2" in failed["error"]
-    assert (tmp_path / "out" / "job2.ipynb").is_file(), "the failed notebook is kept for the book"
-    # a third run skips everything except the failure, which runs again
-    proc = _driver(tmp_path, 6)
-    out, _ = proc.communicate(timeout=300)
-    status = json.loads(out.strip().splitlines()[-1])
-    assert [k for k, v in status.items() if v != "skipped"] == ["job2"]
-
-
-def test_changed_parameters_rerun(tmp_path):
-    from npc_lib.runner import Job, run_jobs
-    _trivial_notebook(tmp_path / "ok.ipynb")
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-    job = Job("a", str(tmp_path / "ok.ipynb"), str(tmp_path / "out" / "a.ipynb"),
-              {"log": str(tmp_path / "log.txt"), "name": "a"})
-    assert run_jobs([job], "fp", tmp_path / "s", progress=False)[0].status == "ok"
-    assert run_jobs([job], "fp", tmp_path / "s", progress=False)[0].status == "skipped"
-    assert run_jobs([job], "fp-changed-input", tmp_path / "s", progress=False)[0].status == "ok"
-    job.parameters["name"] = "b"
-    assert run_jobs([job], "fp-changed-input", tmp_path / "s", progress=False)[0].status == "ok"
-    assert (tmp_path / "log.txt").read_text().split() == ["a", "a", "b"]
-
-
-def test_plan_orders_readers_after_writers_and_titles_each_grid_page(tmp_path):
+def test_the_plan_has_one_training_page_per_dataset_and_orders_readers_after_writers(tmp_path):
+    """Training pages: one per dataset (10 models each on smoke), titled; every notebook needs the stages whose
+    outputs it presents, so it starts after them."""
     from npc_lib.config import load_profile
-    from npc_lib.runner import plan
-    jobs = plan(load_profile("smoke"), tmp_path / "runs", tmp_path / "cohort", ROOT / "notebooks")
-    phase = {j.name: j.phase for j in jobs}
-    train = [j for j in jobs if j.name.startswith("03_train__")]
-    assert len(train) == 40 and max(j.phase for j in train) < phase["04_evaluate"]
-    assert phase["04_evaluate"] == phase["05_gradcam"] < phase["06_explore"], "06 reads the maps 05 writes"
-    assert phase["04_evaluate"] < phase["07_beyond"], "07 reads the out-of-fold scores 04 writes"
-    assert len({j.title for j in train}) == 40
-    titled = next(j for j in train if j.parameters["backbone"] == "resnet50")
-    assert "ResNet50" in titled.title and titled.parameters["dataset"] in titled.title
-    # paths outside the working directory stay absolute, never ../../..
-    assert not jobs[0].parameters["runs_dir"].startswith("..")
+    from npc_lib.graph import upstream_of
+    from npc_lib.layout import RunLayout
+    from npc_lib.stages.context import RunContext
+    from npc_lib.stages.notebooks import title
+    from npc_lib.stages.plan import plan
+    ctx = RunContext(load_profile("smoke"), RunLayout(tmp_path / "runs"), None, ROOT)
+    stages = plan(ctx)
+    names = [s.name for s in stages]
+    train = [n for n in names if n.startswith("notebook:03_train")]
+    assert len(train) == 4 and {n.rsplit(":", 1)[1] for n in train} == set(ctx.profile.datasets)
+    assert len({title(n.rsplit(":", 1)[1]) for n in train}) == 4
+    before = {n: {s.name for s in upstream_of(stages, [n])} for n in names if n.startswith("notebook:")}
+    assert {f"models:{b}" for b in ctx.profile.backbones} <= before["notebook:03_train:CMLN"]
+    assert "evaluation" in before["notebook:04_evaluate"] and "gradcam" in before["notebook:06_explore"]
+    assert {"resplits", "clock"} <= before["notebook:07_beyond"] and "external" in before["notebook:08_travel"]
+    assert names[-1] == "book" and set(train) <= {s.name for s in upstream_of(stages, ["book"])}
 
 
-def test_executed_grid_notebook_carries_its_own_title(tmp_path):
-    from npc_lib.runner import Job, run_jobs
-    _trivial_notebook(tmp_path / "ok.ipynb")
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-    job = Job("a", str(tmp_path / "ok.ipynb"), str(tmp_path / "out" / "a.ipynb"),
-              {"log": str(tmp_path / "log.txt"), "name": "a"}, title="Train NPC, intratumour, Xception")
-    assert run_jobs([job], "fp", tmp_path / "s", progress=False)[0].status == "ok"
-    nb = nbformat.read(tmp_path / "out" / "a.ipynb", as_version=4)
-    assert nb.cells[0].source.splitlines()[0] == "# Train NPC, intratumour, Xception"
-    assert nbformat.read(tmp_path / "ok.ipynb", as_version=4).cells[0].source == "# t", "the source is untouched"
-    job.title = "another"
-    assert run_jobs([job], "fp", tmp_path / "s", progress=False)[0].status == "ok", "a new title reruns"
-
-
-PID_DRIVER = """
-import sys
-from pathlib import Path
-from npc_lib.runner import Job, run_jobs
-root = Path(sys.argv[1])
-jobs = [Job(f"job{i}", str(root / "slow.ipynb"), str(root / "out" / f"job{i}.ipynb"), {"name": f"job{i}",
-            "log": str(root / "pids")}, cwd=str(root)) for i in range(2)]
-run_jobs(jobs, "fp1", root / "state", n_jobs=int(sys.argv[2]), timeout=300, progress=False)
-"""
-
-
-@pytest.mark.parametrize("n_jobs", [1, 2], ids=["in_process", "local_cluster"])
-def test_no_kernel_outlives_the_runner_on_sigterm(tmp_path, n_jobs):
+def _trivial_book(root: Path, fail: bool = False) -> Path:
+    """A project folder whose 03_train notebook is trivial (logs its dataset, optionally fails)."""
+    (root / "notebooks").mkdir(parents=True)
+    (root / "runs").mkdir()
+    (root / "_config.yml").write_text("title: t\n")
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    p = nbformat.v4.new_code_cell('log = ""\nname = ""')
+    p = nbformat.v4.new_code_cell('profile = ""\nruns_dir = ""\ncohort_dir = ""\noverrides = {}\ndataset = ""')
     p.metadata["tags"] = ["parameters"]
-    nb.cells = [p, nbformat.v4.new_code_cell("import os, time\nwith open(log, 'a') as f:\n    f.write(f'{os.getpid()}\\n')\n"
-                                             "time.sleep(300)")]
-    nbformat.write(nb, tmp_path / "slow.ipynb")
-    proc = subprocess.Popen([sys.executable, "-c", PID_DRIVER, str(tmp_path), str(n_jobs)], start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"})
-    pids_file = tmp_path / "pids"
-    deadline = time.time() + 180
-    while time.time() < deadline and len(pids_file.read_text().split() if pids_file.exists() else []) < n_jobs:
-        time.sleep(0.3)
-    kernels = [int(x) for x in pids_file.read_text().split()]
-    assert len(kernels) == n_jobs
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=60)
+    body = "print(dataset)" + ("\nraise ValueError('planted failure in ' + dataset)" if fail else "")
+    nb.cells = [nbformat.v4.new_markdown_cell("# t\n\ntext"), p, nbformat.v4.new_code_cell(body)]
+    nbformat.write(nb, root / "notebooks" / "03_train.ipynb")
+    return root
 
-    def alive(pid):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
 
-    deadline = time.time() + 20
-    while time.time() < deadline and any(alive(k) for k in kernels):
-        time.sleep(0.5)
-    left = [k for k in kernels if alive(k)]
-    for k in left:
-        os.kill(k, signal.SIGKILL)
-    assert not left, f"kernels {left} outlived the runner"
+def test_an_executed_notebook_carries_its_page_title_and_a_failure_is_kept_for_the_book(tmp_path):
+    from npc_lib.config import load_profile
+    from npc_lib.layout import RunLayout
+    from npc_lib.stages.context import RunContext
+    from npc_lib.stages.notebooks import NotebookFailed, execute
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    root = _trivial_book(tmp_path / "ok")
+    ctx = RunContext(load_profile("smoke"), RunLayout(root / "runs"), None, root)
+    [out] = execute(ctx, "03_train", "Max tumour")
+    nb = nbformat.read(out, as_version=4)
+    from npc_lib.vocabulary import dataset_title
+    assert nb.cells[0].source.splitlines()[0] == f"# Train on {dataset_title('Max tumour')}"
+    assert "Max tumour" in nb.cells[-1].outputs[0]["text"]
+    assert nbformat.read(root / "notebooks" / "03_train.ipynb", as_version=4).cells[0].source.startswith("# t")
+    bad = _trivial_book(tmp_path / "bad", fail=True)
+    ctx = RunContext(load_profile("smoke"), RunLayout(bad / "runs"), None, bad)
+    with pytest.raises(NotebookFailed, match="planted failure in NPC"):
+        execute(ctx, "03_train", "NPC")
+    kept = nbformat.read(ctx.layout.executed_notebook("03_train", "npc"), as_version=4)
+    assert any("planted failure" in str(o) for c in kept.cells if c.cell_type == "code" for o in c.get("outputs", []))

@@ -19,13 +19,15 @@ def test_shipped_profiles_pass(name):
 
 
 def test_a_profile_file_is_typed_and_its_path_travels_to_the_notebooks(tmp_path):
-    from npc_lib.runner import plan
+    from npc_lib.layout import RunLayout
+    from npc_lib.stages.context import RunContext
+    from npc_lib.stages.notebooks import parameters
     path = tmp_path / "mine.yaml"
     path.write_text(yaml.safe_dump({**load_profile("smoke").as_dict(), "name": "mine"}))
     profile = load_profile(path, {"weights": "none"})
     assert profile.source == str(path.resolve()) and profile.overrides == {"weights": "none"}
-    job = plan(profile, tmp_path / "runs", tmp_path / "cohort", tmp_path / "notebooks")[0]
-    assert load_profile(job.parameters["profile"], job.parameters["overrides"]) == profile
+    params = parameters(RunContext(profile, RunLayout(tmp_path / "runs"), None, tmp_path))
+    assert load_profile(params["profile"], params["overrides"]) == profile
 
 
 @pytest.mark.parametrize("key,value,words", [

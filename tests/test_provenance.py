@@ -50,13 +50,49 @@ def test_a_change_moves_exactly_the_digests_of_the_notebooks_that_reach_it(tmp_p
     assert all(_digest(nb, lib) != after[nb.stem] for nb in notebooks)
 
 
-def test_the_runner_job_digest_covers_code_and_profile_content(tmp_path):
-    from npc_lib.runner import Job
-    nb = ROOT / "notebooks" / "01_cohort.ipynb"
-    job = Job("01_cohort", str(nb), str(tmp_path / "out.ipynb"), {"profile": "p.yaml"}, profile_hash="aaa")
-    same = Job("01_cohort", str(nb), str(tmp_path / "out.ipynb"), {"profile": "p.yaml"}, profile_hash="aaa")
-    edited = Job("01_cohort", str(nb), str(tmp_path / "out.ipynb"), {"profile": "p.yaml"}, profile_hash="bbb")
-    assert job.digest("fp") == same.digest("fp") != edited.digest("fp")
+def test_a_notebook_stage_digest_covers_its_parameters_and_the_profile_content(tmp_path):
+    from npc_lib.config import load_profile
+    from npc_lib.layout import RunLayout
+    from npc_lib.stages.context import RunContext
+    from npc_lib.stages.notebooks import notebook_digest
+    ctx = RunContext(load_profile("smoke"), RunLayout(tmp_path / "runs"), None, ROOT)
+    edited = RunContext(load_profile("smoke", {"train.epochs": 3}), RunLayout(tmp_path / "runs"), None, ROOT)
+    assert notebook_digest(ctx, "03_train", "NPC") == notebook_digest(ctx, "03_train", "NPC")
+    assert notebook_digest(ctx, "03_train", "NPC") != notebook_digest(ctx, "03_train", "CMLN")
+    assert notebook_digest(ctx, "01_cohort") != notebook_digest(edited, "01_cohort")
+
+
+def test_a_stage_digest_moves_only_with_what_the_stage_reaches(tmp_path):
+    """A one-line change in a module moves the digests of the stages whose code reaches it and of the stages
+    downstream of them, and of no other (checked for a few modules on the demo profile, against a copy)."""
+    from npc_lib.config import load_profile
+    from npc_lib.graph import plan_digests
+    from npc_lib.layout import RunLayout
+    from npc_lib.stages.context import RunContext
+    from npc_lib.stages.plan import plan
+    ctx = RunContext(load_profile("demo"), RunLayout(tmp_path / "runs"), None, ROOT)
+    stages = plan(ctx)
+    base = plan_digests(stages, ctx)
+    assert base == plan_digests(stages, ctx)  # stable
+    lib = tmp_path / "lib" / "npc_lib"
+    shutil.copytree(ROOT / "npc_lib", lib, ignore=shutil.ignore_patterns("__pycache__"))
+    assert plan_digests(stages, ctx, lib) == base  # the copy is the same code
+
+    def changed(module: str) -> set[str]:
+        path = lib / module
+        original = path.read_text()
+        path.write_text(original + "\n# changed\n")
+        try:
+            new = plan_digests(stages, ctx, lib)
+        finally:
+            path.write_text(original)
+        return {k for k in base if base[k] != new[k]}
+    assert changed("stages/external.py") == {"external", "notebook:08_travel", "book"}
+    assert changed("analysis/harmonisation.py") == {"harmonisation", "external", "notebook:08_travel", "book"}
+    assert changed("graph.py") == set()  # the machinery that schedules and records stages computes nothing
+    heads = changed("learn/stacked_heads.py")
+    assert {f"models:{b}" for b in ctx.profile.backbones} <= heads and not any(n.startswith(
+        ("features:", "centre:")) or n in ("cohort", "store", "pixel_features") for n in heads)
 
 
 def test_commit_and_run_digest(tmp_path):

@@ -7,7 +7,8 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
-from npc_lib.show.widgets import CamViewer, RocExplorer, SliceExplorer, save_cam_examples  # noqa: E402
+from npc_lib.analysis.cam_study import save_cam_examples  # noqa: E402
+from npc_lib.show.widgets import CamViewer, RocExplorer, SliceExplorer  # noqa: E402
 
 
 def _pixels(fig):

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from npc_lib.analysis.book_numbers import cam_numbers
-from npc_lib.atomic import write_csv
+from npc_lib.atomic import atomic_path, write_csv
 from npc_lib.data.cache import open_image_store
 from npc_lib.errors import NpcError
 from npc_lib.layout import ModelRun, RunLayout
@@ -163,3 +163,30 @@ def cam_panels(examples: dict, dataset: str) -> list[tuple[str, tuple[str, str],
     return [(name, (ds, variant), f"{ds}, {variant}")
             for name, variant in (("fig6_gradcam_intra_peritumour", INTRA_PERITUMOUR),
                                   ("fig7_gradcam_intratumour", INTRATUMOUR)) if (ds, variant) in examples]
+
+
+def save_cam_examples(examples: dict, path: str | Path) -> Path:
+    """Store the Grad-CAM study's example images, masks and CAMs for :class:`CamViewer`.
+
+    Parameters
+    ----------
+    examples : ``cam_study(...)["examples"]``
+    path : the .npz to write
+
+    Returns
+    -------
+    Path of the written file.
+    """
+    arrays = {}
+    for (dataset, variant), ex in examples.items():
+        key = f"{dataset}~{variant}"
+        arrays[f"{key}|images"] = ex["images"]
+        arrays[f"{key}|masks"] = ex["masks"]
+        arrays[f"{key}|labels"] = ex["labels"]
+        for b, cam in ex["cams"].items():
+            arrays[f"{key}|cam|{b}"] = cam.astype(np.float16)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez_compressed(tmp, **arrays)
+    return path

@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from npc_lib.analysis.metrics import MetricError, auc_ci_delong, calibration, patient_scores, threshold_metrics
+from npc_lib.analysis.metrics import (MetricError, auc_ci_delong, calibration, patient_scores, resampled_aucs,
+                                     threshold_metrics)
 from npc_lib.analysis.references import pixel_model, planted_image_scores, store_features
 from npc_lib.data.rois import dataset_mask
 
@@ -124,7 +125,7 @@ def tnm_frames(store, clinical: pd.DataFrame, cells: set, split: pd.Series) -> d
     patients with images of the dataset, their label, their ``split`` and the stage as the score."""
     stage_iv = clinical.set_index("patient_id")["overall_stage"].eq("IV").astype(float)
     out = {}
-    for d, v in cells:
+    for d, v in sorted(cells):
         pts = store.index.loc[dataset_mask(store.index, d)].groupby("patient_id")["label"].first().reset_index()
         out[(d, v, TNM)] = pts.assign(image_id=np.arange(len(pts)), split=pts["patient_id"].map(split).to_numpy(),
                                       probability=pts["patient_id"].map(stage_iv).to_numpy())
@@ -198,11 +199,9 @@ def external_summary(internal: dict, external: dict, n_boot: int = 1000, seed: i
         lab_int = _labels([p[0] for p in cell.values()], ids_int)
         lab_ext = _labels([p[1] for p in cell.values()], ids_ext)
         point = {b: (_auc_at(lab_int, a), _auc_at(lab_ext, e)) for b, (a, e) in arr.items()}
-        boots = {b: np.empty(n_boot) for b in cell}
-        for i in range(n_boot):
-            di, de = _stratified_draw(rng, lab_int), _stratified_draw(rng, lab_ext)
-            for b, (a, e) in arr.items():
-                boots[b][i] = _auc_at(lab_ext[de], e[de]) - _auc_at(lab_int[di], a[di])
+        draws = [(_stratified_draw(rng, lab_int), _stratified_draw(rng, lab_ext)) for _ in range(n_boot)]
+        di, de = np.array([d for d, _ in draws]), np.array([d for _, d in draws])
+        boots = {b: resampled_aucs(lab_ext, e, de) - resampled_aucs(lab_int, a, di) for b, (a, e) in arr.items()}
         planted = boots.get(PLANTED)
         for name, members in named.items():
             auc_int = float(np.nanmean([point[b][0] for b in members]))

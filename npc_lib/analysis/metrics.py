@@ -160,6 +160,38 @@ def bootstrap_auc_ci(y, score, groups=None, n_boot: int = 2000, level: float = 0
                  f"bootstrap ({n_boot} patient resamples, stratified)")
 
 
+def resampled_aucs(y, score, draws: np.ndarray) -> np.ndarray:
+    """The Mann–Whitney AUC (ties count one half) of many bootstrap resamples at once.
+
+    Parameters
+    ----------
+    y : labels (0/1) of the observations
+    score : their scores; a non-finite score leaves its observation out (of every resample)
+    draws : (resamples, k) positions into ``y`` and ``score``, one resample per row, with repeats
+
+    Returns
+    -------
+    array (resamples,): each resample's AUC, as the rank-sum identity gives it on the resampled observations
+    (NaN where a resample lacks a class).
+    """
+    y, s, draws = np.asarray(y), np.asarray(score, float), np.atleast_2d(np.asarray(draws))
+    weights = np.zeros((draws.shape[0], len(y)))
+    np.add.at(weights, (np.repeat(np.arange(draws.shape[0]), draws.shape[1]), draws.ravel()), 1.0)
+    keep = np.flatnonzero(np.isfinite(s))
+    order = keep[np.argsort(s[keep], kind="mergesort")]
+    if not len(order):
+        return np.full(draws.shape[0], np.nan)
+    ranked = s[order]
+    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])  # one group per tied score
+    w = weights[:, order]
+    pos = np.add.reduceat(w * (y[order] == 1), starts, axis=1)
+    neg = np.add.reduceat(w * (y[order] == 0), starts, axis=1)
+    below = np.cumsum(neg, axis=1) - neg
+    den = pos.sum(axis=1) * neg.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (pos * (below + 0.5 * neg)).sum(axis=1) / den, np.nan)
+
+
 def _rank_auc(y: np.ndarray, s: np.ndarray) -> float:
     """AUC by the rank-sum identity (ties count one half), without input checks."""
     r = stats.rankdata(s)

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
 import pandas as pd
 
 from npc_lib.atomic import write_csv
 from npc_lib.config import Profile
 from npc_lib.analysis.evaluation import calibration_table, evaluate_runs, load_runs
 from npc_lib.analysis.hybrid import training_oof
-from npc_lib.analysis.study_evaluation import select_on_training
+from npc_lib.analysis.selection import select_on_training
 from npc_lib.analysis.metrics import patient_scores, youden_threshold
 from npc_lib.analysis.null_checks import NullRow, check_null, citl
 from npc_lib.analysis.references import pixel_reference_scores, score_references

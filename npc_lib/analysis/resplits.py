@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from npc_lib.children import spawn_executor
+from npc_lib.children import spawn_pool
 from npc_lib.data.cache import open_image_store
 from npc_lib.data.split import patient_split
 from npc_lib.layout import RunLayout
@@ -65,9 +65,9 @@ def resplit_aucs(runs_dir: RunLayout | str | Path, metas: list[dict], clinical: 
     if jobs == 1:
         parts = [_resplit_chunk(runs_dir, metas, clinical, chunks[0], seed, test_fraction, tnm, models)]
     else:  # the splits are independent: share them out to processes (NumPy fits use one core each)
-        with spawn_executor(jobs) as pool:
-            parts = list(pool.map(_resplit_chunk, [runs_dir] * jobs, [metas] * jobs, [clinical] * jobs, chunks,
-                                  [seed] * jobs, [test_fraction] * jobs, [tnm] * jobs, [models] * jobs))
+        with spawn_pool(jobs) as pool:
+            parts = pool.starmap(_resplit_chunk, [(runs_dir, metas, clinical, c, seed, test_fraction, tnm, models)
+                                                  for c in chunks])
     out = pd.concat(parts, ignore_index=True)
     return out.sort_values(["split", "backbone", "dataset", "variant", "level"], kind="stable").reset_index(drop=True)
 

@@ -15,6 +15,7 @@ from npc_lib.analysis.harmonisation import harmonisation_summary
 from npc_lib.data.cache import open_image_store
 from npc_lib.data.cohort import load_cohort
 from npc_lib.layout import RunLayout, store_folder
+from npc_lib.vocabulary import INTRA_PERITUMOUR, NODE_DATASETS
 
 STAGES = ("I", "II", "III", "IV")
 CNN_MEAN = "CNN mean (paper's four)"
@@ -71,11 +72,12 @@ def _example_crops(layout: RunLayout, info: dict) -> dict:
     out = {}
     ref = layout.read_cohort_ref()
     sources = {"Centre A": layout.image_store(ref["store"])}
-    stores = info.get("stores", {})
+    choice = layout.table("harmonisation", ".json")
+    stores = json.loads(choice.read_text()).get("stores", {}) if choice.is_file() else {}
     cache = Path(info["cache"]) if info.get("cache") else layout.external_run(info.get("centre", "B")).cache
-    if "none" in stores:
-        sources[f"Centre {info['centre']}, as it comes"] = store_folder(cache, stores["none"])
-    if info.get("store") and info.get("store") != stores.get("none"):
+    if "evaluation:none" in stores:
+        sources[f"Centre {info['centre']}, as it comes"] = store_folder(cache, stores["evaluation:none"])
+    if info.get("store") and info.get("store") != stores.get("evaluation:none"):
         sources[f"Centre {info['centre']}, as scored"] = store_folder(cache, info["store"])
     for label, root in sources.items():
         try:
@@ -86,7 +88,7 @@ def _example_crops(layout: RunLayout, info: dict) -> dict:
         if idx.empty:
             continue
         area = (idx["x1"] - idx["x0"]) * (idx["y1"] - idx["y0"])
-        out[label] = np.asarray(store.images("intra-peritumour")[int(idx.loc[area.idxmax(), "image_id"])])
+        out[label] = np.asarray(store.images(INTRA_PERITUMOUR)[int(idx.loc[area.idxmax(), "image_id"])])
     return out
 
 
@@ -160,7 +162,7 @@ def travel_numbers(t: Travel) -> dict:
                             f"ext_{tag}_stage_i_ii": f"{(r['stage_I'] or 0) + (r['stage_II'] or 0):.0%}",
                             f"ext_{tag}_intensity": (r["mean_stored_intensity"], 0), f"ext_{tag}_dm": str(r["dm"])})
     if len(s):
-        strong = s[s["dataset"].isin(["CMLN", "NPC-CMLN"])]
+        strong = s[s["dataset"].isin(NODE_DATASETS)]
         out.update({
             "ext_planted_change": (_mean(s, PLANTED, "change"), 3),
             "ext_planted_abs_change": (float(s.loc[s["what"] == PLANTED, "change"].abs().mean()), 3),
@@ -177,25 +179,41 @@ def travel_numbers(t: Travel) -> dict:
         })
     h = t.harmonisation_summary
     if len(h):
-        def label(r):
-            return r["intensity"] + (" with resampling" if r["resample"] else "")
-        fav = h[h["favoured"]].iloc[0]
-        base = h[(h["intensity"] == "none") & (~h["resample"])]
-        out.update({"harm_favoured": label(fav), "harm_favoured_auc": (fav["auc_external"], 3),
-                    "harm_favoured_gain": (fav["change_vs_none"], 3),
-                    "harm_favoured_wins": f"{int(fav['wins'])} of {int(fav['models'])}",
-                    "harm_none_auc": (base["auc_external"].iloc[0] if len(base) else np.nan, 3),
-                    "harm_backbones": ", ".join(sorted(t.harmonisation["backbone"].unique())),
-                    "harm_profile_is_favoured": "is" if bool(fav["profile_choice"]) else "is not"})
-        for intensity in ("zscore", "histogram"):
-            r = h[(h["intensity"] == intensity) & (~h["resample"])]
-            out[f"harm_{intensity}_gain"] = (r["change_vs_none"].iloc[0] if len(r) else np.nan, 3)
-        r = h[(h["intensity"] == "none") & (h["resample"])]
-        out["harm_resample_gain"] = (r["change_vs_none"].iloc[0] if len(r) else np.nan, 3)
+        out.update(harmonisation_numbers(h, t.harmonisation, info))
     cal = t.calibration
     if len(cal):
         out.update({"ext_cal_intercept": (cal["calibration_intercept_external"].mean(), 2),
                     "ext_cal_slope": (cal["calibration_slope_external"].median(), 2),
                     "ext_sens": (cal["sensitivity_external"].mean(), 2),
                     "ext_spec": (cal["specificity_external"].mean(), 2)})
+    return out
+
+
+def harmonisation_numbers(h: pd.DataFrame, table: pd.DataFrame, info: dict) -> dict:
+    """What the chapter quotes of the harmonisation ablation: the choice (made on the tuning draw) and each
+    setting's mean gain over none with its bootstrap CI, on the tuning and the evaluation draw."""
+    def label(intensity, resample):
+        return intensity + (" with resampling" if resample else "")
+
+    def gain(draw, intensity, resample):
+        r = h[(h["draw"] == draw) & (h["intensity"] == intensity) & (h["resample"] == resample)]
+        if not len(r) or pd.isna(r["gain_vs_none"].iloc[0]):
+            return "n/a"
+        r = r.iloc[0]
+        return f"{r['gain_vs_none']:+.3f} ({r['gain_low']:+.3f} to {r['gain_high']:+.3f})"
+
+    chosen = (info.get("harmonisation", "none"), bool(info.get("resample")))
+    tuning = h[h["draw"] == "tuning"]
+    fav = tuning.loc[tuning["auc_external"].idxmax()] if len(tuning) else None
+    out = {"harm_chosen": label(*chosen), "harm_how": info.get("how_chosen", "the profile's setting"),
+           "harm_backbones": ", ".join(sorted(table.loc[table["dataset"] != "all", "backbone"].unique())),
+           "harm_tuning_patients": str(info.get("tuning_patients") or "n/a"),
+           "harm_favoured_tuning": label(fav["intensity"], bool(fav["resample"])) if fav is not None else "n/a"}
+    for draw in ("tuning", "evaluation"):
+        base = h[(h["draw"] == draw) & (h["intensity"] == "none") & (~h["resample"].astype(bool))]
+        out[f"harm_{draw}_none_auc"] = (base["auc_external"].iloc[0] if len(base) else np.nan, 3)
+        out[f"harm_{draw}_chosen_gain"] = gain(draw, *chosen)
+        out[f"harm_{draw}_resample_gain"] = gain(draw, "none", True)
+        for intensity in ("zscore", "histogram"):
+            out[f"harm_{draw}_{intensity}_gain"] = gain(draw, intensity, False)
     return out

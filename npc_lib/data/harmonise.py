@@ -1,18 +1,22 @@
-"""Intensity harmonisation of another centre's image store onto the training centre's images.
+"""Intensity harmonisation of another centre's image store onto the training centre's images: one monotone map
+per centre, never one per image.
 
 Every stored image is already scaled by its own crop's 1st–99th percentiles (:func:`npc_lib.data.rois.normalise`),
-which removes a vendor's intensity scale but not a protocol's contrast. The choices here act on the ROI
-pixels of each external image (its footprint, not the canvas padding) and are fitted on the training
-centre's *training* images only, per region (primary, node) and variant:
+which removes a vendor's intensity scale but not a protocol's contrast. The choices here map the ROI pixels (an
+image's footprint, not the canvas padding) of *every* image of the other centre through one lookup table per
+region (primary, node) × variant, so that centre's pooled ROI distribution lands on the training centre's:
 
 ``none``       the stored images as they are;
-``zscore``     each image's ROI pixels z-scored, then given the training images' typical ROI mean and SD
-               (the median over training images of each image's own mean and SD);
-``histogram``  each image's ROI pixels matched to the pooled ROI histogram of the training images
-               (:func:`skimage.exposure.match_histograms`).
+``zscore``     a linear map: the centre's pooled ROI mean and SD onto the training images' pooled mean and SD;
+``histogram``  quantile mapping: each stored value to the training distribution's quantile at the value's rank
+               in the centre's pooled distribution (monotone, non-decreasing).
 
-Pixel spacing is harmonised where the crops are cut (``build_image_store(..., resample_mm=...)``), since a
-stored image no longer holds the crop at its native size.
+Because one map serves every image of a centre, what differs between its patients (a dark necrotic core, a
+mottled texture: the planted biology) keeps its order and, for ``zscore``, its proportions; a per-image
+normalisation would force every image onto one distribution and erase it. The training centre's reference uses
+its training patients only; the other centre's map is fitted on the pixels of the store it is given (the main job
+fits it on a separate tuning draw of that centre, never on the patients it is evaluated on). Pixel spacing is
+harmonised where the crops are cut (``build_image_store(..., resample_mm=...)``).
 """
 from __future__ import annotations
 
@@ -24,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from skimage.exposure import match_histograms
 
 from npc_lib.atomic import atomic_dir, write_json
 from npc_lib.data.cache import ImageStore, build_image_store, open_image_store, sha256_file
@@ -33,12 +36,13 @@ from npc_lib.data.rois import Geometry, box_columns, footprint
 from npc_lib.layout import store_folder
 
 INTENSITY_CHOICES = ("none", "zscore", "histogram")
-REFERENCE_SAMPLE = 200_000  # pooled training ROI pixels kept per region × variant for histogram matching
+REFERENCE_SAMPLE = 200_000  # pooled ROI pixels kept per region × variant
+LEVELS = np.arange(256)     # the stored values (uint8)
 
 
 @dataclass(frozen=True)
 class Reference:
-    """The training centre's ROI intensities per ``(region, variant)``: typical mean and SD, pooled sample."""
+    """A centre's pooled ROI intensities per ``(region, variant)``: mean, SD and a sorted sample of pixels."""
 
     mean: dict
     sd: dict
@@ -65,50 +69,55 @@ def _footprints(index: pd.DataFrame, variant: str, geometry: Geometry, resample_
         yield r.image_id, cache[key]
 
 
-def fit_reference(store: ImageStore, train_patients, seed: int = 0) -> Reference:
-    """The training images' ROI intensities of ``store`` (only rows of ``train_patients``)."""
+def fit_reference(store: ImageStore, patients=None, seed: int = 0) -> Reference:
+    """The pooled ROI intensities of ``store``'s images (only the rows of ``patients`` when given)."""
     geometry = Geometry(**store.manifest["geometry"])
     rng = np.random.default_rng(seed)
-    train = store.index.loc[store.index["patient_id"].isin(set(train_patients))]
+    rows_of = store.index if patients is None else store.index.loc[store.index["patient_id"].isin(set(patients))]
     mean, sd, pixels = {}, {}, {}
     for variant in box_columns():
         images = store.images(variant)
-        for region, rows in train.groupby("region"):
-            means, sds, pooled = [], [], []
-            for image_id, mask in _footprints(rows, variant, geometry, store.manifest.get("resample_mm")):
-                values = images[image_id][mask].astype(np.float32)
-                means.append(values.mean())
-                sds.append(values.std())
-                pooled.append(values)
-            pooled = np.concatenate(pooled)
+        for region, rows in rows_of.groupby("region"):
+            pooled = np.concatenate([images[i][mask] for i, mask in _footprints(
+                rows, variant, geometry, store.manifest.get("resample_mm"))]).astype(np.float32)
             if len(pooled) > REFERENCE_SAMPLE:
                 pooled = rng.choice(pooled, REFERENCE_SAMPLE, replace=False)
             key = (region, variant)
-            mean[key], sd[key], pixels[key] = float(np.median(means)), float(np.median(sds)), np.sort(pooled)
+            mean[key], sd[key], pixels[key] = float(pooled.mean()), float(pooled.std()), np.sort(pooled)
     return Reference(mean, sd, pixels)
 
 
-def harmonise_values(values: np.ndarray, method: str, reference: Reference, key: tuple[str, str]) -> np.ndarray:
-    """One image's ROI pixel values (float) mapped by ``method`` onto the reference of ``key``."""
-    if method == "none" or values.size == 0:
-        return values
+def centre_map(method: str, centre: Reference, reference: Reference, key: tuple[str, str]) -> np.ndarray:
+    """The lookup table (256 values, non-decreasing) taking the centre's stored values of ``key`` (region,
+    variant) onto the reference's distribution by ``method``."""
+    if method not in INTENSITY_CHOICES:
+        raise ValueError(f"unknown intensity harmonisation {method!r}; known: {', '.join(INTENSITY_CHOICES)}")
+    if method == "none" or key not in centre.pixels or key not in reference.pixels:
+        return LEVELS.astype(np.float32)
     if method == "zscore":
-        sd = values.std()
-        z = (values - values.mean()) / sd if sd > 0 else np.zeros_like(values)
-        return reference.mean[key] + reference.sd[key] * z
-    if method == "histogram":
-        return match_histograms(values, reference.pixels[key])
-    raise ValueError(f"unknown intensity harmonisation {method!r}; known: {', '.join(INTENSITY_CHOICES)}")
+        scale = reference.sd[key] / centre.sd[key] if centre.sd[key] > 0 else 1.0
+        return (reference.mean[key] + scale * (LEVELS - centre.mean[key])).astype(np.float32)
+    src, dst = centre.pixels[key], reference.pixels[key]  # sorted samples
+    rank = (np.searchsorted(src, LEVELS, "left") + np.searchsorted(src, LEVELS, "right")) / (2.0 * len(src))
+    return np.interp(rank, (np.arange(len(dst)) + 0.5) / len(dst), dst).astype(np.float32)
 
 
-def harmonised_store(store: ImageStore, method: str, reference: Reference, cache_dir: str | Path) -> ImageStore:
-    """``store`` with every image's ROI pixels harmonised by ``method`` (a new store in ``cache_dir``,
-    reused while its source and reference are unchanged; ``none`` returns ``store`` itself)."""
+def apply_map(values: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """Stored uint8 values through a lookup table, rounded and clipped back to 0..255."""
+    return np.clip(np.round(lut[np.asarray(values, np.uint8)]), 0, 255).astype(np.uint8)
+
+
+def harmonised_store(store: ImageStore, method: str, centre: Reference, reference: Reference,
+                     cache_dir: str | Path) -> ImageStore:
+    """``store`` with every image's ROI pixels mapped by the centre's ``method`` map (``centre``: the pooled
+    intensities the map is fitted on; ``reference``: the training images'). A new store in ``cache_dir``, reused
+    while its source and both distributions are unchanged; ``none`` returns ``store`` itself."""
     if method not in INTENSITY_CHOICES:
         raise ValueError(f"unknown intensity harmonisation {method!r}; known: {', '.join(INTENSITY_CHOICES)}")
     if method == "none":
         return store
-    fp = hashlib.sha256(f"{store.fingerprint}:{method}:{reference.digest()}".encode()).hexdigest()[:20]
+    fp = hashlib.sha256(f"{store.fingerprint}:{method}:centre:{centre.digest()}:{reference.digest()}".encode()
+                        ).hexdigest()[:20]
     root = store_folder(Path(cache_dir), fp)
     if root.exists():
         try:
@@ -119,26 +128,24 @@ def harmonised_store(store: ImageStore, method: str, reference: Reference, cache
     with atomic_dir(root) as tmp:
         digests = {}
         for variant in box_columns():
-            source = store.images(variant)
-            out = np.zeros(source.shape, np.uint8)
+            out = np.array(store.images(variant))
             for region, rows in store.index.groupby("region"):
-                key = (region, variant)
+                lut = centre_map(method, centre, reference, (region, variant))
                 for image_id, mask in _footprints(rows, variant, geometry, store.manifest.get("resample_mm")):
-                    img = source[image_id]
-                    mapped = harmonise_values(img[mask].astype(np.float32), method, reference, key)
-                    out[image_id][mask] = np.clip(np.round(mapped), 0, 255).astype(np.uint8)
+                    out[image_id][mask] = apply_map(out[image_id][mask], lut)
             out.tofile(tmp / f"{variant}.u8")
             digests[f"{variant}.u8"] = sha256_file(tmp / f"{variant}.u8")
         store.index.to_parquet(tmp / "index.parquet", index=False)
         digests["index.parquet"] = sha256_file(tmp / "index.parquet")
         write_json(tmp / "manifest.json", {**store.manifest, "fingerprint": fp, "files": digests,
                                            "harmonisation": {"method": method, "source": store.fingerprint,
+                                                             "fitted_on": centre.digest(),
                                                              "reference": reference.digest()}})
     return open_image_store(root, verify=False)
 
 
 def reference_summary(reference: Reference) -> pd.DataFrame:
-    """The reference as a table: region, variant, typical ROI mean and SD, pooled pixels kept."""
+    """The reference as a table: region, variant, pooled ROI mean and SD, pooled pixels kept."""
     return pd.DataFrame([{"region": r, "variant": v, "mean": reference.mean[(r, v)], "sd": reference.sd[(r, v)],
                           "pixels": len(reference.pixels[(r, v)])} for r, v in sorted(reference.mean)])
 
@@ -149,15 +156,22 @@ def training_spacing(store: ImageStore, split: pd.Series) -> float:
     return float(np.median(np.r_[train["spacing_row_mm"].to_numpy(), train["spacing_col_mm"].to_numpy()]))
 
 
+def cut_external_store(cohort: Cohort, train_store: ImageStore, split: pd.Series, cache: Path,
+                       resample: bool = False, progress: bool = False) -> ImageStore:
+    """The external cohort's image store cut with the run's geometry, resampled to the training spacing when
+    ``resample``."""
+    return build_image_store(cohort, Geometry(**train_store.manifest["geometry"]), cache, progress=progress,
+                             resample_mm=training_spacing(train_store, split) if resample else None)
+
+
 def harmonised_external_store(cohort: Cohort, train_store: ImageStore, split: pd.Series, cache: Path,
-                              intensity: str = "none", resample: bool = False, reference=None,
-                              progress: bool = False) -> ImageStore:
-    """The external cohort's image store cut with the run's geometry, resampled to the training spacing
-    (``resample``) and its ROI intensities harmonised onto the training images (``intensity``)."""
-    geometry = Geometry(**train_store.manifest["geometry"])
-    store = build_image_store(cohort, geometry, cache, progress=progress,
-                              resample_mm=training_spacing(train_store, split) if resample else None)
+                              intensity: str = "none", resample: bool = False, reference: Reference | None = None,
+                              fitted_on: ImageStore | None = None, progress: bool = False) -> ImageStore:
+    """The external cohort's store (:func:`cut_external_store`) with its ROI intensities mapped onto the training
+    images' by one ``intensity`` map fitted on ``fitted_on``'s pixels (another draw of the same centre, cut the
+    same way; default: this cohort's own pixels, which use no outcome)."""
+    store = cut_external_store(cohort, train_store, split, cache, resample, progress)
     if intensity == "none":
         return store
     reference = reference or fit_reference(train_store, split.index[split.eq("train")])
-    return harmonised_store(store, intensity, reference, cache)
+    return harmonised_store(store, intensity, fit_reference(fitted_on or store), reference, cache)

@@ -6,7 +6,6 @@ without both outcomes before anything is trained.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pandas as pd
 from npc_lib.atomic import write_json
 from npc_lib.config import Profile, config_hash
 from npc_lib.data.cache import ImageStore, build_image_store, open_image_store
-from npc_lib.data.cohort import load_cohort
+from npc_lib.data.cohort import Cohort, load_cohort
 from npc_lib.data.rois import dataset_mask
 from npc_lib.data.split import study_split, write_split
 from npc_lib.errors import NpcError
@@ -61,8 +60,19 @@ def prepare(profile: Profile, cohort_dir: str | Path, runs_dir: RunLayout | str 
         check_datasets(store, split, profile)  # a degenerate dataset stops here, before any training
     write_split(layout.split, split)
     write_json(layout.cohort_ref, {"cohort": str(Path(cohort_dir).resolve()), "store": store.fingerprint,
-                                   "profile": profile.name, "config_hash": config_hash(profile)})
+                                   "profile": profile.name, "config_hash": config_hash(profile),
+                                   "ranges": acquisition_ranges(cohort)})
     return Prepared(split, store, layout)
+
+
+def acquisition_ranges(cohort: Cohort, sample: int = 20) -> dict:
+    """What a cohort's scans span: pixel and slice spacing (mm) and the stored intensities' 99th percentile of a
+    sample of series (another centre's scans are compared with these)."""
+    import numpy as np
+    s = cohort.summary()
+    ids = list(cohort.series)[:sample]
+    return {"pixel_spacing_mm": s["pixel_spacing_mm"], "slice_spacing_mm": s["slice_spacing_mm"],
+            "p99": [float(np.percentile(cohort.load_series(p).pixels, 99)) for p in ids]}
 
 
 MIN_TEST_PATIENTS = 5  # per dataset; fewer cannot give an AUC worth a table row
@@ -114,7 +124,16 @@ def dataset_counts(store: ImageStore, split: pd.Series) -> pd.DataFrame:
 
 def open_prepared(runs_dir: RunLayout | str | Path) -> Prepared:
     """Reopen what :func:`prepare` wrote (split, image store) without rebuilding or re-reading
-    the DICOM headers."""
+    the DICOM headers.
+
+    Parameters
+    ----------
+    runs_dir : a prepared runs folder (``cohort.json``, ``split.csv``, the image store)
+
+    Returns
+    -------
+    :class:`Prepared`
+    """
     layout = RunLayout.of(runs_dir)
     store = open_image_store(layout.image_store(layout.read_cohort_ref()["store"]), verify=False)
     return Prepared(layout.read_split(), store, layout)

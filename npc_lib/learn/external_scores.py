@@ -16,12 +16,13 @@ import numpy as np
 import pandas as pd
 
 from npc_lib.data.cache import ImageStore, open_image_store
-from npc_lib.data.harmonise import harmonised_external_store
+from npc_lib.data.prepared import acquisition_ranges
+from npc_lib.data.harmonise import cut_external_store, harmonised_external_store
 from npc_lib.data.cohort import Cohort, load_cohort
-from npc_lib.data.rois import Geometry, dataset_mask
+from npc_lib.data.rois import dataset_mask
 from npc_lib.errors import NpcError
 from npc_lib.layout import ModelRun, RunLayout
-from npc_lib.learn.features import extract_features
+from npc_lib.learn.features import FeatureExtractor
 from npc_lib.learn.headfit import apply_standardiser
 from npc_lib.learn.train import profile_of_run
 
@@ -61,21 +62,18 @@ def check_external_cohort(store: ImageStore, trained: set[tuple[str, str]], name
                        hint="score it with a run trained on the datasets this cohort holds, or add the missing ROIs")
 
 
-def range_warnings(internal: Cohort, external: Cohort, sample: int = 20) -> list[str]:
+def range_warnings(internal: Cohort | dict, external: Cohort | dict, sample: int = 20) -> list[str]:
     """Where the external cohort lies outside the training cohort: pixel spacing, slice spacing and the
-    stored intensity range (99th percentile of a sample of series)."""
+    stored intensity range (99th percentile of a sample of series). Either side: a cohort, or its
+    :func:`acquisition_ranges`."""
     out = []
-    a, b = internal.summary(), external.summary()
+    a, b = (x if isinstance(x, dict) else acquisition_ranges(x, sample) for x in (internal, external))
     for key, what in (("pixel_spacing_mm", "pixel spacing"), ("slice_spacing_mm", "slice spacing")):
         lo, hi = a[key]
         blo, bhi = b[key]
         if blo < lo - 1e-6 or bhi > hi + 1e-6:
             out.append(f"{what} {blo:g}–{bhi:g} mm lies outside the training cohort's {lo:g}–{hi:g} mm")
-
-    def p99(c: Cohort) -> np.ndarray:
-        ids = list(c.series)[:sample]
-        return np.array([np.percentile(c.load_series(p).pixels, 99) for p in ids])
-    ia, ib = p99(internal), p99(external)
+    ia, ib = np.asarray(a["p99"]), np.asarray(b["p99"])
     if len(ia) and len(ib) and (np.median(ib) < ia.min() or np.median(ib) > ia.max()):
         out.append(f"stored intensities (99th percentile, median {np.median(ib):.0f}) lie outside the training "
                    f"cohort's range {ia.min():.0f}–{ia.max():.0f}")
@@ -84,7 +82,8 @@ def range_warnings(internal: Cohort, external: Cohort, sample: int = 20) -> list
 
 def score_external_cohort(runs_dir: RunLayout | str | Path, external_dir: str | Path, progress: bool = True,
                           out: RunLayout | None = None, internal_cohort: Cohort | None = None,
-                          harmonisation: tuple[str, bool] = ("none", False)) -> ExternalScores:
+                          harmonisation: tuple[str, bool] = ("none", False),
+                          fit_cohort: str | Path | None = None) -> ExternalScores:
     """Score every finished model of a run on an external cohort folder (project format).
 
     Parameters
@@ -95,6 +94,8 @@ def score_external_cohort(runs_dir: RunLayout | str | Path, external_dir: str | 
     out : where the external image store and features go (default ``RUNS_DIR/external/<cohort name>``)
     internal_cohort : the run's own cohort when already loaded (read from the run's record otherwise)
     harmonisation : (intensity choice, resample to the training spacing) for the external images
+    fit_cohort : another draw of the external centre the intensity map is fitted on (default: the external
+        cohort's own pixels, which use no outcome)
 
     Returns
     -------
@@ -109,11 +110,17 @@ def score_external_cohort(runs_dir: RunLayout | str | Path, external_dir: str | 
     ref = layout.read_cohort_ref()
     train_store = open_image_store(layout.image_store(ref["store"]), verify=False)
     cohort = load_cohort(external_dir, progress=progress)
-    store = harmonised_external_store(cohort, train_store, layout.read_split(), out.cache, *harmonisation,
+    split = layout.read_split()
+    fitted_on = None
+    if fit_cohort is not None and harmonisation[0] != "none":
+        fitted_on = cut_external_store(load_cohort(fit_cohort, progress=False), train_store, split, out.cache,
+                                       harmonisation[1])
+    store = harmonised_external_store(cohort, train_store, split, out.cache, *harmonisation, fitted_on=fitted_on,
                                       progress=progress)
     trained = {(m["config"]["dataset"], m["config"]["variant"]) for m, _ in runs}
     check_external_cohort(store, trained, str(external_dir))
-    warnings = range_warnings(internal_cohort or load_cohort(ref["cohort"], progress=False), cohort)
+    internal = internal_cohort or ref.get("ranges") or load_cohort(ref["cohort"], progress=False)
+    warnings = range_warnings(internal, cohort)
     for w in warnings:
         log.warning("external cohort %s: %s", external_dir, w)
     predictions, metas = score_store(runs, store, out.cache)
@@ -128,25 +135,43 @@ def score_store(runs: list[tuple[dict, ModelRun]], store: ImageStore, cache: Pat
     -------
     ``(predictions, metas)``: (dataset, variant, backbone) -> image rows with ``probability``; -> run.json.
     """
-    predictions, metas = {}, {}
-    everyone = pd.Series("test", index=store.index["patient_id"].unique())
+    predictions = score_stores(runs, {"store": store}, cache)["store"]
+    metas = {(m["config"]["dataset"], m["config"]["variant"], m["config"]["backbone"]): m for m, _ in runs}
+    return predictions, {k: metas[k] for k in predictions}
+
+
+def score_stores(runs: list[tuple[dict, ModelRun]], stores: dict, cache: Path) -> dict:
+    """:func:`score_store` on several stores (label -> store), each backbone built once for all of them.
+
+    Returns
+    -------
+    label -> {(dataset, variant, backbone) -> image rows with ``probability``}.
+    """
+    out = {label: {} for label in stores}
     for backbone in sorted({m["config"]["backbone"] for m, _ in runs}):
         items = [(m, r) for m, r in runs if m["config"]["backbone"] == backbone]
         head = [(m, r) for m, r in items if m.get("mode") == "head"]
-        if head:
-            profile = profile_of_run(head[0][0]).replaced({"variants": sorted({m["config"]["variant"] for m, _ in head})})
-            feats = extract_features(store, backbone, profile, cache)
-        for meta, run in items:
-            d, v = meta["config"]["dataset"], meta["config"]["variant"]
-            view = store.index.loc[dataset_mask(store.index, d)].assign(split=lambda x: x["patient_id"].map(everyone))
-            rows = view["image_id"].to_numpy()
-            if meta.get("mode") == "head":
-                prob = _head_probabilities(run, np.asarray(feats[v].values[rows], np.float32))
-            else:
-                prob = _network_probabilities(run, store, v, rows, meta)
-            predictions[(d, v, backbone)] = view[["patient_id", "image_id", "label", "split"]].assign(probability=prob)
-            metas[(d, v, backbone)] = meta
-    return predictions, metas
+        extractor = FeatureExtractor(backbone, profile_of_run(head[0][0]).replaced(
+            {"variants": sorted({m["config"]["variant"] for m, _ in head})})) if head else None
+        try:
+            for label, store in stores.items():
+                feats = extractor.features(store, cache) if extractor is not None else None
+                everyone = pd.Series("test", index=store.index["patient_id"].unique())
+                for meta, run in items:
+                    d, v = meta["config"]["dataset"], meta["config"]["variant"]
+                    view = store.index.loc[dataset_mask(store.index, d)].assign(
+                        split=lambda x: x["patient_id"].map(everyone))
+                    rows = view["image_id"].to_numpy()
+                    if meta.get("mode") == "head":
+                        prob = _head_probabilities(run, np.asarray(feats[v].values[rows], np.float32))
+                    else:
+                        prob = _network_probabilities(run, store, v, rows, meta)
+                    out[label][(d, v, backbone)] = view[["patient_id", "image_id", "label", "split"]].assign(
+                        probability=prob)
+        finally:
+            if extractor is not None:
+                extractor.close()
+    return out
 
 
 def _head_probabilities(run: ModelRun, X: np.ndarray) -> np.ndarray:
@@ -155,7 +180,8 @@ def _head_probabilities(run: ModelRun, X: np.ndarray) -> np.ndarray:
     z = np.load(run.standardiser)
     Xs = apply_standardiser(X, z["mean"], z["sd"])
     kernel, bias = keras.models.load_model(run.head, compile=False).get_layer("dm_probability").get_weights()
-    return 1.0 / (1.0 + np.exp(-(Xs @ kernel.ravel() + float(bias[0]))))
+    with np.errstate(over="ignore"):  # a saturated logit: exp overflows to inf, the probability is 0, as it should
+        return 1.0 / (1.0 + np.exp(-(Xs @ kernel.ravel() + float(bias[0]))))
 
 
 def _network_probabilities(run: ModelRun, store: ImageStore, variant: str, rows: np.ndarray, meta: dict) -> np.ndarray:

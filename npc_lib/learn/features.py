@@ -93,15 +93,30 @@ def extract_features(store: ImageStore, name: str, profile: Profile, cache_dir: 
     dict variant -> :class:`Features` whose ``values`` has shape (n, feature_dim), rows aligned
     with ``store.index``; reused from the cache when its checksums match.
     """
-    spec = backbone(name)
-    size = input_size_for(name, profile.geometry.input_size)
-    weights, prov = resolve_weights(name, profile.weights, profile.weights_fallback)
-    seed = int(profile.train.seed)
-    precision = profile.precision
-    fdir = feature_dir(store, cache_dir, name, size, prov, seed, precision)
-    manifest_path = fdir / "manifest.json"
-    variants = [v for v in variant_names() if v in profile.variants]
-    if manifest_path.is_file() and reuse:
+    extractor = FeatureExtractor(name, profile, tap_block)
+    try:
+        return extractor.features(store, cache_dir, reuse)
+    finally:
+        extractor.close()
+
+
+class FeatureExtractor:
+    """One backbone, built once (when a store's features are not cached yet), for the features of any number of
+    image stores: :meth:`features` as :func:`extract_features` does for one store."""
+
+    def __init__(self, name: str, profile: Profile, tap_block: int | None = None):
+        self.name, self.profile, self.tap_block = name, profile, tap_block
+        self.spec = backbone(name)
+        self.size = input_size_for(name, profile.geometry.input_size)
+        self.weights, self.prov = resolve_weights(name, profile.weights, profile.weights_fallback)
+        self.seed, self.precision = int(profile.train.seed), profile.precision
+        self.variants = [v for v in variant_names() if v in profile.variants]
+        self.model = self.infer = None
+
+    def _cached(self, fdir: Path) -> dict[str, Features] | None:
+        manifest_path = fdir / "manifest.json"
+        if not manifest_path.is_file():
+            return None
         manifest = json.loads(manifest_path.read_text())
         try:
             out = {}
@@ -109,56 +124,78 @@ def extract_features(store: ImageStore, name: str, profile: Profile, cache_dir: 
             if backbone_file.name in manifest["files"] and \
                     manifest["files"][backbone_file.name] != sha256_file(backbone_file):
                 raise ValueError(f"{backbone_file} checksum mismatch")
-            for v in variants:
+            for v in self.variants:
                 p = fdir / f"{v}.npy"
-                taps = [fdir / tap_file(v, tap_block)] if tap_block is not None else []
+                taps = [fdir / tap_file(v, self.tap_block)] if self.tap_block is not None else []
                 for q in [p, *taps]:
                     if manifest["files"].get(q.name) != sha256_file(q):
                         raise ValueError(f"{q} checksum mismatch")
-                out[v] = Features(np.load(p, mmap_mode="r"), name, size, manifest["provenance"], p)
+                out[v] = Features(np.load(p, mmap_mode="r"), self.name, self.size, manifest["provenance"], p)
             return out
         except (OSError, ValueError, KeyError) as exc:
             log.warning("recomputing features: %s", exc)
-    import keras
-    if precision != "float32":
-        keras.mixed_precision.set_global_policy(f"mixed_{precision}")
-    try:
-        with seeded_build(seed):
-            model = build_feature_extractor(name, size, weights)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    if tap_block is not None:
-        from npc_lib.learn.lite0 import block_output
-        model = keras.Model(model.input, [model.output, model.get_layer(block_output(tap_block - 1)).output])
-    infer = Inference(model)
-    fdir.mkdir(parents=True, exist_ok=True)
-    if prov["used"] == "random":  # keep the random backbone so models can be rebuilt (Grad-CAM)
-        with atomic_path(fdir / "backbone.weights.h5", suffix=".weights.h5") as tmp:
-            model.save_weights(tmp)
-        prov = {**prov, "backbone_weights": "backbone.weights.h5"}
-    files, out = {}, {}
-    for v in variants:
-        images = store.images(v)
-        rows = np.arange(images.shape[0])
-        t0 = time.perf_counter()
-        parts = [infer(x) for x in preprocessed_chunks(images, spec, size)]
-        feats = np.concatenate([p[0] for p in parts]) if len(rows) else np.zeros((0, spec.feature_dim), np.float32)
-        rate = len(rows) / max(time.perf_counter() - t0, 1e-9)
-        if tap_block is not None and len(rows):
-            name_tap = tap_file(v, tap_block)
-            with atomic_path(fdir / name_tap, suffix=".npy") as tmp:
-                np.save(tmp, np.concatenate([p[1] for p in parts]).astype(np.float16))
-            files[name_tap] = sha256_file(fdir / name_tap)
-        if not np.isfinite(feats).all():
-            raise NpcError(f"{name}: non-finite features for {v} images")
-        with atomic_path(fdir / f"{v}.npy", suffix=".npy") as tmp:
-            np.save(tmp, feats.astype(np.float32))
-        files[f"{v}.npy"] = sha256_file(fdir / f"{v}.npy")
-        out[v] = Features(np.load(fdir / f"{v}.npy", mmap_mode="r"), name, size, prov, fdir / f"{v}.npy")
-        log.info("%s %s features: %d images at %.1f img/s", name, v, len(rows), rate)
-    if "backbone.weights.h5" in os.listdir(fdir):
-        files["backbone.weights.h5"] = sha256_file(fdir / "backbone.weights.h5")
-    write_json(manifest_path, {"backbone": name, "input_size": size, "provenance": prov, "files": files,
-                               "store": store.fingerprint, "precision": precision, "versions": versions()})
-    keras.backend.clear_session()
-    return out
+            return None
+
+    def _build(self) -> None:
+        import keras
+        if self.precision != "float32":
+            keras.mixed_precision.set_global_policy(f"mixed_{self.precision}")
+        try:
+            with seeded_build(self.seed):
+                model = build_feature_extractor(self.name, self.size, self.weights)
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+        self.backbone_model = model
+        if self.tap_block is not None:
+            from npc_lib.learn.lite0 import block_output
+            model = keras.Model(model.input, [model.output, model.get_layer(block_output(self.tap_block - 1)).output])
+        self.model, self.infer = model, Inference(model)
+
+    def features(self, store: ImageStore, cache_dir: Path, reuse: bool = True) -> dict[str, Features]:
+        """The features of ``store`` (cached under ``cache_dir``; reused when ``reuse`` and intact)."""
+        fdir = feature_dir(store, cache_dir, self.name, self.size, self.prov, self.seed, self.precision)
+        if reuse:
+            cached = self._cached(fdir)
+            if cached is not None:
+                return cached
+        if self.model is None:
+            self._build()
+        name, spec, size, prov = self.name, self.spec, self.size, self.prov
+        fdir.mkdir(parents=True, exist_ok=True)
+        if prov["used"] == "random":  # keep the random backbone so models can be rebuilt (Grad-CAM)
+            with atomic_path(fdir / "backbone.weights.h5", suffix=".weights.h5") as tmp:
+                self.backbone_model.save_weights(tmp)
+            prov = {**prov, "backbone_weights": "backbone.weights.h5"}
+        files, out = {}, {}
+        for v in self.variants:
+            images = store.images(v)
+            rows = np.arange(images.shape[0])
+            t0 = time.perf_counter()
+            parts = [self.infer(x) for x in preprocessed_chunks(images, spec, size)]
+            feats = np.concatenate([p[0] for p in parts]) if len(rows) else np.zeros((0, spec.feature_dim), np.float32)
+            rate = len(rows) / max(time.perf_counter() - t0, 1e-9)
+            if self.tap_block is not None and len(rows):
+                name_tap = tap_file(v, self.tap_block)
+                with atomic_path(fdir / name_tap, suffix=".npy") as tmp:
+                    np.save(tmp, np.concatenate([p[1] for p in parts]).astype(np.float16))
+                files[name_tap] = sha256_file(fdir / name_tap)
+            if not np.isfinite(feats).all():
+                raise NpcError(f"{name}: non-finite features for {v} images")
+            with atomic_path(fdir / f"{v}.npy", suffix=".npy") as tmp:
+                np.save(tmp, feats.astype(np.float32))
+            files[f"{v}.npy"] = sha256_file(fdir / f"{v}.npy")
+            out[v] = Features(np.load(fdir / f"{v}.npy", mmap_mode="r"), name, size, prov, fdir / f"{v}.npy")
+            log.info("%s %s features: %d images at %.1f img/s", name, v, len(rows), rate)
+        if "backbone.weights.h5" in os.listdir(fdir):
+            files["backbone.weights.h5"] = sha256_file(fdir / "backbone.weights.h5")
+        write_json(fdir / "manifest.json", {"backbone": name, "input_size": size, "provenance": prov, "files": files,
+                                            "store": store.fingerprint, "precision": self.precision,
+                                            "versions": versions()})
+        return out
+
+    def close(self) -> None:
+        """Let TensorFlow free the model."""
+        if self.model is not None:
+            import keras
+            self.model = self.infer = self.backbone_model = None
+            keras.backend.clear_session()

@@ -23,14 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-TOTAL_BLOCKS = 17  # 16 inverted-residual blocks and the top convolution
-
-
-def tap_block(blocks: int) -> int:
-    """The index of the first trained block (16: the top convolution) for ``blocks`` trained blocks."""
-    if not 1 <= int(blocks) <= TOTAL_BLOCKS - 2:
-        raise ValueError(f"blocks = {blocks}: train between 1 and {TOTAL_BLOCKS - 2} of Lite0's top blocks")
-    return TOTAL_BLOCKS - int(blocks)
+from npc_lib.ablations import tap_block  # noqa: F401 - where the trained blocks start
 
 
 @dataclass

@@ -1,29 +1,21 @@
-"""Orchestration of one profile on one cohort: split → image store → features → 32 runs."""
+"""Fitting a profile's grid on a prepared study (the CLI's ``train`` and the stages use it): the (dataset,
+variant, backbone) cells, finished runs reused while their configuration and image store match."""
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import time
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from npc_lib.atomic import write_json
+from npc_lib.ablations import ablation_profile  # noqa: F401 - re-exported
 from npc_lib.config import Profile, config_hash
-from npc_lib.data.cache import ImageStore, build_image_store, open_image_store
-from npc_lib.data.cohort import load_cohort
-from npc_lib.data.rois import dataset_mask
-from npc_lib.data.split import study_split, write_split
-from npc_lib.errors import NpcError
-from npc_lib.layout import shared_paths_problem
+from npc_lib.data.prepared import (Prepared, check_datasets, dataset_counts, open_prepared,  # noqa: F401 - re-exported
+                                   prepare)
 from npc_lib.layout import RunLayout
 from npc_lib.learn.features import extract_features
-from npc_lib.data.prepared import Prepared, check_datasets, dataset_counts, open_prepared, prepare  # noqa: F401
 from npc_lib.learn.train import is_finished, run_config, train_finetune, train_heads
 from npc_lib.progress import progress_bar
-from npc_lib.vocabulary import DATASETS, LITE0
 
 log = logging.getLogger(__name__)
 
@@ -83,57 +75,6 @@ def train_grid(profile: Profile, prep: Prepared, runs: list[tuple[str, str, str]
     return pd.DataFrame(rows)
 
 
-def ablation_profile(profile: Profile) -> Profile | None:
-    """The pretraining ablation's profile: EfficientNet-Lite0 from random initialisation in the profile's own
-    mode (head mode against head mode; fine-tuned against fine-tuned), everything else as ``profile``; None
-    when the profile has no Lite0 or Lite0 itself runs without pretrained weights (nothing to compare)."""
-    if LITE0 not in profile.backbones or str(profile.weights) in ("none", "random", "None"):
-        return None
-    return profile.replaced({"backbones": [LITE0], "weights": "none", "model_choice": LITE0})
-
-
-FINETUNE_INITS = {"imagenet": "imagenet", "random": "none"}  # init -> the weights setting it trains from
-
-
-def finetune_profiles(profile: Profile) -> dict[str, Profile]:
-    """The fine-tuning ablation's profiles (``finetune_ablation``: epochs, datasets, variants), one per
-    initialisation: EfficientNet-Lite0 with every layer trained, from ImageNet and from random weights, as
-    the paper's recipe but for the epochs; empty when the profile has no such key, no Lite0, or fine-tunes
-    its whole grid anyway."""
-    spec = profile.as_dict().get("finetune_ablation")
-    if not spec or LITE0 not in profile.backbones or profile.train.mode == "finetune":
-        return {}
-    return {init: profile.replaced({"backbones": [LITE0], "weights": w, "train.mode": "finetune",
-                                    "train.epochs": spec["epochs"], "datasets": spec["datasets"],
-                                    "variants": spec["variants"], "model_choice": LITE0})
-            for init, w in FINETUNE_INITS.items()}
-
-
-def train_finetune_ablation(profile: Profile, prep: Prepared, progress: bool = True) -> pd.DataFrame | None:
-    """Fine-tune EfficientNet-Lite0 end to end (``tf.data`` from the image store, no augmentation) from ImageNet
-    and from random weights on the profile's ``finetune_ablation`` datasets, on the main split, into
-    ``finetune/<init>/models``; finished runs are reused. None without such a key."""
-    profiles = finetune_profiles(profile)
-    if not profiles:
-        return None
-    t0 = time.perf_counter()
-    parts = []
-    for init, p in profiles.items():
-        # each initialisation in a process of its own: TensorFlow keeps what a training run allocated, so
-        # fine-tuning in the runner would add it to the features and heads the runner already holds
-        with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
-            parts.append(pool.submit(_finetune_child, p, str(prep.layout.root), init).result().assign(init=init))
-    out = pd.concat(parts, ignore_index=True)
-    log.info("fine-tuning ablation (%d runs) in %.1f s", len(out), time.perf_counter() - t0)
-    return out
-
-
-def _finetune_child(profile: Profile, runs_dir: str, init: str) -> pd.DataFrame:
-    """One initialisation of the fine-tuning ablation (in a spawned process)."""
-    prep = open_prepared(runs_dir)
-    return train_grid(profile, prep, grid(profile), progress=False, layout=prep.layout.finetune(init))
-
-
 def train_ablation(profile: Profile, prep: Prepared, progress: bool = True) -> pd.DataFrame | None:
     """Fit the pretraining ablation's heads (Lite0, random initialisation) on the same datasets and
     patient split as the main grid, into ``ablation/models``; None when :func:`ablation_profile` is."""
@@ -162,24 +103,3 @@ def train_one(profile: Profile, runs_dir: RunLayout | str | Path, dataset: str, 
     prep = open_prepared(runs_dir)
     train_grid(profile, prep, [(dataset, variant, backbone_name)], progress=False)
     return prep.layout.model(dataset, variant, backbone_name).read_meta()
-
-
-def features_job(name: str, store_root: str, profile: Profile, cache_dir: str) -> str:
-    """One backbone's cached features, computed on a worker (the runner then reads the cache)."""
-    problem = shared_paths_problem([store_root, cache_dir])
-    if problem:
-        raise NpcError(problem)
-    extract_features(open_image_store(store_root, verify=False), name, profile, Path(cache_dir))
-    return name
-
-
-def features_on_workers(executor, profile: Profile, prep: Prepared) -> None:
-    """Compute every backbone's features as parallel jobs on the executor's workers; a job that
-    fails there is simply recomputed in this process afterwards (the feature cache decides)."""
-    t0 = time.perf_counter()
-    store_root = str(Path(prep.store.root).resolve())
-    cache = str(prep.layout.cache.resolve())
-    for name, _, error in executor.run(features_job, list(profile.backbones), store_root, profile, cache):
-        if error:
-            log.warning("%s features on the cluster failed (%s); computing them here", name, error)
-    log.info("backbone features on %d worker(s) in %.1f s", executor.info.workers, time.perf_counter() - t0)

@@ -91,8 +91,17 @@ def calibration_book_form(calibration: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+def _gain(r) -> str:
+    if pd.isna(r["gain_vs_none"]):
+        return ""
+    if pd.isna(r.get("gain_low")):
+        return f"{r['gain_vs_none']:+.3f}"
+    return f"{r['gain_vs_none']:+.3f}<br>({r['gain_low']:+.3f} to {r['gain_high']:+.3f})"
+
+
 def harmonisation_book_form(summary: pd.DataFrame) -> pd.DataFrame:
-    """One row per harmonisation choice: mean external AUC, mean gain against none, models improved, calibration.
+    """One row per draw × harmonisation choice: mean external AUC, mean gain against none with its bootstrap
+    95 % CI, models improved, calibration, and the choice the external validation used.
 
     Parameters
     ----------
@@ -100,32 +109,33 @@ def harmonisation_book_form(summary: pd.DataFrame) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame, one row per choice.
+    DataFrame, one row per draw × choice.
     """
     h = summary
     return pd.DataFrame({
+        "Draw of centre B": h["draw"].map({"tuning": "tuning (the choice)", "evaluation": "evaluation (exploratory)"}),
         "Intensity": h["intensity"], "Spacing": h["resample"].map({True: "resampled", False: "as acquired"}),
         "Mean AUC centre B": h["auc_external"].map(lambda x: f"{x:.3f}"),
-        "Mean gain against none": h["change_vs_none"].map(lambda x: f"{x:+.3f}"),
+        "Mean gain against none (95 % CI)": [_gain(r) for _, r in h.iterrows()],
         "Models improved": [f"{int(w)} of {int(m)}" for w, m in zip(h["wins"], h["models"])],
         "Mean |calibration intercept|": h["abs_intercept"].map(lambda x: f"{x:.2f}"),
-        "Mean Brier": h["brier"].map(lambda x: f"{x:.3f}"),
-        "Profile's choice": h["profile_choice"].map({True: "yes", False: ""}),
+        "Used": h["chosen"].map({True: "yes", False: ""}),
     })
 
 
-def harmonisation_cells_book_form(table: pd.DataFrame) -> pd.DataFrame:
-    """Patient-level external AUC of the ablation's backbone per dataset × variant under each choice.
+def harmonisation_cells_book_form(table: pd.DataFrame, draw: str = "tuning") -> pd.DataFrame:
+    """Patient-level external AUC of the ablation's backbone per dataset × variant under each choice, on one draw.
 
     Parameters
     ----------
     table : ``evaluation/harmonisation.csv``
+    draw : ``tuning`` or ``evaluation``
 
     Returns
     -------
     DataFrame, one row per dataset × variant, one column per choice.
     """
-    t = table[table["level"] == "patient"].copy()
+    t = table[(table["level"] == "patient") & (table["draw"] == draw) & (table["dataset"] != "all")].copy()
     t["choice"] = t["intensity"] + t["resample"].map({True: " + resampled", False: ""})
     wide = t.pivot_table(index=["dataset", "variant", "backbone", "auc_internal"], columns="choice",
                          values="auc_external", sort=False).reset_index()

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from npc_lib.errors import NpcError
-from npc_lib.atomic import atomic_path
 from npc_lib.show.plots import overlay, roc_frame, roc_of_run
 from npc_lib.data.dicom import read_series
 from npc_lib.data.rois import VARIANT_REGISTRY
@@ -165,7 +164,7 @@ class CamViewer(Explorer):
 
     Parameters
     ----------
-    cams_npz : the file :func:`save_cam_examples` wrote
+    cams_npz : the file :func:`npc_lib.analysis.cam_study.save_cam_examples` wrote
     """
 
     def __init__(self, cams_npz: str | Path):
@@ -204,30 +203,3 @@ class CamViewer(Explorer):
         ax.axis("off")
         fig.tight_layout()
         return fig
-
-
-def save_cam_examples(examples: dict, path: str | Path) -> Path:
-    """Store the Grad-CAM study's example images, masks and CAMs for :class:`CamViewer`.
-
-    Parameters
-    ----------
-    examples : ``cam_study(...)["examples"]``
-    path : the .npz to write
-
-    Returns
-    -------
-    Path of the written file.
-    """
-    arrays = {}
-    for (dataset, variant), ex in examples.items():
-        key = f"{dataset}~{variant}"
-        arrays[f"{key}|images"] = ex["images"]
-        arrays[f"{key}|masks"] = ex["masks"]
-        arrays[f"{key}|labels"] = ex["labels"]
-        for b, cam in ex["cams"].items():
-            arrays[f"{key}|cam|{b}"] = cam.astype(np.float16)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path, suffix=".npz") as tmp:
-        np.savez_compressed(tmp, **arrays)
-    return path

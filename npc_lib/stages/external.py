@@ -1,10 +1,11 @@
 """Stage ``external``: a trained run scored, unchanged, on another centre's cohort folder.
 
-Reads: every model and its out-of-fold scores, the image store, the pixel features and the second centre
-(stage ``centre:<name>``); the profile's ``external`` block.
-Writes: ``evaluation/external.csv``, ``external_summary.csv``, ``harmonisation.csv`` and ``external.json``, and
-the external centre's image stores and features under ``external/<name>/``.
-Serves: the book's "Does it travel?" chapter.
+Reads: every model and its out-of-fold scores, the image store, the pixel features, the second centre's
+evaluation draw (stage ``centre:<name>``) and the harmonisation chosen on its tuning draw (stage
+``harmonisation``); the profile's ``external`` block.
+Writes: ``evaluation/external.csv``, ``external_summary.csv`` and ``external.json``, and the external centre's
+image stores and features under ``external/<name>/``.
+Serves: the book's "Does it travel?" chapter: internal against external AUC on the evaluation draw only.
 
 ``npc-study evaluate --run RUNS_DIR --external-cohort DIR`` (any cohort in the project's format) writes
 ``RUNS_DIR/external/<cohort name>/evaluation/external.csv``. The main job, on a synthetic cohort whose
@@ -24,17 +25,16 @@ import pandas as pd
 from npc_lib.analysis.evaluation import evaluate_runs, load_runs
 from npc_lib.analysis.external import (PLANTED, external_pixel_reference, external_references, external_summary,
                                        external_table, tnm_frames)
-from npc_lib.analysis.harmonisation import ablation_backbones, harmonisation_table
 from npc_lib.analysis.hybrid import training_oof
 from npc_lib.analysis.references import planted_image_scores
 from npc_lib.atomic import write_csv, write_json
 from npc_lib.data.cache import open_image_store
 from npc_lib.data.cohort import Cohort, load_clinical
-from npc_lib.data.harmonise import fit_reference, harmonised_external_store, training_spacing
+from npc_lib.data.harmonise import training_spacing
 from npc_lib.data.rois import Geometry
 from npc_lib.stage import Stage
 from npc_lib.layout import RunLayout
-from npc_lib.learn.external_scores import finished_runs, score_external_cohort, score_store
+from npc_lib.learn.external_scores import score_external_cohort
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +49,11 @@ def _thresholds(layout: RunLayout, metas: list[dict]) -> dict:
 def evaluate_external_cohort(runs_dir: RunLayout | str | Path, external_dir: str | Path, progress: bool = True,
                              out: RunLayout | None = None, table_path: Path | None = None,
                              internal_cohort: Cohort | None = None, n_boot: int = 1000,
-                             harmonisation: tuple[str, bool] = ("none", False)) -> dict:
+                             harmonisation: tuple[str, bool] = ("none", False),
+                             fit_cohort: str | Path | None = None) -> dict:
     """The external table of a run on ``external_dir`` and its internal-vs-external summary; ``harmonisation``
-    is the (intensity choice, spacing resampling) applied to the external images (:mod:`npc_lib.data.harmonise`).
+    is the (intensity choice, spacing resampling) applied to the external images (:mod:`npc_lib.data.harmonise`),
+    its intensity map fitted on ``fit_cohort`` (another draw of the centre; default: the cohort's own pixels).
 
     Returns
     -------
@@ -63,7 +65,7 @@ def evaluate_external_cohort(runs_dir: RunLayout | str | Path, external_dir: str
     external_dir = Path(external_dir)
     out = out or layout.external_run(external_dir.resolve().name)
     scores = score_external_cohort(layout, external_dir, progress=progress, out=out, internal_cohort=internal_cohort,
-                                   harmonisation=harmonisation)
+                                   harmonisation=harmonisation, fit_cohort=fit_cohort)
     loaded = load_runs(layout.models)
     internal = {(m["config"]["dataset"], m["config"]["variant"], m["config"]["backbone"]): p for m, p in loaded}
     ref = layout.read_cohort_ref()
@@ -95,90 +97,45 @@ def _internal_references(store, split: pd.Series, cohort_dir: Path, cells: set) 
     return out
 
 
-def run_harmonisation_ablation(layout: RunLayout, cohort: Cohort, external_dir: Path, out: RunLayout,
-                               candidates: tuple[str, ...], chosen: tuple[str, bool],
-                               planted: tuple[dict, dict] | None = None, internal: dict | None = None,
-                               progress: bool = False) -> tuple[pd.DataFrame, dict]:
-    """Every intensity choice × spacing resampling, scored with the best backbone per dataset (highest
-    mean out-of-fold training AUC over the dataset's variants among ``candidates``); writes
-    ``evaluation/harmonisation.csv`` and returns it with each condition's store fingerprint (keyed
-    ``"<intensity>"`` or ``"<intensity>+resample"``). ``chosen`` (intensity, resample) is the profile's;
-    ``internal`` the run's predictions when already loaded."""
-    from npc_lib.data.harmonise import INTENSITY_CHOICES
-    runs = finished_runs(layout)
-    metas = [m for m, _ in runs]
-    oof, _ = training_oof(layout.root, metas)
-    best = ablation_backbones(metas, oof, candidates)
-    keep = [(m, r) for m, r in runs if best.get(m["config"]["dataset"]) == m["config"]["backbone"]]
-    ref = layout.read_cohort_ref()
-    train_store = open_image_store(layout.image_store(ref["store"]), verify=False)
-    split = layout.read_split()
-    if internal is None:
-        internal = {(m["config"]["dataset"], m["config"]["variant"], m["config"]["backbone"]): p
-                    for m, p in load_runs(layout.models)}
-    internal = {k: p for k, p in internal.items() if (k[0], k[2]) in best.items()}
-    reference = fit_reference(train_store, split.index[split.eq("train")])
-    scored, stores = {}, {}
-    for resample in (False, True):
-        for intensity in INTENSITY_CHOICES:
-            t0 = time.perf_counter()
-            store = harmonised_external_store(cohort, train_store, split, out.cache, intensity, resample, reference)
-            scored[(intensity, resample)] = score_store(keep, store, out.cache)[0]
-            stores[intensity + ("+resample" if resample else "")] = store.fingerprint
-            log.info("harmonisation %s%s scored in %.1f s", intensity, " + resampling" if resample else "",
-                     time.perf_counter() - t0)
-    table = harmonisation_table(internal, scored, chosen, planted)
-    write_csv(layout.table("harmonisation"), table, float_format="%.6g")
-    return table, stores
-
-
-def run_external_validation(profile, layout: RunLayout, internal_cohort: Cohort | None = None,
-                            progress: bool = True) -> dict | None:
-    """The main job's external validation (a synthetic cohort whose profile has an ``external`` block):
-    centre B generated under ``RUNS_DIR/centres/<name>``, every model scored there, and the harmonisation
-    ablation. Writes ``external.csv``, ``external_summary.csv``, ``harmonisation.csv`` and
-    ``external.json`` (settings, warnings, seconds) under ``evaluation/``."""
-    ext = profile.external
-    if ext is None:
-        return None
-    t0 = time.perf_counter()
-    cohort_dir = layout.centre_cohort(ext.centre)  # generated by the stage centre:<name>
-    t_synth = time.perf_counter() - t0
-    out = layout.external_run(ext.centre)
-    result = evaluate_external_cohort(layout, cohort_dir, progress=progress, out=out,
-                                      table_path=layout.table("external"), internal_cohort=internal_cohort,
-                                      harmonisation=(ext.harmonisation, ext.resample))
-    t_eval = time.perf_counter() - t0 - t_synth
-    harmonisation, stores = run_harmonisation_ablation(layout, result["scores"].cohort, cohort_dir, out,
-                                               ext.ablation_backbones or profile.backbones,
-                                               (ext.harmonisation, ext.resample),
-                                               planted=tuple({k: f for k, f in side.items() if k[2] == PLANTED}
-                                                             for side in (result["internal"], result["external"])),
-                                               internal=result["internal"], progress=progress)
-    info = {"centre": ext.centre, "patients": ext.patients, "matrix": ext.matrix, "seed": ext.seed,
-            "cohort": str(cohort_dir), "harmonisation": ext.harmonisation, "resample": ext.resample,
-            "warnings": result["warnings"], "store": result["scores"].store.fingerprint, "stores": stores,
-            "cache": str(out.cache), "training_spacing_mm": training_spacing(
-                open_image_store(layout.image_store(layout.read_cohort_ref()["store"]), verify=False), layout.read_split()),
-            "seconds": {"synthesis": round(t_synth, 1), "evaluation": round(t_eval, 1),
-                        "harmonisation": round(time.perf_counter() - t0 - t_synth - t_eval, 1)}}
-    write_json(layout.table("external", ".json"), info)
-    log.info("external validation on centre %s in %.1f s", ext.centre, time.perf_counter() - t0)
-    return {**result, "harmonisation": harmonisation, "info": info}
+def run_harmonisation(runs_dir: RunLayout | str | Path) -> tuple[str, bool]:
+    """The (intensity, resample) a run's main job chose for its external validation (``harmonisation.json``),
+    or no harmonisation where it made no choice."""
+    import json
+    path = RunLayout.of(runs_dir).table("harmonisation", ".json")
+    if not path.is_file():
+        return "none", False
+    chosen = json.loads(path.read_text())["chosen"]
+    return chosen["intensity"], bool(chosen["resample"])
 
 
 def validate_externally(ctx) -> list:
-    """The main job's external validation on the profile's second synthetic centre."""
-    res = run_external_validation(ctx.profile, ctx.layout, progress=False)
-    ext = ctx.layout.external_run(ctx.profile.external.centre)
-    return [ctx.layout.table(n) for n in ("external", "external_summary", "harmonisation")] + \
-        [ctx.layout.table("external", ".json"), ext.cache] if res else []
+    """Every model scored on the evaluation draw of the second centre, with the harmonisation chosen on its
+    tuning draw (the intensity map fitted on the tuning draw's pixels)."""
+    import json
+    t0 = time.perf_counter()
+    ext, layout = ctx.profile.external, ctx.layout
+    choice = json.loads(layout.table("harmonisation", ".json").read_text())
+    chosen = run_harmonisation(layout)
+    cohort_dir, tuning = layout.centre_cohort(ext.centre), layout.tuning_cohort(ext.centre)
+    out = layout.external_run(ext.centre)
+    result = evaluate_external_cohort(layout, cohort_dir, progress=False, out=out, table_path=layout.table("external"),
+                                      harmonisation=chosen, fit_cohort=tuning if tuning.is_dir() else None)
+    prep_store = open_image_store(layout.image_store(layout.read_cohort_ref()["store"]), verify=False)
+    info = {"centre": ext.centre, "patients": ext.patients, "matrix": ext.matrix, "seed": ext.seed,
+            "cohort": str(cohort_dir), "tuning_cohort": str(tuning) if tuning.is_dir() else None,
+            "tuning_patients": ext.tuning_patients if tuning.is_dir() else None,
+            "harmonisation": chosen[0], "resample": chosen[1], "how_chosen": choice["how"],
+            "warnings": result["warnings"], "store": result["scores"].store.fingerprint, "cache": str(out.cache),
+            "training_spacing_mm": training_spacing(prep_store, layout.read_split()),
+            "seconds": round(time.perf_counter() - t0, 1)}
+    write_json(layout.table("external", ".json"), info)
+    return [layout.table("external"), layout.table("external_summary"), layout.table("external", ".json")]
 
 
 def stages(ctx, known: frozenset = frozenset()) -> list[Stage]:
     if not ctx.synthetic or ctx.profile.external is None:
         return []
-    needs = ("store", "pixel_features", f"centre:{ctx.profile.external.centre}",
+    needs = ("store", "pixel_features", f"centre:{ctx.profile.external.centre}", "harmonisation",
              *sorted(k for k in known if k.startswith(("models:", "oof:"))))
     return [Stage("external", validate_externally, needs=needs, reads=("external", "backbones"), heavy=True,
                   serves="Does it travel? external validation on a second centre")]

@@ -11,10 +11,10 @@ on these.
 from __future__ import annotations
 
 from npc_lib.data.prepared import open_prepared
+from npc_lib.ablations import lite0_tap_block
 from npc_lib.stage import Stage
 from npc_lib.learn.features import extract_features
 from npc_lib.stages.context import RunContext
-from npc_lib.stages.finetune import lite0_tap_block
 from npc_lib.vocabulary import LITE0
 
 FEATURE_KEYS = ("geometry", "weights", "weights_fallback", "train.seed", "variants", "precision")

@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 
+from npc_lib.ablations import ablation_profile, finetune_settings
 from npc_lib.analysis.finetune_ablation import finetune_ablation
 from npc_lib.atomic import atomic_path, write_csv, write_json
 from npc_lib.config import Profile
@@ -23,34 +24,13 @@ from npc_lib.stage import Stage
 from npc_lib.layout import ModelRun
 from npc_lib.learn.features import extract_features, tap_file
 from npc_lib.learn.partial_finetune import finetune_top, tap_block, top_model, validation_patients
-from npc_lib.learn.study import ablation_profile, grid
+from npc_lib.learn.study import grid
 from npc_lib.learn.train import dataset_view
 from npc_lib.learn.runtime import versions
 from npc_lib.stages.context import RunContext
 from npc_lib.vocabulary import LITE0
 
-DEFAULTS = {"blocks": 1, "patience": 3, "learning_rate": 1e-5}
 VALIDATION_FRACTION = 0.2  # of the training patients, for early stopping
-
-
-def settings(profile: Profile) -> dict | None:
-    """The ablation's settings (the profile's ``finetune_ablation`` over the defaults, datasets and variants
-    defaulting to the grid's), or None where it does not run (no key, no Lite0, no pretrained Lite0 to compare
-    with, or a profile that fine-tunes its whole grid)."""
-    spec = profile.as_dict().get("finetune_ablation")
-    if not spec or LITE0 not in profile.backbones or profile.train.mode == "finetune" or \
-            ablation_profile(profile) is None:
-        return None
-    out = {**DEFAULTS, **spec}
-    out["datasets"] = [d for d in profile.datasets if d in (spec.get("datasets") or profile.datasets)]
-    out["variants"] = [v for v in profile.variants if v in (spec.get("variants") or profile.variants)]
-    return out
-
-
-def lite0_tap_block(profile: Profile) -> int | None:
-    """Where the feature passes of Lite0 keep activations for this stage (None when it does not run)."""
-    s = settings(profile)
-    return tap_block(s["blocks"]) if s else None
 
 
 def _backbone(profile: Profile, features_folder):
@@ -76,7 +56,7 @@ def _head(run: ModelRun) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
 def fine_tune(ctx: RunContext) -> list:
     """Fine-tune Lite0's top blocks from ImageNet and from random weights on every chosen dataset × variant."""
     import keras
-    s = settings(ctx.profile)
+    s = finetune_settings(ctx.profile)
     prep = open_prepared(ctx.layout)
     first = tap_block(s["blocks"])
     tr = ctx.profile.train
@@ -130,7 +110,7 @@ def _write_run(run: ModelRun, view, fit, s: dict, init: str, profile: Profile, d
 
 
 def stages(ctx: RunContext, known: frozenset = frozenset()) -> list[Stage]:
-    if settings(ctx.profile) is None or "pretraining" not in known:
+    if finetune_settings(ctx.profile) is None or "pretraining" not in known:
         return []
     return [Stage("finetune", fine_tune, needs=(f"models:{LITE0}", f"features:{LITE0}", "pretraining"),
                   reads=("finetune_ablation", "train", "weights", "weights_fallback", "geometry", "datasets",

@@ -7,13 +7,11 @@ Serves: the paper's Figs 6 and 7 and the book's measured reading of them (CAM-in
 """
 from __future__ import annotations
 
-from npc_lib.analysis.cam_study import cam_study
+from npc_lib.analysis.cam_study import cam_study, save_cam_examples
 from npc_lib.analysis.saved import CAM_IMAGES
 from npc_lib.stage import Stage
 from npc_lib.results import save_result
-from npc_lib.show.widgets import save_cam_examples
 from npc_lib.stages.context import RunContext
-
 
 
 def explain(ctx: RunContext) -> list:

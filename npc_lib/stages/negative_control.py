@@ -16,6 +16,8 @@ Serves: the book's leakage alarm (results page, at a glance); synthetic cohorts 
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from npc_lib.analysis.hybrid import write_oof_scores
@@ -27,6 +29,7 @@ from npc_lib.data.relabel import relabelled_store, share_features
 from npc_lib.data.split import study_split
 from npc_lib.errors import NpcError
 from npc_lib.stage import Stage
+from npc_lib.layout import RunLayout
 from npc_lib.learn.features import extract_features
 from npc_lib.learn.study import grid
 from npc_lib.learn.train import train_finetune, train_heads
@@ -114,6 +117,20 @@ def score_null(ctx: RunContext) -> list:
             home.table("model_selection"), home.table("metrics"), home.table("calibration")]
 
 
+def run_negative_control(profile: Profile, runs_dir: RunLayout | str | Path, main: Prepared | None = None,
+                         progress: bool = False) -> pd.DataFrame:
+    """The control's stages one after the other in this process, on a prepared study (its features computed or
+    computed here); returns the scored table (:func:`npc_lib.analysis.negative_control.score_negative_control`)."""
+    layout = RunLayout.of(runs_dir)
+    ctx = RunContext(profile, layout, None, Path("."), progress)
+    set_up_null(ctx)
+    for b in profile.negative_control_backbones:
+        fit_null_models(ctx, b)
+    home = layout.negative_control
+    return score_negative_control(null_profile(profile), layout, Prepared(home.read_split(), open_prepared(home).store,
+                                                                          home))
+
+
 def stages(ctx: RunContext, known: frozenset = frozenset()) -> list[Stage]:
     backbones = ctx.profile.negative_control_backbones
     if not ctx.synthetic or not backbones:
@@ -126,3 +143,15 @@ def stages(ctx: RunContext, known: frozenset = frozenset()) -> list[Stage]:
     out.append(Stage("negative_control", score_null, needs=(*(f"negative_control:{b}" for b in backbones),
                                                            "pixel_features"), reads=NULL_KEYS, serves=serves))
     return out
+
+
+def negative_control_alarms(layout: RunLayout) -> list[str]:
+    """What the run's negative control found outside its chance bounds (empty: clean, or not run)."""
+    from npc_lib.analysis.negative_control import null_alarms
+    table_path, family_path = layout.table("negative_control"), layout.table("negative_control_family")
+    if not table_path.is_file():
+        return []
+    family = pd.read_csv(family_path) if family_path.is_file() else None
+    table = pd.read_csv(table_path)
+    table["outside"] = table["outside"].astype(object).where(table["outside"].notna(), "")  # empty: read as NaN
+    return null_alarms(table, family)

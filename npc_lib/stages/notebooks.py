@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import os
-import time
 from pathlib import Path
 
 from npc_lib import __version__
@@ -109,11 +108,17 @@ def execute(ctx: RunContext, notebook: str, dataset: str | None = None) -> list:
     except Exception as exc:  # noqa: BLE001 - papermill raises PapermillExecutionError with the cell's traceback
         lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
         error = (lines[-1] if lines else type(exc).__name__)[:500]
-    if tmp.exists():
-        finish_executed(tmp, title(dataset))
-        os.replace(tmp, out)
-    elif error:  # the kernel never ran: a notebook that says so, for the book
-        error_notebook(out, notebook, error)
+    try:
+        if tmp.exists():
+            finish_executed(tmp, title(dataset))
+            os.replace(tmp, out)
+        elif error:  # the kernel never ran: a notebook that says so, for the book
+            error_notebook(out, notebook, error)
+    except OSError as exc:  # a full disk while the executed notebook is written: one line, nothing half-written
+        tmp.unlink(missing_ok=True)
+        if exc.errno in WRITE_ERRNOS:
+            raise write_failure(out, exc) from None
+        raise
     if error:
         raise NotebookFailed(error)
     return [out]

@@ -7,12 +7,13 @@ the modules before it) and add the module to ``MODULES``.
 from __future__ import annotations
 
 from npc_lib.graph import Stage, check_graph
-from npc_lib.stages import (book, centres, clock, cohort, evaluation, external, features, finetune, gradcam, models,
-                            negative_control, notebooks, oof, pixel_features, pretraining, resplits, store)
+from npc_lib.stages import (book, centres, clock, cohort, evaluation, external, features, finetune, gradcam,
+                            harmonisation, models, negative_control, notebooks, oof, pixel_features, pretraining,
+                            resplits, store)
 from npc_lib.stages.context import RunContext
 
 MODULES = (cohort, store, pixel_features, features, models, oof, pretraining, finetune, negative_control, centres,
-           external, evaluation, gradcam, resplits, clock, notebooks, book)
+           harmonisation, external, evaluation, gradcam, resplits, clock, notebooks, book)
 
 
 def plan(ctx: RunContext) -> list[Stage]:
@@ -21,3 +22,10 @@ def plan(ctx: RunContext) -> list[Stage]:
     for module in MODULES:
         out += module.stages(ctx, frozenset(s.name for s in out))
     return check_graph(out)
+
+
+def preflight(ctx: RunContext) -> None:
+    """Checks that take seconds and save a long run from failing late: every backbone's weights can be had (an
+    offline machine whose profile refuses random weights stops here)."""
+    from npc_lib.learn.models import preflight_weights
+    preflight_weights(ctx.profile)

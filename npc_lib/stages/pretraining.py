@@ -9,12 +9,12 @@ Serves: the book's "what ImageNet pretraining buys" (results page) and the pretr
 from __future__ import annotations
 
 from npc_lib.data.prepared import open_prepared
+from npc_lib.ablations import ablation_profile, lite0_tap_block
 from npc_lib.stage import Stage
 from npc_lib.learn.features import extract_features
-from npc_lib.learn.study import ablation_profile, grid
+from npc_lib.learn.study import grid
 from npc_lib.learn.train import train_finetune, train_heads
 from npc_lib.stages.context import RunContext
-from npc_lib.stages.finetune import lite0_tap_block
 from npc_lib.vocabulary import LITE0
 
 PRETRAINING_KEYS = ("backbones", "weights", "weights_fallback", "train", "datasets", "variants", "geometry", "cohort",

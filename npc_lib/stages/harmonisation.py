@@ -1,0 +1,103 @@
+"""Stage ``harmonisation``: which intensity map and spacing the external validation uses, chosen on the tuning draw.
+
+Every choice (none, zscore, histogram: one monotone map per centre × region × variant, fitted on the tuning
+draw's pixels) × (crops as acquired, resampled to the training spacing) is scored with the best backbone per
+dataset (highest mean out-of-fold training AUC among ``external.ablation_backbones``) on the tuning draw; the
+profile's ``auto`` takes the highest mean patient-level AUC there. The same choices are scored on the evaluation
+draw too, as an exploratory table: those patients never enter the choice.
+Reads: the models and their out-of-fold scores, the image store, both draws of the second centre; the profile's
+``external`` block.
+Writes: ``evaluation/harmonisation.csv`` (a ``draw`` column, each setting's gain over none with a paired bootstrap
+95 % CI) and ``evaluation/harmonisation.json`` (the choice and how it was made); the stores and the ablation
+backbones' features under ``external/<name>/cache``.
+Serves: the "Does it travel?" chapter's harmonisation ablation.
+"""
+from __future__ import annotations
+
+import time
+
+from npc_lib.analysis.evaluation import load_runs
+from npc_lib.analysis.harmonisation import (DRAWS, ablation_backbones, choose_harmonisation, harmonisation_table)
+from npc_lib.analysis.hybrid import training_oof
+from npc_lib.atomic import write_csv, write_json
+from npc_lib.data.cohort import load_cohort
+from npc_lib.data.harmonise import INTENSITY_CHOICES, cut_external_store, fit_reference, harmonised_store
+from npc_lib.data.prepared import open_prepared
+from npc_lib.learn.external_scores import finished_runs, score_stores
+from npc_lib.stage import Stage
+from npc_lib.stages.context import RunContext
+
+GAIN_BOOTSTRAP = 1000
+
+
+def profile_choice(ext) -> tuple[str | None, bool | None]:
+    """The profile's fixed (intensity, resample), None where it says ``auto``."""
+    return (None if ext.harmonisation == "auto" else ext.harmonisation,
+            None if ext.resample == "auto" else bool(ext.resample))
+
+
+def ablate(ctx: RunContext) -> list:
+    """Score every harmonisation choice on both draws; choose on the tuning draw."""
+    t0 = time.perf_counter()
+    ext, layout = ctx.profile.external, ctx.layout
+    out = layout.external_run(ext.centre)
+    candidates = candidate_backbones(ctx)
+    runs = [(m, r) for m, r in finished_runs(layout) if m["config"]["backbone"] in candidates]
+    oof, _ = training_oof(layout.root, [m for m, _ in runs])
+    best = ablation_backbones([m for m, _ in runs], oof, candidates)
+    keep = [(m, r) for m, r in runs if best.get(m["config"]["dataset"]) == m["config"]["backbone"]]
+    prep = open_prepared(layout)
+    reference = fit_reference(prep.store, prep.split.index[prep.split.eq("train")])  # training patients only
+    draws = {"tuning": layout.tuning_cohort(ext.centre), "evaluation": layout.centre_cohort(ext.centre)}
+    draws = {d: folder for d, folder in draws.items() if folder.is_dir()}
+    cohorts = {d: load_cohort(folder, progress=False) for d, folder in draws.items()}
+    fit_draw = "tuning" if "tuning" in draws else "evaluation"
+    stores = {}
+    for resample in (False, True):
+        cut = {d: cut_external_store(c, prep.store, prep.split, out.cache, resample) for d, c in cohorts.items()}
+        centre = fit_reference(cut[fit_draw])  # the centre's map is fitted on the tuning draw's pixels
+        for intensity in INTENSITY_CHOICES:
+            for d in draws:
+                stores[(d, intensity, resample)] = harmonised_store(cut[d], intensity, centre, reference, out.cache)
+    scored_all = score_stores(keep, stores, out.cache)  # each ablation backbone built once for every store
+    scored = {d: {(i, r): scored_all[(dd, i, r)] for dd, i, r in stores if dd == d} for d in DRAWS if d in draws}
+    fixed = profile_choice(ext)
+    table = harmonisation_table({k: p for k, p in _internal(layout, keep).items()}, scored, ("?", None),
+                                n_boot=GAIN_BOOTSTRAP)
+    auto = choose_harmonisation(table, fit_draw)
+    chosen = (fixed[0] if fixed[0] is not None else auto[0], fixed[1] if fixed[1] is not None else auto[1])
+    table["chosen"] = (table["intensity"] == chosen[0]) & (table["resample"] == chosen[1])
+    how = ("the profile's setting" if None not in fixed else
+           f"the highest mean patient-level AUC on the {fit_draw} draw ({len(cohorts[fit_draw].clinical)} patients)"
+           if fixed == (None, None) else f"partly the profile's, partly the {fit_draw} draw's highest mean AUC")
+    write_csv(layout.table("harmonisation"), table, float_format="%.6g")
+    write_json(layout.table("harmonisation", ".json"), {
+        "chosen": {"intensity": chosen[0], "resample": chosen[1]}, "how": how, "favoured_on_tuning": {
+            "intensity": auto[0], "resample": auto[1]}, "draw_chosen_on": fit_draw,
+        "ablation_backbones": best, "profile": {"harmonisation": ext.harmonisation, "resample": ext.resample},
+        "stores": {f"{d}:{i}{'+resample' if r else ''}": s.fingerprint for (d, i, r), s in stores.items()},
+        "seconds": round(time.perf_counter() - t0, 1)})
+    return [layout.table("harmonisation"), layout.table("harmonisation", ".json")]
+
+
+def candidate_backbones(ctx: RunContext) -> tuple[str, ...]:
+    """The backbones the ablation may use (``external.ablation_backbones``, default every backbone)."""
+    ext = ctx.profile.external
+    return tuple(b for b in ctx.profile.backbones if b in (ext.ablation_backbones or ctx.profile.backbones))
+
+
+def _internal(layout, keep) -> dict:
+    names = {(m["config"]["dataset"], m["config"]["variant"], m["config"]["backbone"]) for m, _ in keep}
+    return {k: p for m, p in load_runs(layout.models)
+            if (k := (m["config"]["dataset"], m["config"]["variant"], m["config"]["backbone"])) in names}
+
+
+def stages(ctx: RunContext, known: frozenset = frozenset()) -> list[Stage]:
+    ext = ctx.profile.external
+    if not ctx.synthetic or ext is None:
+        return []
+    mine = {f"{kind}:{b}" for b in candidate_backbones(ctx) for kind in ("models", "oof")}
+    needs = ("store", *sorted(k for k in known if k.startswith(f"centre:{ext.centre}")),
+             *sorted(k for k in known if k in mine))
+    return [Stage("harmonisation", ablate, needs=needs, reads=("external", "backbones"), heavy=True,
+                  serves="Does it travel? the harmonisation, chosen on the tuning draw")]
