@@ -8,35 +8,46 @@ import pytest
 from npc_lib.analysis.resplits import TNM, resplit
 from npc_lib.analysis.survival import c_index_ci, harrell_c, km_by_threshold
 from npc_lib.synth.clinical import draw_cohort
-from npc_lib.synth.timing import DM_RECORD_MONTHS, FOLLOW_UP_MONTHS
+from npc_lib.synth.timing import FOLLOW_UP_MONTHS, STUDY_END_MONTH
 
 
 def test_planted_times_carry_a_timing_signal_of_their_own_late_events_and_censoring():
     from scipy import stats
     d = draw_cohort(20000, seed=9)
     c, t = d.clinical, d.truth
-    dm = c["dm"] == 1
-    latent = t.loc[dm, "dm_time_true"]
-    n = dm.sum()
+    ever = t["dm_ever"] == 1
+    latent = t.loc[ever, "dm_time_true"]
     for lo, hi, share in ((0, 12, 0.5), (12, 36, 0.25)):  # the paper's introduction: half in a year, a quarter by three
         observed = ((latent > lo) & (latent <= hi)).mean()
         assert abs(observed - share) < 0.06, (lo, hi, observed)
     assert (latent > 60).mean() > 0.05  # some events come late
     # the timing score orders the times among DM patients, and is related to, but not the same as, the DM risk
-    assert stats.spearmanr(t.loc[dm, "timing_score"], latent).statistic < -0.4
-    rho = stats.spearmanr(t.loc[dm, "timing_score"], t.loc[dm, "linear_risk"]).statistic
+    assert stats.spearmanr(t.loc[ever, "timing_score"], latent).statistic < -0.4
+    rho = stats.spearmanr(t.loc[ever, "timing_score"], t.loc[ever, "linear_risk"]).statistic
     assert 0.1 < rho < 0.7, rho
     assert d.time_model["spearman_timing_score_vs_planted_risk_dm"] == pytest.approx(rho, abs=1e-3)
-    # censoring: a DM patient whose record ends first is censored there (DM known, its date not)
-    censored = dm & (c["dm_event"] == 0)
-    assert 0.05 < censored.sum() / n < 0.3
+    # the binary label is the DM observed within follow-up, at the paper's share; a later DM is censored
+    assert (c["dm"] == c["dm_event"]).all() and c["dm"].sum() == round(20000 * 114 / 441)
+    censored = ever & (c["dm_event"] == 0)
+    assert 0.05 < censored.sum() / ever.sum() < 0.3
     assert (c.loc[censored, "dm_months"] < t.loc[censored, "dm_time_true"]).all()
-    assert (c.loc[dm & (c["dm_event"] == 1), "dm_months"] == t.loc[dm & (c["dm_event"] == 1), "dm_time_true"]).all()
-    assert c.loc[~dm, "dm_months"].between(*FOLLOW_UP_MONTHS).all() and (c.loc[~dm, "dm_event"] == 0).all()
-    assert c.loc[censored, "dm_months"].between(*DM_RECORD_MONTHS).all()
+    assert (c.loc[c["dm"] == 1, "dm_months"] == t.loc[c["dm"] == 1, "dm_time_true"]).all()
+    assert c.loc[c["dm"] == 0, "dm_months"].between(*FOLLOW_UP_MONTHS).all()
+    assert (t["follow_up"] == STUDY_END_MONTH - t["entry_month"]).all()
     # DM itself and the planted AUCs are what they are without times
     again = draw_cohort(20000, seed=9)
     assert again.clinical["dm"].equals(c["dm"]) and again.planted_auc == d.planted_auc
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_censoring_does_not_depend_on_the_outcome(seed):
+    """The follow-up (latent censoring time) of the patients who would develop DM and of those who would not is
+    drawn from one distribution: a Kolmogorov–Smirnov test finds no difference, seed after seed. (In generator
+    4 DM patients' records ran 12–96 months against 36–96 for the others.)"""
+    from scipy import stats
+    t = draw_cohort(6000, seed=seed).truth
+    ever = t["dm_ever"] == 1
+    assert stats.ks_2samp(t.loc[ever, "follow_up"], t.loc[~ever, "follow_up"]).pvalue > 0.01
 
 
 def test_the_c_index_among_dm_patients_asks_when_not_whether():
@@ -59,14 +70,28 @@ def test_harrell_c_equals_a_brute_force_pair_count():
     time = rng.integers(1, 40, n).astype(float)  # ties in time on purpose
     event = rng.random(n) < 0.6
     score = np.round(rng.normal(size=n), 1)     # ties in score too
-    num = den = 0.0
+    num = den = 0.0  # Harrell's definition, pair by unordered pair
     for i in range(n):
-        for j in range(n):
-            if event[i] and time[i] < time[j]:
-                den += 1
-                num += 1.0 if score[i] > score[j] else 0.5 if score[i] == score[j] else 0.0
+        for j in range(i + 1, n):
+            if time[i] == time[j]:
+                if event[i] == event[j]:
+                    continue  # two events (or two censorings) at the same time: not usable
+                first, other = (i, j) if event[i] else (j, i)  # the censored one was still free of it then
+            else:
+                first, other = (i, j) if time[i] < time[j] else (j, i)
+                if not event[first]:
+                    continue  # the shorter time is censored: not usable
+            den += 1
+            num += 1.0 if score[first] > score[other] else 0.5 if score[first] == score[other] else 0.0
     assert harrell_c(time, event, score) == pytest.approx(num / den)
-    assert harrell_c(time, event, -time) == 1.0  # earlier events ranked higher: perfect
+    # tied times, worked by hand: the event at 5 against the censoring at 5 is usable (the event came first),
+    # the two events at 7 are not; (5 event, 7 events) and (5 event vs 5 censored) give 3 usable pairs
+    t, e = np.array([5.0, 5.0, 7.0, 7.0]), np.array([1, 0, 1, 1])
+    assert harrell_c(t, e, np.array([0.9, 0.1, 0.5, 0.4])) == pytest.approx(1.0)
+    assert harrell_c(t, e, np.array([0.1, 0.9, 0.5, 0.4])) == pytest.approx(0.0)
+    assert harrell_c(t, e, np.array([0.5, 0.5, 0.5, 0.5])) == pytest.approx(0.5)
+    assert harrell_c(t, e, np.array([0.9, 0.1, 0.95, 0.96])) == pytest.approx(1 / 3)  # only the tied pair agrees
+    assert harrell_c(time, event, -time + 0.1 * event) == 1.0  # earlier (or tied but observed) events ranked higher
     c, lo, hi = c_index_ci(time, event, score, n_boot=100)
     assert lo <= c <= hi
 
@@ -145,3 +170,34 @@ def test_validate_names_the_patient_and_row_of_a_bad_time(cohort_copy, value, wo
         load_clinical(path)
     msg = str(err.value)
     assert table.loc[2, "patient_id"] in msg and "line 4" in msg and words in msg, msg
+
+
+def test_the_corrected_resampled_t_does_not_shrink_with_more_resplits_of_the_same_data():
+    """Two scores of 300 patients with no real difference; the same patients resplit 20 and then 100 times (test
+    fraction 0.2), the AUC difference taken on each split's test patients: the naive paired t-test's p value falls
+    as the splits multiply (their test sets overlap: the differences are not independent), Nadeau and Bengio's
+    corrected one does not."""
+    from sklearn.metrics import roc_auc_score
+
+    from npc_lib.analysis.pretraining_resplits import corrected_resampled_t
+    naive_falls, corrected_holds = 0, 0
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        n = 300
+        y = (rng.random(n) < 0.3).astype(int)
+        a, b = rng.normal(size=n) + 0.3 * y, rng.normal(size=n) + 0.3 * y  # the same signal: no real difference
+
+        def diffs(splits: int) -> np.ndarray:
+            out = []
+            for r in range(1, splits + 1):
+                split_rng = np.random.default_rng([seed, r])
+                test = np.zeros(n, bool)
+                for c in (0, 1):  # stratified by outcome, a fifth of each class tested
+                    members = np.flatnonzero(y == c)
+                    test[split_rng.choice(members, round(0.2 * len(members)), replace=False)] = True
+                out.append(roc_auc_score(y[test], a[test]) - roc_auc_score(y[test], b[test]))
+            return np.array(out)
+        few, many = corrected_resampled_t(diffs(20), 0.2), corrected_resampled_t(diffs(100), 0.2)
+        naive_falls += many["p_naive"] < 0.6 * few["p_naive"]
+        corrected_holds += 0.5 < many["p_corrected"] / few["p_corrected"] < 2 and many["p_corrected"] > 0.05
+    assert naive_falls >= 3 and corrected_holds >= 4, (naive_falls, corrected_holds)

@@ -116,7 +116,7 @@ def resplit_study(runs_dir: RunLayout | str | Path, n_splits: int, parts: list[p
     if random:  # the same Lite0 heads from random weights, on the same splits
         random = pd.concat(random, ignore_index=True).sort_values(order, kind="stable").reset_index(drop=True)
         pre_pairs = pretraining_pairs(resplits, random)
-        pre_summary = pretraining_pair_summary(pre_pairs)
+        pre_summary = pretraining_pair_summary(pre_pairs, float(cfg["split"]["test_fraction"]))
         write_csv(layout.table("pretraining_resplits"), pre_pairs, float_format="%.6g")
         write_csv(layout.table("pretraining_resplit_summary"), pre_summary, float_format="%.6g")
     write_csv(layout.table("resplits"), resplits, float_format="%.6g")

@@ -69,14 +69,17 @@ def rim_audit_numbers(report: dict | None) -> dict:
 
 def time_model_numbers(report: dict | None) -> dict:
     """The planted time model in numbers for the clock chapter (n/a for a cohort without one)."""
-    keys = ("time_no_dm_follow_up", "time_dm_record", "time_censored", "time_dm", "time_spearman", "time_within_12",
-            "time_after_60")
+    keys = ("time_follow_up", "time_accrual", "time_censored", "time_dm", "time_dm_observed", "time_spearman",
+            "time_within_12", "time_after_60")
     t = (report or {}).get("time_model")
     if not t:
         return dict.fromkeys(keys, "n/a")
-    return {"time_no_dm_follow_up": "–".join(f"{v:g}" for v in t["no_dm_follow_up_months"]),
-            "time_dm_record": "–".join(f"{v:g}" for v in t["dm_record_months"]),
+    if "follow_up_months" not in t:  # a cohort of an earlier generator
+        return dict.fromkeys(keys, "n/a")
+    return {"time_follow_up": "–".join(f"{v:g}" for v in t["follow_up_months"]),
+            "time_accrual": f"{t['accrual_months'][1] - t['accrual_months'][0]:g}",
             "time_censored": t["dm_censored_before_event"], "time_dm": t["dm_patients"],
+            "time_dm_observed": t["dm_events_observed"],
             "time_spearman": f"{t['spearman_timing_score_vs_planted_risk_dm']:.2f}",
             "time_within_12": f"{t['share_within_12_months']:.0%}", "time_after_60": f"{t['share_after_60_months']:.0%}"}
 

@@ -25,10 +25,13 @@ SURVIVAL_COLUMNS = ["dataset", "variant", "backbone", "level", "c_index", "c_low
 
 
 def harrell_c(time, event, score) -> float:
-    """Harrell's C: among pairs where the earlier time is an observed event, the share in which
-    that patient has the higher score (ties in score count one half). NaN without such pairs."""
+    """Harrell's C: among the usable pairs, the share in which the patient whose event came first has the higher
+    score (ties in score count one half). A pair is usable when the shorter time ends in an event; at tied times,
+    when exactly one of the two is an event (the other, censored at that time, was still free of it); two events
+    at the same time are not usable. NaN without usable pairs."""
     t, e, s = (np.asarray(v, float) for v in (time, event, score))
-    earlier = (t[:, None] < t[None, :]) & (e[:, None] > 0)  # i had the event before j's time
+    ev = e > 0
+    earlier = ev[:, None] & ((t[:, None] < t[None, :]) | ((t[:, None] == t[None, :]) & ~ev[None, :]))
     n = earlier.sum()
     if n == 0:
         return float("nan")

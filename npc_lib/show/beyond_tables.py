@@ -63,7 +63,7 @@ def survival_book_form(table: pd.DataFrame) -> pd.DataFrame:
 
 def pretraining_resplit_book_form(summary: pd.DataFrame) -> pd.DataFrame:
     """The across-resplits pretraining summary for the book: median paired difference with the middle 95 %
-    of splits, wins, p values.
+    of splits, wins, the mean difference and its corrected resampled t-test (Holm-adjusted beside it).
 
     Parameters
     ----------
@@ -80,8 +80,9 @@ def pretraining_resplit_book_form(summary: pd.DataFrame) -> pd.DataFrame:
             f"{m:+.3f} ({lo:+.3f} to {hi:+.3f})" if pd.notna(m) else "n/a"
             for m, lo, hi in zip(summary["median_difference"], summary["difference_2_5"], summary["difference_97_5"])],
         "ImageNet wins": [fmt_value("{:.0%}", v) for v in summary["share_imagenet_wins"]],
-        "Signed-rank p": [p_text(v) for v in summary["wilcoxon_p"]],
-        "Holm p": [p_text(v) for v in summary["p_holm"]]})
+        "Mean difference": [fmt_value("{:+.3f}", v) for v in summary["mean_difference"]],
+        "Corrected resampled t p (Holm)": [f"{p_text(p)} ({p_text(h)})" for p, h in
+                                           zip(summary["p_corrected"], summary["p_corrected_holm"])]})
 
 
 def finetune_book_form(table: pd.DataFrame) -> pd.DataFrame:

@@ -17,7 +17,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from npc_lib.data.staging import N_LEVELS, T_LEVELS, overall_stage
-from npc_lib.synth.timing import draw_times, time_report
+from npc_lib.synth.timing import calibrated_subset, draw_times, observe, time_report
 
 # Published cohort margins (Table 1, train + test, DM + no DM).
 PAPER_T_COUNTS = np.array([48, 152, 120, 121])
@@ -93,10 +93,11 @@ def draw_cohort(n: int = PAPER_PATIENTS, seed: int = 42, scenario: str = "paper"
                 prevalence: float = PAPER_DM / PAPER_PATIENTS, centre=None) -> CohortDraw:
     """Draw clinical variables, latent image features and DM for ``n`` patients.
 
-    DM is assigned to exactly ``round(prevalence * n)`` patients: those with the largest
-    latent ``risk + logistic noise`` (the threshold form of a logistic model, so the
-    realised prevalence equals the target). In scenario ``null`` DM is a random subset
-    of the same size, independent of everything else. Another ``centre``
+    Who would develop DM are the patients with the largest latent ``risk + logistic noise`` (the threshold
+    form of a logistic model); DM is what follow-up observes of it (:mod:`npc_lib.synth.timing`: a DM after the
+    end of follow-up is censored like anyone else), and the threshold is set so that exactly
+    ``round(prevalence * n)`` DM are observed. In scenario ``null`` who would develop DM is a random subset,
+    independent of everything else, sized the same way. Another ``centre``
     (:class:`npc_lib.synth.centres.Centre`) shifts the T and N shares by its mixes and keeps the
     planted biology: the same risk model and centre A's intercept (:func:`reference_threshold`), so its
     DM rate follows from its case mix.
@@ -130,21 +131,25 @@ def draw_cohort(n: int = PAPER_PATIENTS, seed: int = 42, scenario: str = "paper"
     })
     linear_risk = parts.sum(axis=1).to_numpy()
     noise = rng.logistic(size=n)
+    # follow-up comes from the study's calendar, drawn before (and without) the outcome: the same latent times in
+    # both scenarios
+    times = draw_times(feats["node_necrosis"].to_numpy(), seed)
+    observable = times["observable"].to_numpy()
     if other:  # the same biology: centre A's intercept, the DM rate follows from this case mix
         threshold = reference_threshold()
         if scenario == "paper":
-            dm = (linear_risk + noise > threshold).astype(int)
-        else:  # null: as many DM patients as the paper's share gives, drawn at random
-            dm = np.zeros(n, dtype=int)
-            dm[rng.permutation(n)[:int(round(PAPER_DM / PAPER_PATIENTS * n))]] = 1
-        n_dm = int(dm.sum())
+            ever = linear_risk + noise > threshold
+        else:  # null: as many observed DM as the paper's share gives, drawn at random
+            ever = calibrated_subset(rng.permutation(n), observable, int(round(PAPER_DM / PAPER_PATIENTS * n)))
     else:
-        n_dm = int(round(prevalence * n))
+        # who would develop DM: the largest risk + noise, until the observed count (DM within follow-up) is the
+        # target; the intercept is where that stops, so the observed DM rate matches Table 1
         order = np.argsort(-(linear_risk + noise), kind="stable") if scenario == "paper" else rng.permutation(n)
-        dm = np.zeros(n, dtype=int)
-        dm[order[:n_dm]] = 1
-        # intercept that makes the logistic model's expected prevalence match the target
-        threshold = np.sort(linear_risk + noise)[::-1][n_dm - 1] if n_dm else np.inf
+        ever = calibrated_subset(order, observable, int(round(prevalence * n)))
+        threshold = float(np.min((linear_risk + noise)[ever])) if ever.any() else np.inf
+    seen = observe(times, ever)
+    dm = seen["dm_event"].to_numpy()
+    n_dm = int(dm.sum())
     prob = 1.0 / (1.0 + np.exp(-(linear_risk - threshold)))
 
     ids = _patient_ids(n, centre.id_prefix if other else "P")
@@ -152,15 +157,15 @@ def draw_cohort(n: int = PAPER_PATIENTS, seed: int = 42, scenario: str = "paper"
         "patient_id": ids, "age": age, "sex": sex, "t_stage": t_stage, "n_stage": n_stage,
         "overall_stage": stage, "treatment": treatment, "dm": dm,
     })
-    times = draw_times(dm, feats["node_necrosis"].to_numpy(), seed)  # the same latent times in both scenarios
-    clinical["dm_months"] = times["dm_months"].to_numpy()
-    clinical["dm_event"] = times["dm_event"].to_numpy()
+    clinical["dm_months"] = seen["dm_months"].to_numpy()
+    clinical["dm_event"] = seen["dm_event"].to_numpy()
     truth = pd.concat([clinical[["patient_id", "t_stage", "n_stage", "overall_stage", "dm"]],
-                       feats, parts, times[["timing_score", "dm_time_true"]]], axis=1)
+                       feats, parts, times[["timing_score", "dm_time_true", "entry_month", "follow_up"]]], axis=1)
+    truth["dm_ever"] = ever.astype(int)
     truth["linear_risk"] = linear_risk
     truth.attrs["threshold"] = float(threshold)
-    truth["risk_probability"] = prob if scenario == "paper" else n_dm / n
-    return CohortDraw(clinical, truth, planted_risk_aucs(truth), time_report(times, dm, linear_risk))
+    truth["risk_probability"] = prob if scenario == "paper" else float(ever.mean())
+    return CohortDraw(clinical, truth, planted_risk_aucs(truth), time_report(times, ever, linear_risk))
 
 
 def planted_risk_aucs(truth: pd.DataFrame) -> dict:
