@@ -171,9 +171,11 @@ def _host() -> str:
     return f"{os.uname().nodename}:{os.getpid()}"
 
 
-def execute_stage(stage: Stage, ctx, *upstream: StageRecord) -> StageRecord:
-    """Reuse or run one stage, given the records of the stages it needs (in ``stage.needs`` order)."""
+def execute_stage(stage: Stage, ctx, *waited: StageRecord) -> StageRecord:
+    """Reuse or run one stage, given the records of the stages it waits for (``stage.waits_for`` order: those
+    it needs, which enter its digest, then those it only runs after)."""
     root = ctx.layout.root
+    upstream = waited[:len(stage.needs)]
     failed = [r.name for r in upstream if r.status in (FAILED, SKIPPED)]
     if failed and not stage.tolerant:
         return StageRecord(stage.name, SKIPPED, error=f"not run: {', '.join(failed)} did not finish")
@@ -249,7 +251,7 @@ def check_graph(stages: list[Stage]) -> list[Stage]:
             raise ValueError(f"stage {s.name} is defined twice")
         by_name[s.name] = s
     for s in stages:
-        for n in s.needs:
+        for n in s.waits_for:
             if n not in by_name:
                 raise ValueError(f"stage {s.name} needs {n}, which is not a stage of this run")
     order, state = [], {}
@@ -260,7 +262,7 @@ def check_graph(stages: list[Stage]) -> list[Stage]:
         if state.get(name) == "open":
             raise ValueError(f"the stages form a cycle: {' -> '.join(path + (name,))}")
         state[name] = "open"
-        for n in by_name[name].needs:
+        for n in by_name[name].waits_for:
             visit(n, path + (name,))
         state[name] = "done"
         order.append(by_name[name])
@@ -298,7 +300,7 @@ def critical_path(records: list[dict], stages: list[Stage]) -> list[str]:
     """The chain of stages that set the run's wall time: from the stage that ended last, back through
     the needed stage that ended last, to a stage that needed none that ran."""
     by_name = {r["name"]: r for r in records}
-    needs = {s.name: [n for n in s.needs if n in by_name] for s in stages}
+    needs = {s.name: [n for n in s.waits_for if n in by_name] for s in stages}
     if not records:
         return []
 

@@ -62,7 +62,7 @@ def run_serial(stages: list[Stage], ctx, bar) -> dict[str, StageRecord]:
     """Every stage in the graph's order, in this process."""
     records: dict[str, StageRecord] = {}
     for s in stages:
-        records[s.name] = execute_stage(s, ctx, *[records[n] for n in s.needs])
+        records[s.name] = execute_stage(s, ctx, *[records[n] for n in s.waits_for if n in records])
         _announce(records[s.name], bar)
     return records
 
@@ -75,7 +75,7 @@ def run_on_cluster(stages: list[Stage], ctx, ex: Executor, bar) -> dict[str, Sta
     for i, s in enumerate(stages):
         resources = ({HEAVY: 1} if s.heavy and ex.info.heavy_resource else
                      {LIGHT: 1} if not s.heavy and ex.info.light_resource and ex.info.heavy_resource else None)
-        futures[s.name] = ex.client.submit(execute_stage, s, ctx, *[futures[n] for n in s.needs], pure=False,
+        futures[s.name] = ex.client.submit(execute_stage, s, ctx, *[futures[n] for n in s.waits_for if n in futures], pure=False,
                                            key=f"stage-{s.name}-{token}", resources=resources, retries=0,
                                            priority=len(stages) - i)
         names[futures[s.name].key] = s
@@ -142,7 +142,7 @@ def run_profile(profile, runs_dir: Path, cohort_dir: str | Path | None = None, n
             records = run_graph(remote, ctx, ex, progress)
         write_timeline(layout, remote, records, info)
         for s in local:
-            records[s.name] = execute_stage(s, ctx, *[records[n] for n in s.needs])
+            records[s.name] = execute_stage(s, ctx, *[records[n] for n in s.waits_for if n in records])
             _announce(records[s.name], progress_bar(total=1, enabled=False))
     summary = run_summary(profile, layout, stages, records, info, time.perf_counter() - t0, book_root)
     write_json(layout.summary, summary)

@@ -18,13 +18,15 @@ class Stage:
     the record under ``"info"``. ``heavy`` stages (TensorFlow) run one at a time and get every core;
     ``isolated`` ones run in a child process of their own (what TensorFlow allocates goes with it).
     ``tolerant`` stages run even when a stage they need failed (the book shows the failure); ``local`` ones run
-    in the runner's own process after the others (the book, which shows how they went).
+    in the runner's own process after the others (the book, which shows how they went). ``after`` names stages
+    this one waits for without needing them (a schedule hint: their results do not enter its digest).
     """
 
     name: str
     func: Callable
     args: tuple = ()
     needs: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
     reads: tuple[str, ...] = ()
     heavy: bool = False
     isolated: bool = False
@@ -36,3 +38,8 @@ class Stage:
     @property
     def module(self) -> str:
         return self.func.__module__
+
+    @property
+    def waits_for(self) -> tuple[str, ...]:
+        """The stages it needs, then those it only waits for."""
+        return (*self.needs, *(a for a in self.after if a not in self.needs))

@@ -119,3 +119,52 @@ def test_a_threshold_outside_the_test_scores_is_no_alarm(where):
     assert (table["accuracy_bound_high"] - table["accuracy_bound_low"]).max() < 1e-12  # degenerate, as said
     assert table["inside"].all(), table.loc[~table["inside"], ["backbone", "outside"]]
     assert family["inside"].all(), family
+
+
+def test_accuracy_checks_keep_their_level_at_the_demo_size():
+    """89 test patients, 23 with DM, a threshold that calls 8 of them positive, at the row level of the demo's
+    control (1 % over 48 rows × 5 statistics): the true positives of a random labelling are hypergeometric and
+    skewed. The control's accuracy and sens + spec checks reject a random labelling with probability at most
+    their level; a normal bound (mean ± z·SD) would reject it about five times as often."""
+    from scipy import stats
+    from npc_lib.analysis.null_checks import hypergeometric_checks
+    rng = np.random.default_rng(0)
+    n, d, k = 89, 23, 8
+    score = rng.random(n)
+    threshold = np.sort(score)[-k]
+    level = 0.01 / (48 * 5)
+    reject = 0.0
+    dist = stats.hypergeom(n, d, k)
+    for tp in range(0, k + 1):
+        y = np.zeros(n, int)
+        pos = np.flatnonzero(score >= threshold)
+        y[pos[:tp]] = 1
+        y[np.flatnonzero(score < threshold)[:d - tp]] = 1
+        pts = pd.DataFrame({"label": y, "score": score})
+        out = hypergeometric_checks(pts, threshold, level)
+        assert out["accuracy"]["p"] == out["sens_spec"]["p"]  # both increase with the true positives
+        reject += dist.pmf(tp) * (out["accuracy"]["p"] < level)
+    assert reject <= level
+    z = stats.norm.isf(level / 2)
+    normal = dist.pmf(np.arange(k + 1))[np.abs(np.arange(k + 1) - dist.mean()) > z * dist.std()].sum()
+    assert normal > 3 * level  # the old bound's real tail at this size
+
+
+def test_the_top_choice_check_keeps_the_correlation_of_backbones_and_cells():
+    """Eight cells that are copies of one (as correlated as cells can be), and the chosen backbone happens to have
+    the top test AUC in the first: by chance one time in five, and then in every cell. Treating the cells as
+    independent (the previous check) calls that a certain leak; the joint relabellings, which keep the
+    correlation, find it unremarkable."""
+    from npc_lib.analysis.null_checks import _top_choice_check
+    base = [r for r in _rows(None) if r.key[:2] == DATASETS[0]]
+    aucs = {r.key[2]: _auc(r.test) for r in base}
+    top = max(aucs, key=aucs.get)
+    rows = []
+    for i in range(8):
+        for r in base:
+            rows.append(NullRow((f"D{i}", "v", r.key[2]), r.test, r.threshold, r.citl_train, r.citl_train_se,
+                                selected=r.key[2] == top))
+    table, family = check_null(rows, n_perm=400)
+    check = family.set_index("check").loc["chosen model has the top test AUC"]
+    assert check["statistic"] == 8 and check["p"] > 0.05 and check["inside"], check
+    assert _top_choice_check(table, 0.002)["p"] < 1e-4  # the independence assumption's verdict

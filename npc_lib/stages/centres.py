@@ -33,9 +33,12 @@ def stages(ctx: RunContext, known: frozenset = frozenset()) -> list[Stage]:
     ext = ctx.profile.external
     if not ctx.synthetic or ext is None:
         return []
-    out = [Stage(f"centre:{ext.centre}", make_centre, ("evaluation",), reads=CENTRE_KEYS,
+    # generated once the first centre's cohort is (it needs nothing of it: the first centre comes first on the
+    # cores, its stages are on the critical path)
+    after = ("cohort",) if "cohort" in known else ()
+    out = [Stage(f"centre:{ext.centre}", make_centre, ("evaluation",), reads=CENTRE_KEYS, after=after,
                  serves="the second centre (external validation): the evaluation draw")]
     if ext.tuning_patients:
-        out.append(Stage(f"centre:{ext.centre}:tuning", make_centre, ("tuning",), reads=TUNING_KEYS,
+        out.append(Stage(f"centre:{ext.centre}:tuning", make_centre, ("tuning",), reads=TUNING_KEYS, after=after,
                          serves="the second centre's tuning draw (the harmonisation is chosen on it)"))
     return out
