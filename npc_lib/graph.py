@@ -167,6 +167,18 @@ def _max_rss_mb() -> float:
     return max(me.ru_maxrss, kids.ru_maxrss) / 1024
 
 
+def _release_memory() -> None:
+    """Hand the memory a finished stage freed back to the system (glibc keeps it otherwise: a worker that ran
+    many stages would hold the peak of all of them)."""
+    import gc
+    gc.collect()
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _host() -> str:
     return f"{os.uname().nodename}:{os.getpid()}"
 
@@ -198,6 +210,8 @@ def execute_stage(stage: Stage, ctx, *waited: StageRecord) -> StageRecord:
         finally:
             running.unlink(missing_ok=True)
         writes, info = _split_result(result)
+        del result
+        _release_memory()
         files = written_files(writes, root)
         rec = StageRecord(stage.name, RAN, digest, started, time.perf_counter() - t0, _cpu() - cpu0, host=_host(),
                           max_rss_mb=_max_rss_mb(), info=info)

@@ -16,17 +16,19 @@ def _study(tmp_path, synthetic: bool, used: dict) -> tuple:
         d = runs / "models" / f"npc__intratumour__{backbone}"
         d.mkdir(parents=True)
         (d / "run.json").write_text(json.dumps({"weights": {"used": weights}, "config": {"backbone": backbone}}))
-    (runs / "cohort.json").write_text(json.dumps({"cohort": str(cohort)}))
+    (runs / "cohort.json").write_text(json.dumps({"cohort": str(cohort), "profile": "demo"}))
     return runs, cohort
 
 
 def test_synthetic_cohort_and_random_backbones_are_both_flagged(tmp_path):
     runs, _ = _study(tmp_path, True, {"resnet50": "random", "xception": "imagenet"})
     flags = data_flags(runs)
-    assert flags == {"synthetic": True, "scenario": "null", "random_backbones": ["resnet50"],
+    assert flags == {"synthetic": True, "scenario": "null", "profile": "demo", "random_backbones": ["resnet50"],
                      "weights": {"resnet50": "random", "xception": "ImageNet (Keras)"}}
     html = chapter_banner_html(flags)
-    assert "Synthetic data." in html and "<code>null</code>" in html
+    # the run's profile by name, and what its scenario means (not the generator's internal name)
+    assert "Synthetic data." in html and "<code>demo</code> profile" in html and "negative control" in html
+    assert "scenario" not in html
     assert "Randomly initialised backbones." in html and "ResNet50 ran with random weights" in html
     assert "Weights per backbone: ResNet50: random; Xception: ImageNet (Keras)." in html
 
@@ -55,3 +57,19 @@ def test_a_real_cohort_with_random_backbones_warns_about_weights_only(tmp_path):
     runs, _ = _study(tmp_path, False, {"efficientnet-b0": "random"})
     html = chapter_banner_html(data_flags(runs))
     assert "Randomly initialised backbones." in html and "Synthetic" not in html and "Your cohort" not in html
+
+
+def test_the_centres_table_names_the_centres_as_the_text_does():
+    """The "Does it travel?" centres table is headed by the centres' names (A, B), the names the chapter's text
+    uses, not by row positions."""
+    import pandas as pd
+
+    from npc_lib.show.travel_tables import centres_book_form
+    centres = pd.DataFrame([{"centre": c, "patients": 10, "dm": 3, "dm_rate": 0.3, "pixel_spacing_mm": 0.9,
+                             "slice_mm": 5, "matrix": 256, "mean_stored_intensity": 300.0, "air_sd_stored": 10.0,
+                             "stage_I": 0.1, "stage_II": 0.2, "stage_III": 0.3, "stage_IV": 0.4} for c in ("A", "B")])
+    table = centres_book_form(centres)
+    assert list(table.columns[1:]) == ["Centre A", "Centre B"]
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[1] / "book" / "travel.md").read_text()
+    assert "at centre A" in text and "centre {glue:text}`executed/08_travel.ipynb::ext_centre:s`" in text

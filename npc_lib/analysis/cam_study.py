@@ -18,7 +18,8 @@ from npc_lib.data.cache import open_image_store
 from npc_lib.errors import NpcError
 from npc_lib.layout import ModelRun, RunLayout
 from npc_lib.progress import progress_bar
-from npc_lib.analysis.gradcam import (MIN_CAM_GRID, build_backbone_model, cam_in_roi, cam_resolution, cam_model, gradcam, load_run_model, randomised_copy,
+from npc_lib.analysis.gradcam import (MIN_CAM_GRID, build_backbone_model, cam_in_roi, cam_resolution, cam_model, gradcam,
+                                      gradcam_and_probabilities, load_run_model, randomised_copy,
                       rank_correlations, roi_masks, set_head)
 from npc_lib.learn.loaders import preprocess_images
 from npc_lib.learn.models import backbone
@@ -109,10 +110,10 @@ def cam_study(runs_dir: RunLayout | str | Path, cohort_dir: str | Path | None = 
             x = preprocess_images(images, backbone(name), cm.input_size)
             pred = pd.read_parquet(ModelRun(run_dir).predictions).set_index("image_id")["probability"]
             t0 = time.perf_counter()
-            cams = _resize(gradcam(cm, x), images.shape[1])
+            cams, rebuilt = gradcam_and_probabilities(cm, x)  # the probabilities from the same forward pass
+            cams = _resize(cams, images.shape[1])
             cam_seconds += time.perf_counter() - t0
             n_cams += len(x)
-            rebuilt = cm.model.predict(x, verbose=0).ravel()
             gap = float(np.max(np.abs(rebuilt - pred.loc[sel["image_id"]].to_numpy()))) if len(x) else 0.0
             if gap > PROBABILITY_TOLERANCE:
                 raise NpcError(f"{run_dir.name}: rebuilt model differs from the run's predictions by {gap:.2g}")

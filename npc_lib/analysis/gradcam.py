@@ -140,15 +140,15 @@ def _cam_step(cm: CamModel):
         @tf.function(reduce_retracing=True)
         def step(xb):
             with tf.GradientTape() as tape:
-                maps, p = cm.grad_model(xb, training=False)
-                p = tf.clip_by_value(tf.cast(p[:, 0], tf.float32), 1e-7, 1 - 1e-7)
+                maps, prob = cm.grad_model(xb, training=False)
+                p = tf.clip_by_value(tf.cast(prob[:, 0], tf.float32), 1e-7, 1 - 1e-7)
                 logit = tf.math.log(p) - tf.math.log1p(-p)
             grads = tape.gradient(logit, maps)  # images are independent in inference mode
             weights = tf.reduce_mean(tf.cast(grads, tf.float32), axis=(1, 2))
             cam = tf.nn.relu(tf.einsum("bhwk,bk->bhw", tf.cast(maps, tf.float32), weights))
             cam = tf.image.resize(cam[..., None], tf.shape(xb)[1:3], method="bilinear")[..., 0]
             peak = tf.reduce_max(cam, axis=(1, 2), keepdims=True)
-            return tf.where(peak > 0, cam / tf.maximum(peak, 1e-12), 0.0)
+            return tf.where(peak > 0, cam / tf.maximum(peak, 1e-12), 0.0), tf.cast(prob[:, 0], tf.float32)
         cm._step = step
     return cm._step
 
@@ -165,12 +165,20 @@ def gradcam(cm: CamModel, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
     A 1 × 1 conv map (a small input for a deep backbone) carries no spatial information: the
     maps are then NaN, which every summary reports as undefined.
     """
+    return gradcam_and_probabilities(cm, x, batch_size)[0]
+
+
+def gradcam_and_probabilities(cm: CamModel, x: np.ndarray, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`gradcam` and the model's probabilities of the same images, from the same forward pass."""
     import tensorflow as tf
     if cam_resolution(cm) == (1, 1):
-        return np.full(x.shape[:3], np.nan, np.float32)
+        probs = cm.model(x, training=False).numpy().ravel() if len(x) else np.zeros(0, np.float32)
+        return np.full(x.shape[:3], np.nan, np.float32), probs
     step = _cam_step(cm)
-    out = [step(tf.constant(x[s:s + batch_size])).numpy() for s in range(0, len(x), batch_size)]
-    return np.concatenate(out) if out else np.zeros((0,) + x.shape[1:3], np.float32)
+    out = [step(tf.constant(x[s:s + batch_size])) for s in range(0, len(x), batch_size)]
+    if not out:
+        return np.zeros((0,) + x.shape[1:3], np.float32), np.zeros(0, np.float32)
+    return np.concatenate([c.numpy() for c, _ in out]), np.concatenate([p.numpy() for _, p in out])
 
 
 def cam_in_roi(cam: np.ndarray, mask: np.ndarray) -> dict:

@@ -26,7 +26,7 @@ from npc_lib.data.staging import STAGE_LEVELS, ordinal
 from npc_lib.errors import NpcError
 from npc_lib.layout import ModelRun, RunLayout
 from npc_lib.learn.features import extract_features
-from npc_lib.learn.headfit import standardise
+from npc_lib.learn.headfit import apply_standardiser, standardise
 from npc_lib.learn.stacked_heads import HeadTask, fit_heads
 from npc_lib.learn.train import dataset_view, profile_of_run
 
@@ -84,10 +84,13 @@ def oof_image_scores_many(runs_dir: RunLayout | str | Path, run_dirs: list, fold
         X = np.asarray(values[train["image_id"].to_numpy()], np.float32)
         y = train["label"].to_numpy(np.float32)
         helds = [(train["patient_id"].map(fold_of) == k).to_numpy() for k in range(folds)]
-        scaled = [standardise(X, ~held)[0] for held in helds]  # each fold scaled on its own training rows
-        plans.append((train, helds, scaled, tr))
-        tasks.append([HeadTask(Xs[~held], y[~held], int(tr["seed"]) + k) for k, (held, Xs) in
-                      enumerate(zip(helds, scaled))])
+        held_out, fold_tasks = [], []
+        for k, held in enumerate(helds):  # each fold scaled on its own training rows; only its rows are kept
+            fit_rows, mean, sd = standardise(X[~held], np.ones((~held).sum(), bool))
+            held_out.append(apply_standardiser(X[held], mean, sd).astype(np.float32))
+            fold_tasks.append(HeadTask(fit_rows.astype(np.float32), y[~held], int(tr["seed"]) + k))
+        tasks.append(fold_tasks)
+        plans.append((train, helds, held_out, tr))
     settings = {(int(p[3]["epochs"]), int(p[3]["batch_size"]), float(p[3]["learning_rate"]), float(p[3]["dropout"]),
                  float(p[3]["l2"])) for p in plans}
     fits_by_setting = {}
@@ -99,10 +102,10 @@ def oof_image_scores_many(runs_dir: RunLayout | str | Path, run_dirs: list, fold
         for n, i in enumerate(which):
             fits_by_setting[i] = fits[n * folds:(n + 1) * folds]
     out = []
-    for i, (train, helds, scaled, _) in enumerate(plans):
+    for i, (train, helds, held_out, _) in enumerate(plans):
         oof = pd.Series(np.nan, index=train.index)
-        for held, Xs, fit in zip(helds, scaled, fits_by_setting[i]):
-            oof[train.index[held]] = fit.probabilities(Xs[held])
+        for held, Xh, fit in zip(helds, held_out, fits_by_setting[i]):
+            oof[train.index[held]] = fit.probabilities(Xh)
         out.append(train[["patient_id", "image_id", "label", "split"]].assign(probability=oof.to_numpy())
                    .reset_index(drop=True))
     return out
@@ -120,10 +123,16 @@ def oof_key(run: ModelRun, folds: int) -> dict:
             "level": "image"}
 
 
+OOF_GROUP = 4  # runs whose folds are fitted together (memory: each keeps its folds' training features)
+
+
 def write_oof_scores(runs_dir: RunLayout | str | Path, run_dirs: list, folds: int = 5) -> list[Path]:
-    """Compute (anew) and keep the out-of-fold scores of several runs of one backbone; returns the files."""
+    """Compute (anew) and keep the out-of-fold scores of several runs of one backbone, ``OOF_GROUP`` runs at a
+    time; returns the files."""
     written = []
-    for run_dir, scores in zip(run_dirs, oof_image_scores_many(runs_dir, run_dirs, folds)):
+    groups = [run_dirs[i:i + OOF_GROUP] for i in range(0, len(run_dirs), OOF_GROUP)]
+    pairs = [(r, sc) for g in groups for r, sc in zip(g, oof_image_scores_many(runs_dir, g, folds))]
+    for run_dir, scores in pairs:
         run = ModelRun(Path(run_dir))
         with atomic_path(run.oof_scores, suffix=".parquet") as tmp:
             scores.to_parquet(tmp, index=False)

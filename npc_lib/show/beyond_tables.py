@@ -86,8 +86,8 @@ def pretraining_resplit_book_form(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def finetune_book_form(table: pd.DataFrame) -> pd.DataFrame:
-    """The fine-tuning ablation for the book: per dataset × variant × level, the four arms' AUC (95 % CI)
-    and wall time.
+    """The fine-tuning ablation for the book: per dataset × variant × level, the four arms' AUC (95 % CI), the
+    blocks trained and epochs kept, each fine-tuned arm's paired DeLong p against its frozen head, and wall time.
 
     Parameters
     ----------
@@ -99,11 +99,12 @@ def finetune_book_form(table: pd.DataFrame) -> pd.DataFrame:
     """
     if not len(table):
         return pd.DataFrame({"": ["No fine-tuning ablation in this run (profile key finetune_ablation)."]})
-    names = {("imagenet", "finetune"): "ImageNet, fine-tuned", ("imagenet", "head"): "ImageNet, frozen (head)",
-             ("random", "finetune"): "random, fine-tuned", ("random", "head"): "random, frozen (head)"}
+    names = {("imagenet", "finetune"): "ImageNet, top fine-tuned", ("imagenet", "head"): "ImageNet, frozen (head)",
+             ("random", "finetune"): "random, top fine-tuned", ("random", "head"): "random, frozen (head)"}
     return pd.DataFrame({
         "Dataset": table["dataset"], "Variant": table["variant"], "Level": table["level"],
         "EfficientNet-Lite0": [names[(i, m)] for i, m in zip(table["init"], table["mode"])],
-        "Epochs": table["epochs"].astype(int),
+        "Blocks trained": table["blocks_trained"].astype(int), "Epochs": table["epochs"].astype(int),
         "Test AUC (95 % CI)": [ci_text(*v) for v in zip(table["auc"], table["auc_low"], table["auc_high"])],
-        "Seconds": [fmt_value("{:.0f}", v) for v in table["seconds"]]})
+        "Paired p against its frozen head": [p_text(v) if pd.notna(v) else "" for v in table["p_vs_head"]],
+        "Seconds": [fmt_value("{:.1f}", v) for v in table["seconds"]]})

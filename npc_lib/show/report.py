@@ -43,8 +43,13 @@ def data_flags(runs_dir: RunLayout | str | Path, cohort_dir: str | Path | None =
     scenario = None
     if report is not None and report.is_file():
         scenario = json.loads(report.read_text()).get("config", {}).get("scenario")
-    return {"synthetic": bool(report is not None and report.is_file()), "scenario": scenario,
+    profile = layout.read_cohort_ref().get("profile") if layout.cohort_ref.is_file() else None
+    return {"synthetic": bool(report is not None and report.is_file()), "scenario": scenario, "profile": profile,
             "random_backbones": sorted(random), "weights": weights}
+
+
+SCENARIO_WORDS = {"paper": "DM planted in the images as the paper's findings suggest",
+                  "null": "DM drawn independently of the images: the negative control"}
 
 
 def weights_label(prov: dict) -> str:
@@ -62,9 +67,11 @@ def banner_html(flags: dict) -> str:
     """HTML of the warnings every results page carries (empty when neither applies)."""
     parts = []
     if flags["synthetic"]:
-        parts.append(f"<b>Synthetic data.</b> These results come from a simulated cohort (scenario "
-                     f"<code>{flags['scenario']}</code>) with planted ground truth, not from patients; the numbers "
-                     "check the pipeline and are not clinical evidence.")
+        run = f"the <code>{flags['profile']}</code> profile's " if flags.get("profile") else "a "
+        what = SCENARIO_WORDS.get(flags.get("scenario"))
+        parts.append(f"<b>Synthetic data.</b> These results come from {run}simulated cohort"
+                     + (f" ({what})" if what else "") + " with a planted ground truth, not from patients; the "
+                     "numbers check the pipeline and are not clinical evidence.")
     if flags["random_backbones"]:
         parts.append("<b>Randomly initialised backbones.</b> ImageNet weights were not available, so "
                      f"{', '.join(map(backbone_title, flags['random_backbones']))} ran with random weights; their accuracy is not "

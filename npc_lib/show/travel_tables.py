@@ -37,8 +37,8 @@ def centres_book_form(centres: pd.DataFrame) -> pd.DataFrame:
             "Stage I–II / III / IV": [f"{fmt((r['stage_I'] or 0) + (r['stage_II'] or 0), '.0%')} / "
                                       f"{fmt(r['stage_III'], '.0%')} / {fmt(r['stage_IV'], '.0%')}"
                                       for _, r in c.iterrows()]}
-    out = pd.DataFrame(rows).T
-    out.columns = [f"Centre {x}" for x in out.columns]
+    out = pd.DataFrame(rows, index=c.index).T
+    out.columns = [f"Centre {x}" for x in out.columns]  # the centres' names (A, B), as the text calls them
     return out.reset_index(names="")
 
 

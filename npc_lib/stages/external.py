@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from npc_lib.analysis.evaluation import evaluate_runs, load_runs
+from npc_lib.analysis.evaluation import load_runs
+from npc_lib.analysis.metrics import MetricError, patient_scores, youden_threshold
 from npc_lib.analysis.external import (PLANTED, external_pixel_reference, external_references, external_summary,
                                        external_table, tnm_frames)
 from npc_lib.analysis.hybrid import training_oof
@@ -39,11 +40,20 @@ from npc_lib.learn.external_scores import score_external_cohort
 log = logging.getLogger(__name__)
 
 
-def _thresholds(layout: RunLayout, metas: list[dict]) -> dict:
-    """Each model's patient-level Youden threshold, chosen on its training patients' out-of-fold scores."""
-    oof, _ = training_oof(layout.root, metas)
-    metrics = evaluate_runs(layout.models, n_boot=0, oof=oof)
-    return {(r.dataset, r.variant, r.backbone): float(r.patient_youden_threshold) for r in metrics.itertuples()}
+def _thresholds(layout: RunLayout, loaded: list[tuple[dict, pd.DataFrame]]) -> dict:
+    """Each model's patient-level Youden threshold, chosen on its training patients' out-of-fold scores (on its
+    in-sample training scores where it has none: fine-tuned runs), as the evaluation does."""
+    oof, _ = training_oof(layout.root, [m for m, _ in loaded])
+    out = {}
+    for meta, pred in loaded:
+        key = (meta["config"]["dataset"], meta["config"]["variant"], meta["config"]["backbone"])
+        train = oof[key] if key in oof and oof[key]["probability"].notna().all() else pred[pred["split"] == "train"]
+        try:
+            pts = patient_scores(train)
+            out[key] = youden_threshold(pts["label"].to_numpy(), pts["probability"].to_numpy())
+        except MetricError:
+            continue
+    return out
 
 
 def evaluate_external_cohort(runs_dir: RunLayout | str | Path, external_dir: str | Path, progress: bool = True,
@@ -79,7 +89,7 @@ def evaluate_external_cohort(runs_dir: RunLayout | str | Path, external_dir: str
     refs_int = _internal_references(train_store, split, Path(ref["cohort"]), cells)
     internal = {**internal, **pix_int, **refs_int}
     external = {**scores.predictions, **pix_ext, **refs_ext}
-    table = external_table(internal, external, _thresholds(layout, [m for m, _ in loaded]))
+    table = external_table(internal, external, _thresholds(layout, loaded))
     summary = external_summary(internal, external, n_boot=n_boot)
     path = table_path or out.table("external")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,8 +3,8 @@
 Every choice (none, zscore, histogram: one monotone map per centre × region × variant, fitted on the tuning
 draw's pixels) × (crops as acquired, resampled to the training spacing) is scored with the best backbone per
 dataset (highest mean out-of-fold training AUC among ``external.ablation_backbones``) on the tuning draw; the
-profile's ``auto`` takes the highest mean patient-level AUC there. The same choices are scored on the evaluation
-draw too, as an exploratory table: those patients never enter the choice.
+profile's ``auto`` takes the highest mean patient-level AUC there. On the evaluation draw, no harmonisation and the
+choice made are scored too, as an exploratory check: those patients never enter the choice.
 Reads: the models and their out-of-fold scores, the image store, both draws of the second centre; the profile's
 ``external`` block.
 Writes: ``evaluation/harmonisation.csv`` (a ``draw`` column, each setting's gain over none with a paired bootstrap
@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 
 from npc_lib.analysis.evaluation import load_runs
-from npc_lib.analysis.harmonisation import (DRAWS, ablation_backbones, choose_harmonisation, harmonisation_table)
+from npc_lib.analysis.harmonisation import NONE, ablation_backbones, choose_harmonisation, harmonisation_table
 from npc_lib.analysis.hybrid import training_oof
 from npc_lib.atomic import write_csv, write_json
 from npc_lib.data.cohort import load_cohort
@@ -52,21 +52,30 @@ def ablate(ctx: RunContext) -> list:
     draws = {d: folder for d, folder in draws.items() if folder.is_dir()}
     cohorts = {d: load_cohort(folder, progress=False) for d, folder in draws.items()}
     fit_draw = "tuning" if "tuning" in draws else "evaluation"
-    stores = {}
+    internal = _internal(layout, keep)
+    fixed = profile_choice(ext)
+    stores, cuts = {}, {}
     for resample in (False, True):
         cut = {d: cut_external_store(c, prep.store, prep.split, out.cache, resample) for d, c in cohorts.items()}
         centre = fit_reference(cut[fit_draw])  # the centre's map is fitted on the tuning draw's pixels
+        cuts[resample] = (cut, centre)
         for intensity in INTENSITY_CHOICES:
-            for d in draws:
-                stores[(d, intensity, resample)] = harmonised_store(cut[d], intensity, centre, reference, out.cache)
-    scored_all = score_stores(keep, stores, out.cache)  # each ablation backbone built once for every store
-    scored = {d: {(i, r): scored_all[(dd, i, r)] for dd, i, r in stores if dd == d} for d in DRAWS if d in draws}
-    fixed = profile_choice(ext)
-    table = harmonisation_table({k: p for k, p in _internal(layout, keep).items()}, scored, ("?", None),
-                                n_boot=GAIN_BOOTSTRAP)
-    auto = choose_harmonisation(table, fit_draw)
+            stores[(fit_draw, intensity, resample)] = harmonised_store(cut[fit_draw], intensity, centre, reference,
+                                                                       out.cache)
+    # every choice on the tuning draw (each ablation backbone built once for all of its stores), the choice ...
+    scored = {fit_draw: {(i, r): p for (_, i, r), p in score_stores(keep, stores, out.cache).items()}}
+    tuning = harmonisation_table(internal, scored, ("?", None), n_boot=GAIN_BOOTSTRAP)
+    auto = choose_harmonisation(tuning, fit_draw)
     chosen = (fixed[0] if fixed[0] is not None else auto[0], fixed[1] if fixed[1] is not None else auto[1])
-    table["chosen"] = (table["intensity"] == chosen[0]) & (table["resample"] == chosen[1])
+    if fit_draw == "tuning" and "evaluation" in draws:
+        # ... then, on the evaluation draw, no harmonisation and the choice made: an exploratory check of the
+        # choice on the patients the external validation reports on (they took no part in making it)
+        shown = {NONE, chosen}
+        more = {("evaluation", i, r): harmonised_store(cuts[r][0]["evaluation"], i, cuts[r][1], reference, out.cache)
+                for i, r in shown}
+        stores.update(more)
+        scored["evaluation"] = {(i, r): p for (_, i, r), p in score_stores(keep, more, out.cache).items()}
+    table = harmonisation_table(internal, scored, chosen, n_boot=GAIN_BOOTSTRAP)
     how = ("the profile's setting" if None not in fixed else
            f"the highest mean patient-level AUC on the {fit_draw} draw ({len(cohorts[fit_draw].clinical)} patients)"
            if fixed == (None, None) else f"partly the profile's, partly the {fit_draw} draw's highest mean AUC")
