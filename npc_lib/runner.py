@@ -24,7 +24,8 @@ from pathlib import Path
 from npc_lib.atomic import write_json
 from npc_lib.errors import NpcError, WriteFailed
 from npc_lib.executors import HEAVY, LIGHT, Executor, failure_text
-from npc_lib.graph import FAILED, RAN, REUSED, SKIPPED, Stage, StageRecord, critical_path, execute_stage, upstream_of
+from npc_lib.graph import (FAILED, RAN, REUSED, SKIPPED, Stage, StageRecord, critical_path, execute_light_stage,
+                           execute_stage, scheduling_priorities, upstream_of)
 from npc_lib.layout import RunLayout
 from npc_lib.machine import machine
 from npc_lib.progress import progress_bar
@@ -72,12 +73,14 @@ def run_on_cluster(stages: list[Stage], ctx, ex: Executor, bar) -> dict[str, Sta
     from distributed import as_completed
     token = uuid.uuid4().hex[:8]
     futures, names = {}, {}
-    for i, s in enumerate(stages):
-        resources = ({HEAVY: 1} if s.heavy and ex.info.heavy_resource else
-                     {LIGHT: 1} if not s.heavy and ex.info.light_resource and ex.info.heavy_resource else None)
-        futures[s.name] = ex.client.submit(execute_stage, s, ctx, *[futures[n] for n in s.waits_for if n in futures], pure=False,
+    priority = scheduling_priorities(stages, ctx.layout.root)
+    for s in stages:
+        light = not s.heavy and ex.info.light_resource and ex.info.heavy_resource
+        resources = {HEAVY: 1} if s.heavy and ex.info.heavy_resource else {LIGHT: 1} if light else None
+        futures[s.name] = ex.client.submit(execute_light_stage if light else execute_stage, s, ctx,
+                                           *[futures[n] for n in s.waits_for if n in futures], pure=False,
                                            key=f"stage-{s.name}-{token}", resources=resources, retries=0,
-                                           priority=len(stages) - i)
+                                           priority=round(priority[s.name]))
         names[futures[s.name].key] = s
     records: dict[str, StageRecord] = {}
     for fut in as_completed(list(futures.values())):

@@ -64,6 +64,29 @@ def test_the_c_index_among_dm_patients_asks_when_not_whether():
     assert pd.isna(row.get("hr", np.nan))  # no Cox model without out-of-fold training scores
 
 
+def test_the_kaplan_meier_cut_and_the_cox_model_meet_test_scores_on_the_training_scores_scale():
+    """The cut (training median) and the Cox model are fitted on out-of-fold scores; applied to a final model
+    whose scores sit on another scale (here all above the cut) they would put every test patient in one group.
+    They read the test patients' scores from the fold models instead, so the final model's scale changes nothing
+    (its ranks feed the C-indices)."""
+    from npc_lib.analysis.survival import survival_row
+    rng = np.random.default_rng(0)
+    n = 120
+
+    def frame(score):
+        months = rng.uniform(6, 90, n)
+        return pd.DataFrame({"months": months, "event": (rng.random(n) < 0.3).astype(int), "dm": 0,
+                             "stage": rng.integers(1, 5, n).astype(float), "score": score})
+    train = frame(rng.uniform(0.1, 0.5, n))
+    folds = frame(rng.uniform(0.1, 0.5, n))
+    folds["dm"] = folds["event"]
+    final = folds.assign(score=0.5 + folds["score"])   # the final model: same order, another scale
+    rows = [survival_row(train, t, n_boot=10, test_on_train_scale=folds) for t in (folds, final)]
+    for key in ("logrank_p", "hr", "hr_low", "hr_high", "cox_c_index", "c_index"):
+        assert rows[0][key] == pytest.approx(rows[1][key], nan_ok=True), key
+    assert np.isfinite(rows[0]["logrank_p"])  # both groups exist: the cut splits the fold models' scores
+
+
 def test_harrell_c_equals_a_brute_force_pair_count():
     rng = np.random.default_rng(4)
     n = 60

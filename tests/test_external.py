@@ -23,6 +23,24 @@ def mini_run_and_centre_b(small_cohort, tmp_path_factory):
     return runs, centre_b
 
 
+def test_evaluate_defaults_to_the_harmonisation_the_main_job_chose(mini_run_and_centre_b, capsys):
+    """Without --harmonise, the command scores the centre the way the run's main job did (its
+    harmonisation.json), so the two agree; without a choice on record, nothing is harmonised."""
+    import json
+    from npc_lib.layout import RunLayout
+    runs, centre_b = mini_run_and_centre_b
+    record = RunLayout(runs).table("harmonisation", ".json")
+    record.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        record.write_text(json.dumps({"chosen": {"intensity": "histogram", "resample": False}}))
+        assert main(["evaluate", "--run", str(runs), "--external-cohort", str(centre_b)]) == 0
+        assert "intensity histogram, crops at their own spacing" in capsys.readouterr().out
+    finally:
+        record.unlink()
+    assert main(["evaluate", "--run", str(runs), "--external-cohort", str(centre_b)]) == 0
+    assert "intensity none, crops at their own spacing" in capsys.readouterr().out
+
+
 def test_evaluate_scores_a_run_on_another_sites_folder(mini_run_and_centre_b, capsys):
     runs, centre_b = mini_run_and_centre_b
     assert main(["evaluate", "--run", str(runs), "--external-cohort", str(centre_b)]) == 0

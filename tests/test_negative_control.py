@@ -117,6 +117,20 @@ def test_an_alarm_ends_the_run_with_a_non_zero_exit(tmp_path, monkeypatch, capsy
     assert cli.main(["run", "--profile", "smoke", "--runs", str(tmp_path / "r"), "--no-book", "--allow-null-alarm"]) == 0
 
 
+def test_a_control_table_left_from_another_run_raises_no_alarm(tmp_path):
+    """The run's alarm comes only from a control that this run ran or reused; a table lying in the folder (a
+    profile without the control, after a run with one) says nothing."""
+    from npc_lib.graph import StageRecord
+    from npc_lib.runner import null_alarm_of_run
+    layout = RunLayout(tmp_path / "runs")
+    layout.table("negative_control").parent.mkdir(parents=True)
+    pd.DataFrame({"dataset": ["NPC"], "variant": ["intratumour"], "backbone": ["leaky"], "auc": [0.9],
+                  "inside": [False], "outside": ["auc"]}).to_csv(layout.table("negative_control"), index=False)
+    assert null_alarm_of_run(layout, {}) == []
+    assert null_alarm_of_run(layout, {"negative_control": StageRecord("negative_control", "failed")}) == []
+    assert null_alarm_of_run(layout, {"negative_control": StageRecord("negative_control", "ran")})
+
+
 def test_permutation_sd_matches_mann_whitney_at_patient_level():
     from npc_lib.analysis.null_bounds import permutation_sd
     rng = np.random.default_rng(1)

@@ -204,20 +204,23 @@ def clock_study(runs_dir: RunLayout | str | Path, cohort_dir: str | Path | None 
         return out
     loaded = load_runs(layout.models)
     metas = [m for m, _ in loaded]
-    oof, _ = training_oof(layout.root, metas)
+    oof, _ = training_oof(layout.root, metas, with_test=True)
     rows, frames = [], {}
     for meta, pred in loaded:
         c = meta["config"]
         key = (c["dataset"], c["variant"], c["backbone"])
         # training scores out of fold only: in-sample scores of a fitted network would flatter its Cox model
-        train = patient_frame(oof[key], clinical) if key in oof else None
+        folds = oof.get(key)
+        train = patient_frame(folds[folds["split"] == "train"], clinical) if folds is not None else None
+        # the Kaplan–Meier cut and the Cox model, fitted on out-of-fold scores, meet test scores of the same folds
+        on_train_scale = patient_frame(folds[folds["split"] == "test"], clinical) if folds is not None else None
         test = patient_frame(pred[pred["split"] == "test"], clinical)
-        frames[key] = (train, test)
+        frames[key] = (train, test, on_train_scale)
         rows.append({"dataset": key[0], "variant": key[1], "backbone": key[2], "level": "patient",
-                     **survival_row(train, test, n_boot=n_boot)})
+                     **survival_row(train, test, n_boot=n_boot, test_on_train_scale=on_train_scale)})
     everyone = patient_frame(pd.DataFrame({"patient_id": split.index, "probability": 0.0}), clinical)
     by_split = {name: everyone[everyone["patient_id"].map(split) == name] for name in ("train", "test")}
-    for (d, v), (_, test) in {(k[0], k[1]): f for k, f in frames.items()}.items():
+    for (d, v), (_, test, _) in {(k[0], k[1]): f for k, f in frames.items()}.items():
         train = by_split["train"]
         rows.append({"dataset": d, "variant": v, "backbone": TNM, "level": "patient",
                      **survival_row(train.assign(score=train["stage"]), test.assign(score=test["stage"]),
@@ -237,9 +240,10 @@ def clock_study(runs_dir: RunLayout | str | Path, cohort_dir: str | Path | None 
     write_csv(layout.table("survival"), s, float_format="%.6g")
     chosen = [k for k in _training_choice(layout) if k in frames]
     for key in chosen:
-        train, test = frames[key]
+        train, _, on_train_scale = frames[key]
         if train is not None:
-            out["km"][key] = km_by_threshold(test["months"], test["event"], test["score"], float(train["score"].median()))
+            out["km"][key] = km_by_threshold(on_train_scale["months"], on_train_scale["event"],
+                                             on_train_scale["score"], float(train["score"].median()))
     out["survival"] = s
     out["survival_shown"] = s[s["backbone"].isin([TNM, PLANTED, PLANTED_TIMING])
                               | s.set_index(["dataset", "variant", "backbone"]).index.isin(chosen)

@@ -132,7 +132,8 @@ def cam_study(runs_dir: RunLayout | str | Path, cohort_dir: str | Path | None = 
             rows.append(row)
             key = (cfg["dataset"], cfg["variant"])
             ex = examples.setdefault(key, {"images": images, "masks": masks, "labels": sel["label"].to_numpy(),
-                                           "regions": sel["region"].to_numpy(), "cams": {}})
+                                           "regions": sel["region"].to_numpy(),
+                                           "patients": sel["patient_id"].to_numpy(str), "cams": {}})
             ex["cams"][name] = cams
             bar.update(1)
         keras.backend.clear_session()
@@ -184,6 +185,8 @@ def save_cam_examples(examples: dict, path: str | Path) -> Path:
         arrays[f"{key}|images"] = ex["images"]
         arrays[f"{key}|masks"] = ex["masks"]
         arrays[f"{key}|labels"] = ex["labels"]
+        if "patients" in ex:
+            arrays[f"{key}|patients"] = np.asarray(ex["patients"], str)
         for b, cam in ex["cams"].items():
             arrays[f"{key}|cam|{b}"] = cam.astype(np.float16)
     path = Path(path)

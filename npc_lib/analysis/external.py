@@ -177,8 +177,10 @@ def external_summary(internal: dict, external: dict, n_boot: int = 1000, seed: i
 
     ``groups`` maps a group name to the backbones averaged in it (default: the paper's four backbones as
     ``CNN mean (paper's four)``, each other backbone and reference on its own). ``excess_change`` is a
-    group's change minus the planted-risk reference's change on the same resamples: the part of the loss
-    that the case mix and the sampling of the external patients do not explain.
+    group's change minus the planted-risk reference's change on the same resamples: a rough adjustment for
+    case mix and sampling as the planted score feels them. A model that reads other features, or reads them
+    less well, feels a change of case mix differently, so the excess mixes the scanner's effect with that
+    difference; it does not isolate the scanner's.
     """
     from npc_lib.vocabulary import PAPER_BACKBONES
     groups = {"CNN mean (paper's four)": PAPER_BACKBONES} if groups is None else groups

@@ -33,7 +33,8 @@ from npc_lib.learn.train import dataset_view, profile_of_run
 CLINICAL_FEATURES = ["t", "n", "stage", "age"]
 
 
-def oof_image_scores(runs_dir: RunLayout | str | Path, run_dir: str | Path, folds: int = 5) -> pd.DataFrame:
+def oof_image_scores(runs_dir: RunLayout | str | Path, run_dir: str | Path, folds: int = 5,
+                     with_test: bool = False) -> pd.DataFrame:
     """Out-of-fold probabilities of a head-mode run's training images.
 
     The run's head is refitted on ``folds`` patient folds of the training split (stratified by DM,
@@ -48,9 +49,12 @@ def oof_image_scores(runs_dir: RunLayout | str | Path, run_dir: str | Path, fold
 
     Returns
     -------
-    DataFrame, one row per training image: ``patient_id, image_id, label, split, probability``.
+    DataFrame, one row per training image: ``patient_id, image_id, label, split, probability``. With
+    ``with_test``, also one row per test image (``split`` "test") scored by the mean of the fold heads: scores
+    on the out-of-fold scale, for whatever is fitted on out-of-fold scores and then applied to test patients.
     """
-    return oof_image_scores_many(runs_dir, [run_dir], folds)[0]
+    scores = oof_image_scores_many(runs_dir, [run_dir], folds)[0]
+    return scores if with_test else scores[scores["split"] == "train"].reset_index(drop=True)
 
 
 def oof_image_scores_many(runs_dir: RunLayout | str | Path, run_dirs: list, folds: int = 5) -> list[pd.DataFrame]:
@@ -83,14 +87,17 @@ def oof_image_scores_many(runs_dir: RunLayout | str | Path, run_dirs: list, fold
                                 seed=int(tr["seed"]))
         X = np.asarray(values[train["image_id"].to_numpy()], np.float32)
         y = train["label"].to_numpy(np.float32)
+        test = view[view["split"] == "test"]
+        X_test = np.asarray(values[test["image_id"].to_numpy()], np.float32)
         helds = [(train["patient_id"].map(fold_of) == k).to_numpy() for k in range(folds)]
-        held_out, fold_tasks = [], []
+        held_out, tested, fold_tasks = [], [], []
         for k, held in enumerate(helds):  # each fold scaled on its own training rows; only its rows are kept
             fit_rows, mean, sd = standardise(X[~held], np.ones((~held).sum(), bool))
             held_out.append(apply_standardiser(X[held], mean, sd).astype(np.float32))
+            tested.append((mean, sd))  # the test rows are scaled when scored (one copy of them is kept)
             fold_tasks.append(HeadTask(fit_rows.astype(np.float32), y[~held], int(tr["seed"]) + k))
         tasks.append(fold_tasks)
-        plans.append((train, helds, held_out, tr))
+        plans.append((train, helds, held_out, tr, test, (X_test, tested)))
     settings = {(int(p[3]["epochs"]), int(p[3]["batch_size"]), float(p[3]["learning_rate"]), float(p[3]["dropout"]),
                  float(p[3]["l2"])) for p in plans}
     fits_by_setting = {}
@@ -102,12 +109,16 @@ def oof_image_scores_many(runs_dir: RunLayout | str | Path, run_dirs: list, fold
         for n, i in enumerate(which):
             fits_by_setting[i] = fits[n * folds:(n + 1) * folds]
     out = []
-    for i, (train, helds, held_out, _) in enumerate(plans):
+    for i, (train, helds, held_out, _, test, (X_test, scalers)) in enumerate(plans):
         oof = pd.Series(np.nan, index=train.index)
         for held, Xh, fit in zip(helds, held_out, fits_by_setting[i]):
             oof[train.index[held]] = fit.probabilities(Xh)
-        out.append(train[["patient_id", "image_id", "label", "split"]].assign(probability=oof.to_numpy())
-                   .reset_index(drop=True))
+        fold_mean = np.mean([fit.probabilities(apply_standardiser(X_test, *scaler).astype(np.float32))
+                             for scaler, fit in zip(scalers, fits_by_setting[i])], axis=0)
+        cols = ["patient_id", "image_id", "label", "split"]
+        out.append(pd.concat([train[cols].assign(probability=oof.to_numpy()),
+                              test[cols].assign(probability=np.asarray(fold_mean, float).reshape(-1))],
+                             ignore_index=True))
     return out
 
 
@@ -120,7 +131,7 @@ def oof_key(run: ModelRun, folds: int) -> dict:
     """What a run's cached out-of-fold scores were computed for."""
     meta = run.read_meta()
     return {"config_hash": meta.get("config_hash"), "store": meta.get("store_fingerprint"), "folds": folds,
-            "level": "image"}
+            "level": "image", "test": "mean of the fold heads"}
 
 
 OOF_GROUP = 4  # runs whose folds are fitted together (memory: each keeps its folds' training features)
@@ -141,24 +152,26 @@ def write_oof_scores(runs_dir: RunLayout | str | Path, run_dirs: list, folds: in
     return written
 
 
-def cached_oof_images(runs_dir: RunLayout | str | Path, run_dir: str | Path, folds: int = 5) -> pd.DataFrame:
-    """:func:`oof_image_scores`, kept in the run folder (``ModelRun.oof_scores``) and reused while
-    the run (its ``config_hash``), its image store and the number of folds are unchanged."""
+def cached_oof_images(runs_dir: RunLayout | str | Path, run_dir: str | Path, folds: int = 5,
+                      with_test: bool = False) -> pd.DataFrame:
+    """:func:`oof_image_scores` (``with_test`` as there), kept in the run folder (``ModelRun.oof_scores``) and
+    reused while the run (its ``config_hash``), its image store and the number of folds are unchanged."""
     run = ModelRun(Path(run_dir))
-    if run.oof_scores.is_file() and run.oof_stamp.is_file() and \
-            json.loads(run.oof_stamp.read_text()) == oof_key(run, folds):
-        return pd.read_parquet(run.oof_scores)
-    write_oof_scores(runs_dir, [run.root], folds)
-    return pd.read_parquet(run.oof_scores)
+    if not (run.oof_scores.is_file() and run.oof_stamp.is_file()
+            and json.loads(run.oof_stamp.read_text()) == oof_key(run, folds)):
+        write_oof_scores(runs_dir, [run.root], folds)
+    scores = pd.read_parquet(run.oof_scores)
+    return scores if with_test else scores[scores["split"] == "train"].reset_index(drop=True)
 
 
-def training_oof(runs_dir: RunLayout | str | Path, metas: list[dict], folds: int = 5) -> tuple[dict, dict]:
+def training_oof(runs_dir: RunLayout | str | Path, metas: list[dict], folds: int = 5,
+                 with_test: bool = False) -> tuple[dict, dict]:
     """Cached out-of-fold training image scores of every run that has them.
 
     Returns
     -------
-    (scores, reasons): (dataset, variant, backbone) -> :func:`cached_oof_images` frame for the runs
-    that have out-of-fold scores, and -> the reason for those that do not (e.g. finetune runs).
+    (scores, reasons): (dataset, variant, backbone) -> :func:`cached_oof_images` frame (``with_test`` as there)
+    for the runs that have out-of-fold scores, and -> the reason for those that do not (e.g. finetune runs).
     """
     layout = RunLayout.of(runs_dir)
     scores, reasons = {}, {}
@@ -166,7 +179,7 @@ def training_oof(runs_dir: RunLayout | str | Path, metas: list[dict], folds: int
         cfg = meta["config"]
         key = (cfg["dataset"], cfg["variant"], cfg["backbone"])
         try:
-            scores[key] = cached_oof_images(layout.root, layout.model(*key).root, folds)
+            scores[key] = cached_oof_images(layout.root, layout.model(*key).root, folds, with_test)
         except NpcError as exc:
             reasons[key] = str(exc)
     return scores, reasons

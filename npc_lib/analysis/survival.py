@@ -8,7 +8,8 @@ patients: Harrell's C-index with a patient-bootstrap 95 % CI, also among the pat
 split at the *training* patients' median score with the log-rank p; and a Cox model of overall
 stage plus the image score (per training SD), fitted on the training patients, with the image
 score's hazard ratio and CI and the C-index of its linear predictor on test. Training scores are
-out of fold where the study has them. Kaplan–Meier, log-rank and Cox come from statsmodels
+out of fold where the study has them; the cut and the Cox model are then applied to the test patients'
+scores from the same fold models (their mean), never to the final model's, whose scale differs. Kaplan–Meier, log-rank and Cox come from statsmodels
 (``statsmodels.duration``); lifelines would pin pandas below 3.
 """
 from __future__ import annotations
@@ -92,13 +93,19 @@ def cox_stage_and_score(train: pd.DataFrame, test: pd.DataFrame, with_stage: boo
 
 
 def survival_row(train: pd.DataFrame | None, test: pd.DataFrame, n_boot: int = 200, seed: int = 0,
-                 with_stage: bool = True) -> dict:
+                 with_stage: bool = True, test_on_train_scale: pd.DataFrame | None = None) -> dict:
     """One model's row from patient frames with ``months, event, dm, stage, score``: Harrell's C on all
     test patients and among the test patients with DM only (``c_index_events``: does the score order
     *when* DM comes, apart from *whether*?), each with a bootstrap CI; the log-rank p at the training
     median; the Cox hazard ratio per training SD (adjusted for stage unless ``with_stage`` is False; the
     row says which). ``train`` None (no out-of-fold training scores, e.g. fine-tuned runs whose in-sample
-    scores would flatter them): the test C-indices only."""
+    scores would flatter them): the test C-indices only.
+
+    The C-indices use ranks only, so they read ``test`` (the final model's scores). The Kaplan–Meier cut and
+    the Cox model carry a value fitted on ``train`` to the test patients, so they read
+    ``test_on_train_scale``: the same test patients scored by the models that scored ``train`` (for
+    out-of-fold training scores, the mean of the fold models); ``test`` where it is None (the same model
+    scored both, as for TNM stage and the planted references)."""
     row = {"test_patients": len(test), "test_events": int(test["event"].sum()), "test_dm_patients": int(test["dm"].sum()),
            "train_patients": len(train) if train is not None else 0,
            "train_events": int(train["event"].sum()) if train is not None else 0,
@@ -114,10 +121,11 @@ def survival_row(train: pd.DataFrame | None, test: pd.DataFrame, n_boot: int = 2
         return {**row, "note": "no out-of-fold training scores: Kaplan–Meier and Cox left out"}
     if train["event"].sum() == 0:
         return {**row, "note": "no DM event among the training patients"}
-    km = km_by_threshold(test["months"], test["event"], test["score"], float(train["score"].median()))
+    applied = test if test_on_train_scale is None else test_on_train_scale
+    km = km_by_threshold(applied["months"], applied["event"], applied["score"], float(train["score"].median()))
     row["logrank_p"] = km["logrank_p"]
     try:
-        row.update(cox_stage_and_score(train, test, with_stage))
+        row.update(cox_stage_and_score(train, applied, with_stage))
     except (np.linalg.LinAlgError, ValueError) as exc:
         row["note"] = f"Cox model: {exc}"
     return row

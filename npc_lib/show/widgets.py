@@ -1,4 +1,6 @@
-"""ipywidgets explorers for JupyterLab; each also draws a static default figure for the book.
+"""Explorers with two faces: ipywidgets controls for JupyterLab (``widget()``) and an interactive view for the
+static book (``view()``, :mod:`npc_lib.show.views`), both over the same data; ``static()`` is the default view
+as a plain figure (what a printed page shows).
 
 Every explorer keeps its controls in ``controls``, draws with the pure method ``figure()``
 from the current values, and redraws on any change (``last_figure`` holds the latest figure,
@@ -95,6 +97,16 @@ class SliceExplorer(Explorer):
         self._connect()
         self.controls["patient"].observe(lambda ch: self._jump(ch["new"]), names="value")
 
+    def view(self, patients: list[str], labels: dict | None = None, size: int = 160):
+        """The book face: ``patients``' slices that hold an ROI (±1), their rectangles and the 3 mm rim, with a
+        patient menu (``labels``: patient -> what the menu says), a slice slider and layer toggles."""
+        from npc_lib.data.rois import box_columns
+        from npc_lib.show.views.slices import patient_slices, slices_view
+        columns = box_columns()
+        data = {pid: patient_slices(self._pixels(pid), self.index[self.index["patient_id"] == pid], columns, size)
+                for pid in patients}
+        return slices_view(data, labels or {p: p for p in patients}, patients[0])
+
     def _pixels(self, pid: str) -> np.ndarray:
         if pid not in self._series:
             self._series = {pid: read_series(self.cohort_dir / "dicom" / pid).pixels}  # one patient in RAM
@@ -132,11 +144,16 @@ class RocExplorer(Explorer):
     Parameters
     ----------
     runs : (dataset, variant, backbone) -> predictions (one row per image)
+    references : name -> {(dataset, variant) -> predictions of a reference scored like a run} (planted risk,
+        pixel reference); drawn dashed in the book face
+    tnm : the test patients' ``patient_id, label`` and a TNM score column ``tnm_column`` (the book face's TNM
+        curve)
     """
 
-    def __init__(self, runs: dict):
+    def __init__(self, runs: dict, references: dict | None = None, tnm: pd.DataFrame | None = None,
+                 tnm_column: str = "ordinal_stage"):
         import ipywidgets as w
-        self.runs = runs
+        self.runs, self.references, self.tnm, self.tnm_column = runs, references or {}, tnm, tnm_column
         datasets = sorted({k[0] for k in runs})
         variants = sorted({k[1] for k in runs})
         backbones = sorted({k[2] for k in runs})
@@ -157,6 +174,31 @@ class RocExplorer(Explorer):
         roc_frame(ax, f"{d}, {v} ({level} level)")
         fig.tight_layout()
         return fig
+
+    def view(self):
+        """The book face: patient-level test ROC curves of every dataset × variant (backbones solid; the
+        references and TNM stage dashed), with menus, curve toggles and point tooltips."""
+        from npc_lib.show.plots.base import BACKBONE_COLOURS
+        from npc_lib.show.views.roc import patient_frame, roc_view
+        curves = {}
+        for (d, v, b), pred in self.runs.items():
+            cell = curves.setdefault((d, v), {})
+            cell[b] = patient_frame(pred)
+        for (d, v), cell in curves.items():
+            for name, by_cell in self.references.items():
+                if by_cell and (d, v) in by_cell and by_cell[(d, v)] is not None:
+                    cell[name] = patient_frame(by_cell[(d, v)])
+            if self.tnm is not None:
+                ids = next(iter(cell.values()))["patient_id"]
+                t = self.tnm[self.tnm["patient_id"].isin(ids)]
+                cell["TNM stage"] = t.assign(score=t[self.tnm_column].astype(float))[["patient_id", "label", "score"]]
+        backbones = sorted({k[2] for k in self.runs})
+        colours = {**BACKBONE_COLOURS, "planted risk": "#222222", "pixel reference": "#8c564b",
+                   "TNM stage": "#7f7f7f", "_backbones": tuple(backbones)}
+        first = (self.controls["dataset"].value, self.controls["variant"].value)
+        ordered = {k: {n: c[n] for n in [*backbones, *sorted(set(c) - set(backbones))] if n in c}
+                   for k, c in sorted(curves.items())}
+        return roc_view(ordered, colours, first)
 
 
 class CamViewer(Explorer):
@@ -184,6 +226,19 @@ class CamViewer(Explorer):
             "alpha": w.FloatSlider(value=0.45, min=0.0, max=1.0, step=0.05, description="overlay"),
         }
         self._connect()
+
+    def view(self):
+        """The book face: every saved image of every dataset × variant under each model's map, with menus, an
+        opacity slider and the map's CAM-in-ROI share and enrichment."""
+        from npc_lib.show.views.cams import cam_cells, cam_view
+        examples = {}
+        for key in sorted({k.split("|")[0] for k in self.data if k.endswith("|images")}):
+            ex = {part: self.data[f"{key}|{part}"] for part in ("images", "masks", "labels")}
+            if f"{key}|patients" in self.data:
+                ex["patients"] = self.data[f"{key}|patients"]
+            ex["cams"] = {k.split("|")[2]: v for k, v in self.data.items() if k.startswith(f"{key}|cam|")}
+            examples[key] = ex
+        return cam_view(cam_cells(examples), self.controls["run"].value, self.controls["backbone"].value)
 
     def figure(self):
         key, b, i, alpha = (self.controls[c].value for c in ("run", "backbone", "image", "alpha"))
