@@ -60,7 +60,8 @@ def _evaluate(a) -> int:
     if a.runs_dir is None:
         raise NpcError("evaluate needs the run folder", hint="npc-study evaluate runs/demo (or --run runs/demo)")
     if a.external_cohort:
-        from npc_lib.stages.external import evaluate_external_cohort, run_harmonisation
+        from npc_lib.stages.external import evaluate_external_cohort
+        from npc_lib.stages.harmonisation import run_harmonisation
         chosen = run_harmonisation(a.runs_dir)  # the main job's choice, so the command agrees with it by default
         harmonisation = (a.harmonise or chosen[0], chosen[1] if a.resample_spacing is None else a.resample_spacing)
         result = evaluate_external_cohort(a.runs_dir, a.external_cohort, progress=True, harmonisation=harmonisation,

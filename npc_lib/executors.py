@@ -17,12 +17,16 @@ is recorded as failed and the stages that do not need it go on.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from npc_lib.children import TRIM_VARIABLE
 from npc_lib.errors import NpcError
+
+if TYPE_CHECKING:
+    from npc_lib.graph import Stage, StageRecord
 
 log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 30
@@ -42,6 +46,24 @@ class ExecutorInfo:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+LIGHT_NICENESS = 5  # light stages yield the cores to a running TensorFlow stage (the longer chain)
+_niced = False
+
+
+def execute_light_stage(stage: Stage, ctx, *waited: StageRecord) -> StageRecord:
+    """:func:`execute_stage` on a light worker, whose process (and what it starts: notebook kernels, pools) runs
+    at a lower CPU priority, so a TensorFlow stage running beside it keeps the cores it can use."""
+    global _niced
+    if not _niced:
+        try:
+            os.nice(LIGHT_NICENESS)
+        except OSError:  # pragma: no cover - not allowed here: run at the normal priority
+            pass
+        _niced = True
+    from npc_lib.graph import execute_stage
+    return execute_stage(stage, ctx, *waited)
 
 
 def local_cluster(workers: int):

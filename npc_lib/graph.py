@@ -310,43 +310,6 @@ def plan_digests(stages: list[Stage], ctx, root: Path | None = None) -> dict[str
     return out
 
 
-DEFAULT_SECONDS = {True: 60.0, False: 15.0}  # a stage's cost before any run has timed it (heavy, light)
-LIGHT_NICENESS = 5  # light stages yield the cores to a running TensorFlow stage (the longer chain)
-_niced = False
-
-
-def scheduling_priorities(stages: list[Stage], root: Path) -> dict[str, float]:
-    """Each stage's priority for the scheduler: the seconds of the longest chain from it to the end of the run,
-    itself included, each stage costed at its last recorded run here (else a default by weight). Among the stages
-    ready at once, the worker takes the one that starts the longest remaining chain."""
-    cost = {}
-    for s in stages:
-        old = read_record(root, s.name)
-        cost[s.name] = float(old["seconds"]) if old and old.get("status") == RAN else DEFAULT_SECONDS[s.heavy]
-    after: dict[str, list[str]] = {s.name: [] for s in stages}
-    for s in stages:
-        for n in s.waits_for:
-            if n in after:
-                after[n].append(s.name)
-    chain: dict[str, float] = {}
-    for s in reversed(check_graph(stages)):
-        chain[s.name] = cost[s.name] + max((chain[n] for n in after[s.name]), default=0.0)
-    return chain
-
-
-def execute_light_stage(stage: Stage, ctx, *waited: StageRecord) -> StageRecord:
-    """:func:`execute_stage` on a light worker, whose process (and what it starts: notebook kernels, pools) runs
-    at a lower CPU priority, so a TensorFlow stage running beside it keeps the cores it can use."""
-    global _niced
-    if not _niced:
-        try:
-            os.nice(LIGHT_NICENESS)
-        except OSError:  # pragma: no cover - not allowed here: run at the normal priority
-            pass
-        _niced = True
-    return execute_stage(stage, ctx, *waited)
-
-
 def critical_path(records: list[dict], stages: list[Stage]) -> list[str]:
     """The chain of stages that set the run's wall time: from the stage that ended last, back through
     the needed stage that ended last, to a stage that needed none that ran."""

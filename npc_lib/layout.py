@@ -272,6 +272,9 @@ class RunLayout:
         """The pretraining ablation (EfficientNet-Lite0 from random initialisation): its ``models/``."""
         return RunLayout(self.root / "ablation")
 
+    external_scores = property(lambda self: self.root / "external_scores.parquet")  # an external run: every score
+    external_store_record = property(lambda self: self.root / "external_store.json")  # ... its store as models see it
+
     def external_run(self, name: str) -> "RunLayout":
         """Where an external cohort ``name`` is scored: its image stores, features and tables."""
         return RunLayout(self.root / "external" / name)

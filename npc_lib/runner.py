@@ -23,9 +23,9 @@ from pathlib import Path
 
 from npc_lib.atomic import write_json
 from npc_lib.errors import NpcError, WriteFailed
-from npc_lib.executors import HEAVY, LIGHT, Executor, failure_text
-from npc_lib.graph import (FAILED, RAN, REUSED, SKIPPED, Stage, StageRecord, critical_path, execute_light_stage,
-                           execute_stage, scheduling_priorities, upstream_of)
+from npc_lib.executors import HEAVY, LIGHT, Executor, execute_light_stage, failure_text
+from npc_lib.graph import (FAILED, RAN, REUSED, SKIPPED, Stage, StageRecord, check_graph, critical_path,
+                           execute_stage, read_record, upstream_of)
 from npc_lib.layout import RunLayout
 from npc_lib.machine import machine
 from npc_lib.progress import progress_bar
@@ -57,6 +57,28 @@ def _announce(rec: StageRecord, bar) -> None:
         log.info("stage %s ran in %.1f s", rec.name, rec.seconds)
     elif rec.status == FAILED:
         log.error("stage %s failed: %s", rec.name, rec.error)
+
+
+DEFAULT_SECONDS = {True: 60.0, False: 15.0}  # a stage's cost before any run has timed it (heavy, light)
+
+
+def scheduling_priorities(stages: list[Stage], root: Path) -> dict[str, float]:
+    """Each stage's priority for the scheduler: the seconds of the longest chain from it to the end of the run,
+    itself included, each stage costed at its last recorded run here (else a default by weight). Among the stages
+    ready at once, the worker takes the one that starts the longest remaining chain."""
+    cost = {}
+    for s in stages:
+        old = read_record(root, s.name)
+        cost[s.name] = float(old["seconds"]) if old and old.get("status") == RAN else DEFAULT_SECONDS[s.heavy]
+    after: dict[str, list[str]] = {s.name: [] for s in stages}
+    for s in stages:
+        for n in s.waits_for:
+            if n in after:
+                after[n].append(s.name)
+    chain: dict[str, float] = {}
+    for s in reversed(check_graph(stages)):
+        chain[s.name] = cost[s.name] + max((chain[n] for n in after[s.name]), default=0.0)
+    return chain
 
 
 def run_serial(stages: list[Stage], ctx, bar) -> dict[str, StageRecord]:

@@ -19,12 +19,17 @@ def chromium() -> str | None:
     return None
 
 
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - the base class's name
+        pass
+
+
 @contextmanager
 def served_book(html: Path, profile: Path, width: int = 1280, height: int = 1600):
     """(driver, base URL) on ``html`` served from 127.0.0.1; the server and browser stop afterwards."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(html))
+    handler = functools.partial(_QuietHandler, directory=str(html))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     opts = webdriver.ChromeOptions()

@@ -168,3 +168,15 @@ def test_the_top_choice_check_keeps_the_correlation_of_backbones_and_cells():
     check = family.set_index("check").loc["chosen model has the top test AUC"]
     assert check["statistic"] == 8 and check["p"] > 0.05 and check["inside"], check
     assert _top_choice_check(table, 0.002)["p"] < 1e-4  # the independence assumption's verdict
+
+
+def test_the_measured_false_alarm_rate_belongs_to_the_checks_as_they_are():
+    """The book quotes the false-alarm rate measured by simulation (benchmarks/bench_null_control.py --write); a
+    change to the checks or the simulation makes the stored measurement stale, and this fails until it is rerun."""
+    from npc_lib.analysis.book_numbers import false_alarm_text
+    from npc_lib.analysis.null_simulation import measured_alarm_rate
+    m = measured_alarm_rate()
+    assert m is not None, "npc_lib/resources/null_alarm_rate.csv is missing or was measured for other code: rerun " \
+                          "python benchmarks/bench_null_control.py --write"
+    assert m["clean_draws"] >= 200 and m["ci_low"] <= m["rate"] <= m["ci_high"]
+    assert false_alarm_text().startswith("about ")

@@ -127,12 +127,23 @@ def comparison_numbers(tnm_baseline: dict, tnm_comparison: pd.DataFrame, selecti
     return out
 
 
+def false_alarm_text() -> str:
+    """How often a clean run alarms, as measured by simulation for the checks as they are (or that it was not)."""
+    from npc_lib.analysis.null_simulation import measured_alarm_rate
+    m = measured_alarm_rate()
+    if m is None:
+        return "not yet measured for these checks"
+    return (f"about {m['rate']:.1%} (95 % CI {m['ci_low']:.1%} to {m['ci_high']:.1%}; {int(m['alarms'])} alarms in "
+            f"{int(m['clean_draws'])} simulated clean studies of the demo's size)")
+
+
 def negative_control_numbers(negative: pd.DataFrame | None, family: pd.DataFrame | None = None) -> dict:
     """The null control in a sentence: means, range, CIs covering 0.5, test patients, rows inside their bounds,
     family checks inside theirs, the backbones it ran."""
     keys = ("null_mean_auc", "null_mean_patient_auc", "null_range", "null_covering", "null_test_patients",
             "null_inside", "null_backbones", "null_family_inside", "null_rows")
-    level = {"null_level": f"{ALARM_LEVEL:g}", "null_false_alarm": f"{200 * ALARM_LEVEL:g} %"}
+    level = {"null_level": f"{ALARM_LEVEL:g}", "null_levels_sum": f"{200 * ALARM_LEVEL:g} %",
+             "null_false_alarm": false_alarm_text()}
     if negative is None:
         return {**dict.fromkeys(keys, NA), **level}
     cnn = negative[negative["backbone"] != "pixel reference"]

@@ -8,7 +8,17 @@ import pandas as pd
 
 def test_patient_menu(index: pd.DataFrame, split: pd.Series) -> tuple[list[str], dict]:
     """The test patients for the slices view, the first one a DM patient with lymph-node ROIs (what the view
-    opens on), and each one's menu label (``P0012 · DM``)."""
+    opens on), and each one's menu label (``P0012 · DM``).
+
+    Parameters
+    ----------
+    index : the image store's index (patients, labels, regions)
+    split : patient -> "train" / "test"
+
+    Returns
+    -------
+    (patients, labels): the test patients in menu order; patient -> menu label.
+    """
     labels = index.groupby("patient_id")["label"].first()
     test = [p for p in sorted(split[split == "test"].index) if p in labels.index]
     with_nodes = set(index.loc[index["region"] == "cmln", "patient_id"])
@@ -21,7 +31,17 @@ def explorer_numbers(cohort_dir: str | Path, patients: list[str]) -> dict:
     """The planted effects the views let a reader see, on ``patients`` (a synthetic cohort's ``truth.csv``; every
     value "n/a" on a cohort without one): the mean necrotic fraction of the nodes in patients with and without
     DM (patients with nodes) and the generator's log-odds weights of the nodal and primary features (its
-    ``generation_report.json``)."""
+    ``generation_report.json``).
+
+    Parameters
+    ----------
+    cohort_dir : the cohort folder
+    patients : the patients to describe (the test patients)
+
+    Returns
+    -------
+    dict: name -> text, for the book's explorer pages.
+    """
     import json
     features = ("npc_heterogeneity", "npc_infiltration", "node_necrosis", "node_ene")
     keys = ("explore_necrosis_dm", "explore_necrosis_no_dm", "explore_nodes_patients",

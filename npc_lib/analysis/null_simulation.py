@@ -101,9 +101,31 @@ def _auc(y: np.ndarray, s: np.ndarray) -> float:
     return float((rankdata(s)[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * (len(y) - n1)))
 
 
-def alarmed(rows: list[NullRow], n_perm: int = 1000, seed: int = 0) -> tuple[bool, set[str]]:
-    """Does the control alarm on these rows, and through which checks (row statistics and family checks)."""
-    table, family = check_null(rows, n_perm=n_perm, seed=seed)
+def alarmed(rows: list[NullRow], n_perm: int = 1000, seed: int = 0, check=check_null) -> tuple[bool, set[str]]:
+    """Does the control alarm on these rows, and through which checks (row statistics and family checks);
+    ``check``: another version of :func:`~npc_lib.analysis.null_checks.check_null` to score them with."""
+    table, family = check(rows, n_perm=n_perm, seed=seed)
     parts = {p for text in table.loc[~table["inside"], "outside"] for p in text.split(", ") if p}
     parts |= set(family.loc[~family["inside"], "check"])
     return bool(parts), parts
+
+
+ALARM_RATE_FILE = "null_alarm_rate.csv"  # in npc_lib/resources: written by benchmarks/bench_null_control.py --write
+
+
+def checks_digest() -> str:
+    """What the measured false-alarm rate depends on: the code of the checks and of this simulation."""
+    from npc_lib.provenance import files_digest, module_closure
+    return files_digest(module_closure({"npc_lib.analysis.null_checks", "npc_lib.analysis.null_simulation"}))[:16]
+
+
+def measured_alarm_rate() -> dict | None:
+    """The false-alarm rate measured by simulation for the checks as they are now (``rate``, ``ci_low``,
+    ``ci_high``, ``clean_draws``, ...), or None where it was measured for other code or not at all."""
+    from importlib import resources
+    path = resources.files("npc_lib.resources") / ALARM_RATE_FILE
+    if not path.is_file():
+        return None
+    row = pd.read_csv(str(path)).iloc[0].to_dict()
+    return row if str(row.get("checks_digest")) == checks_digest() else None
+

@@ -80,27 +80,12 @@ def range_warnings(internal: Cohort | dict, external: Cohort | dict, sample: int
     return out
 
 
-def score_external_cohort(runs_dir: RunLayout | str | Path, external_dir: str | Path, progress: bool = True,
-                          out: RunLayout | None = None, internal_cohort: Cohort | None = None,
-                          harmonisation: tuple[str, bool] = ("none", False),
-                          fit_cohort: str | Path | None = None) -> ExternalScores:
-    """Score every finished model of a run on an external cohort folder (project format).
-
-    Parameters
-    ----------
-    runs_dir : the trained run's folder
-    external_dir : the external cohort (``clinical.csv``, ``rois.csv``, ``dicom/``)
-    progress : progress bars
-    out : where the external image store and features go (default ``RUNS_DIR/external/<cohort name>``)
-    internal_cohort : the run's own cohort when already loaded (read from the run's record otherwise)
-    harmonisation : (intensity choice, resample to the training spacing) for the external images
-    fit_cohort : another draw of the external centre the intensity map is fitted on (default: the external
-        cohort's own pixels, which use no outcome)
-
-    Returns
-    -------
-    :class:`ExternalScores`; raises :class:`NpcError` for a cohort the run cannot score.
-    """
+def external_store(runs_dir: RunLayout | str | Path, external_dir: str | Path, progress: bool = True,
+                   out: RunLayout | None = None, internal_cohort: Cohort | None = None,
+                   harmonisation: tuple[str, bool] = ("none", False),
+                   fit_cohort: str | Path | None = None) -> tuple[ImageStore, Cohort, list[str]]:
+    """An external cohort's image store as the run's models will see it, checked against what they were trained
+    on: ``(store, cohort, warnings)``; arguments as :func:`score_external_cohort`."""
     layout = RunLayout.of(runs_dir)
     external_dir = Path(external_dir)
     out = out or layout.external_run(external_dir.resolve().name)
@@ -123,7 +108,35 @@ def score_external_cohort(runs_dir: RunLayout | str | Path, external_dir: str | 
     warnings = range_warnings(internal, cohort)
     for w in warnings:
         log.warning("external cohort %s: %s", external_dir, w)
-    predictions, metas = score_store(runs, store, out.cache)
+    return store, cohort, warnings
+
+
+def score_external_cohort(runs_dir: RunLayout | str | Path, external_dir: str | Path, progress: bool = True,
+                          out: RunLayout | None = None, internal_cohort: Cohort | None = None,
+                          harmonisation: tuple[str, bool] = ("none", False),
+                          fit_cohort: str | Path | None = None) -> ExternalScores:
+    """Score every finished model of a run on an external cohort folder (project format).
+
+    Parameters
+    ----------
+    runs_dir : the trained run's folder
+    external_dir : the external cohort (``clinical.csv``, ``rois.csv``, ``dicom/``)
+    progress : progress bars
+    out : where the external image store and features go (default ``RUNS_DIR/external/<cohort name>``)
+    internal_cohort : the run's own cohort when already loaded (read from the run's record otherwise)
+    harmonisation : (intensity choice, resample to the training spacing) for the external images
+    fit_cohort : another draw of the external centre the intensity map is fitted on (default: the external
+        cohort's own pixels, which use no outcome)
+
+    Returns
+    -------
+    :class:`ExternalScores`; raises :class:`NpcError` for a cohort the run cannot score.
+    """
+    layout = RunLayout.of(runs_dir)
+    out = out or layout.external_run(Path(external_dir).resolve().name)
+    store, cohort, warnings = external_store(layout, external_dir, progress, out, internal_cohort, harmonisation,
+                                             fit_cohort)
+    predictions, metas = score_store(finished_runs(layout), store, out.cache)
     return ExternalScores(predictions, metas, store, cohort, warnings)
 
 

@@ -1,10 +1,9 @@
-"""Stage ``external``: a trained run scored, unchanged, on another centre's cohort folder.
+"""Stage ``external``: a trained run scored, unchanged, on another centre's cohort folder: the tables.
 
-Reads: every model and its out-of-fold scores, the image store, the pixel features, the second centre's
-evaluation draw (stage ``centre:<name>``) and the harmonisation chosen on its tuning draw (stage
-``harmonisation``); the profile's ``external`` block.
-Writes: ``evaluation/external.csv``, ``external_summary.csv`` and ``external.json``, and the external centre's
-image stores and features under ``external/<name>/``.
+Reads: every model's scores of the second centre's evaluation draw (stage ``external:scores``) and their
+out-of-fold training scores (the thresholds), the image stores, the pixel features, the harmonisation chosen on the
+tuning draw (stage ``harmonisation``); the profile's ``external`` block.
+Writes: ``evaluation/external.csv``, ``external_summary.csv`` and ``external.json``.
 Serves: the book's "Does it travel?" chapter: internal against external AUC on the evaluation draw only.
 
 ``npc-study evaluate --run RUNS_DIR --external-cohort DIR`` (any cohort in the project's format) writes
@@ -36,6 +35,7 @@ from npc_lib.data.rois import Geometry
 from npc_lib.stage import Stage
 from npc_lib.layout import RunLayout
 from npc_lib.learn.external_scores import score_external_cohort
+from npc_lib.stages.harmonisation import run_harmonisation
 
 log = logging.getLogger(__name__)
 
@@ -76,27 +76,35 @@ def evaluate_external_cohort(runs_dir: RunLayout | str | Path, external_dir: str
     out = out or layout.external_run(external_dir.resolve().name)
     scores = score_external_cohort(layout, external_dir, progress=progress, out=out, internal_cohort=internal_cohort,
                                    harmonisation=harmonisation, fit_cohort=fit_cohort)
+    result = external_tables(layout, external_dir, scores.predictions, scores.store, out, table_path, n_boot)
+    return {**result, "warnings": scores.warnings, "scores": scores}
+
+
+def external_tables(layout: RunLayout, external_dir: Path, predictions: dict, store, out: RunLayout,
+                    table_path: Path | None = None, n_boot: int = 1000) -> dict:
+    """The external table and summary from the models' external ``predictions`` ((dataset, variant, backbone)
+    -> image rows) on ``store``, beside the references scored on both centres; written to ``table_path``
+    (default ``out``'s ``external.csv``) and ``..._summary.csv``."""
     loaded = load_runs(layout.models)
     internal = {(m["config"]["dataset"], m["config"]["variant"], m["config"]["backbone"]): p for m, p in loaded}
     ref = layout.read_cohort_ref()
     train_store = open_image_store(layout.image_store(ref["store"]), verify=False)
     split = layout.read_split()
-    cells = {(d, v) for d, v, _ in scores.predictions}
-    pix_int, pix_ext = external_pixel_reference(train_store, split, scores.store,
+    cells = {(d, v) for d, v, _ in predictions}
+    pix_int, pix_ext = external_pixel_reference(train_store, split, store,
                                                 Geometry(**train_store.manifest["geometry"]), layout.cache, out.cache,
                                                 cells)
-    refs_ext = external_references(scores.store, external_dir, scores.cohort.clinical, cells)
+    refs_ext = external_references(store, external_dir, load_clinical(Path(external_dir) / "clinical.csv"), cells)
     refs_int = _internal_references(train_store, split, Path(ref["cohort"]), cells)
     internal = {**internal, **pix_int, **refs_int}
-    external = {**scores.predictions, **pix_ext, **refs_ext}
+    external = {**predictions, **pix_ext, **refs_ext}
     table = external_table(internal, external, _thresholds(layout, loaded))
     summary = external_summary(internal, external, n_boot=n_boot)
     path = table_path or out.table("external")
     path.parent.mkdir(parents=True, exist_ok=True)
     write_csv(path, table, float_format="%.6g")
     write_csv(path.with_name(path.stem + "_summary.csv"), summary, float_format="%.6g")
-    return {"table": table, "summary": summary, "warnings": scores.warnings, "path": path,
-            "internal": internal, "external": external, "scores": scores}
+    return {"table": table, "summary": summary, "path": path, "internal": internal, "external": external}
 
 
 def _internal_references(store, split: pd.Series, cohort_dir: Path, cells: set) -> dict:
@@ -107,20 +115,9 @@ def _internal_references(store, split: pd.Series, cohort_dir: Path, cells: set) 
     return out
 
 
-def run_harmonisation(runs_dir: RunLayout | str | Path) -> tuple[str, bool]:
-    """The (intensity, resample) a run's main job chose for its external validation (``harmonisation.json``),
-    or no harmonisation where it made no choice."""
-    import json
-    path = RunLayout.of(runs_dir).table("harmonisation", ".json")
-    if not path.is_file():
-        return "none", False
-    chosen = json.loads(path.read_text())["chosen"]
-    return chosen["intensity"], bool(chosen["resample"])
-
-
 def validate_externally(ctx) -> list:
-    """Every model scored on the evaluation draw of the second centre, with the harmonisation chosen on its
-    tuning draw (the intensity map fitted on the tuning draw's pixels)."""
+    """The external tables: the models' scores of the evaluation draw of the second centre beside the references
+    on both centres, with the harmonisation chosen on its tuning draw."""
     import json
     t0 = time.perf_counter()
     ext, layout = ctx.profile.external, ctx.layout
@@ -128,14 +125,18 @@ def validate_externally(ctx) -> list:
     chosen = run_harmonisation(layout)
     cohort_dir, tuning = layout.centre_cohort(ext.centre), layout.tuning_cohort(ext.centre)
     out = layout.external_run(ext.centre)
-    result = evaluate_external_cohort(layout, cohort_dir, progress=False, out=out, table_path=layout.table("external"),
-                                      harmonisation=chosen, fit_cohort=tuning if tuning.is_dir() else None)
+    record = json.loads((out.external_store_record).read_text())
+    store = open_image_store(out.image_store(record["store"]), verify=False)
+    frame = pd.read_parquet(out.external_scores)
+    predictions = {key: part.drop(columns=["dataset", "variant", "backbone"]).reset_index(drop=True)
+                   for key, part in frame.groupby(["dataset", "variant", "backbone"], sort=True)}
+    external_tables(layout, cohort_dir, predictions, store, out, layout.table("external"))
     prep_store = open_image_store(layout.image_store(layout.read_cohort_ref()["store"]), verify=False)
     info = {"centre": ext.centre, "patients": ext.patients, "matrix": ext.matrix, "seed": ext.seed,
             "cohort": str(cohort_dir), "tuning_cohort": str(tuning) if tuning.is_dir() else None,
             "tuning_patients": ext.tuning_patients if tuning.is_dir() else None,
             "harmonisation": chosen[0], "resample": chosen[1], "how_chosen": choice["how"],
-            "warnings": result["warnings"], "store": result["scores"].store.fingerprint, "cache": str(out.cache),
+            "warnings": record["warnings"], "store": record["store"], "cache": str(out.cache),
             "training_spacing_mm": training_spacing(prep_store, layout.read_split()),
             "seconds": round(time.perf_counter() - t0, 1)}
     write_json(layout.table("external", ".json"), info)
@@ -145,7 +146,6 @@ def validate_externally(ctx) -> list:
 def stages(ctx, known: frozenset = frozenset()) -> list[Stage]:
     if not ctx.synthetic or ctx.profile.external is None:
         return []
-    needs = ("store", "pixel_features", f"centre:{ctx.profile.external.centre}", "harmonisation",
-             *sorted(k for k in known if k.startswith(("models:", "oof:"))))
-    return [Stage("external", validate_externally, needs=needs, reads=("external", "backbones"), heavy=True,
-                  serves="Does it travel? external validation on a second centre")]
+    oof = tuple(sorted(k for k in known if k.startswith("oof:")))
+    return [Stage("external", validate_externally, needs=("external:scores", "pixel_features", *oof),
+                  reads=("external", "backbones"), serves="Does it travel? external validation on a second centre")]

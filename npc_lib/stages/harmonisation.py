@@ -15,6 +15,7 @@ Serves: the "Does it travel?" chapter's harmonisation ablation.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from npc_lib.analysis.evaluation import load_runs
 from npc_lib.analysis.harmonisation import NONE, ablation_backbones, choose_harmonisation, harmonisation_table
@@ -23,6 +24,7 @@ from npc_lib.atomic import write_csv, write_json
 from npc_lib.data.cohort import load_cohort
 from npc_lib.data.harmonise import INTENSITY_CHOICES, cut_external_store, fit_reference, harmonised_store
 from npc_lib.data.prepared import open_prepared
+from npc_lib.layout import RunLayout
 from npc_lib.learn.external_scores import finished_runs, score_stores
 from npc_lib.stage import Stage
 from npc_lib.stages.context import RunContext
@@ -99,6 +101,17 @@ def _internal(layout, keep) -> dict:
     names = {(m["config"]["dataset"], m["config"]["variant"], m["config"]["backbone"]) for m, _ in keep}
     return {k: p for m, p in load_runs(layout.models)
             if (k := (m["config"]["dataset"], m["config"]["variant"], m["config"]["backbone"])) in names}
+
+
+def run_harmonisation(runs_dir: RunLayout | str | Path) -> tuple[str, bool]:
+    """The (intensity, resample) a run's main job chose for its external validation (``harmonisation.json``),
+    or no harmonisation where it made no choice."""
+    import json
+    path = RunLayout.of(runs_dir).table("harmonisation", ".json")
+    if not path.is_file():
+        return "none", False
+    chosen = json.loads(path.read_text())["chosen"]
+    return chosen["intensity"], bool(chosen["resample"])
 
 
 def stages(ctx: RunContext, known: frozenset = frozenset()) -> list[Stage]:

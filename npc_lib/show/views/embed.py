@@ -29,7 +29,7 @@ class View:
     def __init__(self, layout, name: str, title: str = ""):
         from bokeh.embed import json_item
         self.layout, self.name, self.title = layout, name, title
-        item = json.dumps(json_item(layout), separators=(",", ":"), sort_keys=True)
+        item = json.dumps(json_item(layout), separators=(",", ":"))  # key order kept: Bokeh defines models in it
         self.element_id = "npc-view-" + hashlib.sha1(f"{name}{item}".encode()).hexdigest()[:12]
         self._item = item
 

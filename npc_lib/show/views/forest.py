@@ -44,7 +44,7 @@ def forest_view(table: pd.DataFrame, labels: list[str], series: list[Series], ho
     finite = np.concatenate([v[np.isfinite(v)] for v in values]) if values else np.array([0.0, 1.0])
     lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
     pad = 0.05 * (hi - lo or 1.0)
-    height = 70 + ROW_HEIGHT * len(labels)
+    height = 110 + ROW_HEIGHT * len(labels)
     p = figure(width=640, height=height, y_range=FactorRange(*reversed(labels)), x_range=Range1d(lo - pad, hi + pad),
                x_axis_label=x_label, tools="xpan,xwheel_zoom,reset", toolbar_location="above", name=f"{name}-plot",
                title=title)
@@ -75,8 +75,9 @@ def forest_view(table: pd.DataFrame, labels: list[str], series: list[Series], ho
         p.scatter(x="x", y=y, source=src, size=7, fill_color="colour", line_color="colour", legend_label=s.legend)
     p.add_tools(HoverTool(renderers=[targets], tooltips=[(c, f"@h{i}") for i, c in enumerate(shown.columns)],
                           mode="hline", point_policy="follow_mouse"))
-    p.legend.location, p.legend.label_text_font_size = "top_right", "8pt"
-    p.legend.background_fill_alpha = 0.7
+    legend = p.legend[0]
+    legend.orientation, legend.label_text_font_size, legend.location = "horizontal", "8pt", "center"
+    p.add_layout(legend, "below")  # under the axis, clear of the rows
     return View(p, name, title)
 
 

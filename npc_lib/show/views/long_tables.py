@@ -15,7 +15,16 @@ def _labels(table: pd.DataFrame, *columns: str) -> list[str]:
 
 
 def travel_forest(summary: pd.DataFrame) -> View:
-    """``external_summary.csv``: each model's patient AUC on centre A's test patients and on centre B."""
+    """``external_summary.csv``: each model's patient AUC on centre A's test patients and on centre B.
+
+    Parameters
+    ----------
+    summary : ``evaluation/external_summary.csv``
+
+    Returns
+    -------
+    :class:`~npc_lib.show.views.View` (glued by the chapter's notebook).
+    """
     from npc_lib.show.travel_tables import summary_book_form
     s = summary.reset_index(drop=True)
     return forest_view(s, _labels(s, "dataset", "variant", "what"),
@@ -27,7 +36,16 @@ def travel_forest(summary: pd.DataFrame) -> View:
 
 def control_forest(table: pd.DataFrame) -> View:
     """``negative_control.csv``: each model's patient AUC on the null cohort inside its chance bounds (red:
-    a row outside any of its bounds)."""
+    a row outside any of its bounds).
+
+    Parameters
+    ----------
+    table : ``evaluation/negative_control.csv``
+
+    Returns
+    -------
+    :class:`~npc_lib.show.views.View` (glued by the chapter's notebook).
+    """
     from npc_lib.show.trust_tables import negative_control_book_form
     t = table.reset_index(drop=True)
     return forest_view(t, _labels(t, "dataset", "variant", "backbone"),
@@ -40,7 +58,16 @@ def control_forest(table: pd.DataFrame) -> View:
 
 def pretraining_forest(summary: pd.DataFrame) -> View:
     """The pretraining-across-resplits summary: the median paired AUC difference (ImageNet minus random
-    weights) with the middle 95 % of splits."""
+    weights) with the middle 95 % of splits.
+
+    Parameters
+    ----------
+    summary : the pretraining-across-resplits summary (``pretraining_resplit_summary.csv``)
+
+    Returns
+    -------
+    :class:`~npc_lib.show.views.View` (glued by the chapter's notebook).
+    """
     from npc_lib.show.beyond_tables import pretraining_resplit_book_form
     s = summary.reset_index(drop=True)
     return forest_view(s, _labels(s, "dataset", "variant", "level"),
@@ -51,7 +78,16 @@ def pretraining_forest(summary: pd.DataFrame) -> View:
 
 
 def survival_forest(shown: pd.DataFrame) -> View:
-    """The time-to-DM rows the chapter shows: Harrell's C on all test patients and among those with DM."""
+    """The time-to-DM rows the chapter shows: Harrell's C on all test patients and among those with DM.
+
+    Parameters
+    ----------
+    shown : the rows of ``evaluation/survival.csv`` the chapter shows
+
+    Returns
+    -------
+    :class:`~npc_lib.show.views.View` (glued by the chapter's notebook).
+    """
     from npc_lib.show.beyond_tables import survival_book_form
     s = shown.reset_index(drop=True)
     return forest_view(s, _labels(s, "dataset", "variant", "backbone"),
