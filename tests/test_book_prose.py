@@ -94,7 +94,10 @@ STALE = ["32 models", "four backbones each", "no time-to-event", "a single 4:1 s
          "--test-fraction` (", "reproduces, end to end", "was produced by the code in this repository when",
          "show that the pipeline measures time to DM correctly", "shows that it can be recovered",
          "the same code reproduces the study's procedure", "about 90 test patients", "roughly ±0.1",
-         "roughly +/-0.1", "eight comparisons", "all 32 models"]
+         "roughly +/-0.1", "eight comparisons", "all 32 models",
+         # methods worded stronger than their test (the excess is not the scanner's loss alone; the alarm rate is
+         # measured, not bounded; a p value counted in both directions is not a win)
+         "case mix and sampling do not explain", "with probability at most", "significant after Holm"]
 
 
 def test_none_of_the_stale_phrases_remain():
