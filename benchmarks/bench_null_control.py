@@ -15,6 +15,7 @@ the book reads it. Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -28,22 +29,39 @@ def checks_of(checkout: Path):
     spec = importlib.util.spec_from_file_location("baseline_null_checks",
                                                   checkout / "npc_lib" / "analysis" / "null_checks.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module.check_null
 
 
-def tally(check_null, clean: int, leak_seeds: int, perm: int) -> tuple[int, dict]:
-    """Alarms on ``clean`` clean draws, and per leak (caught, {check: draws it fired in}) over ``leak_seeds``."""
-    from npc_lib.analysis.null_simulation import LEAKS, alarmed, simulated_rows
-    alarms = sum(alarmed(simulated_rows(seed), n_perm=perm, seed=seed, check=check_null)[0] for seed in range(clean))
+def _draw(job: tuple) -> tuple[bool, set[str]]:
+    """One simulated study scored (a worker process's task): (checkout or None, seed, leak, relabellings)."""
+    from npc_lib.analysis.null_checks import check_null
+    from npc_lib.analysis.null_simulation import alarmed, simulated_rows
+    checkout, seed, leak, perm = job
+    check = check_null if checkout is None else checks_of(Path(checkout))
+    return alarmed(simulated_rows(seed, leak), n_perm=perm, seed=seed, check=check)
+
+
+def tally(checkout: Path | None, clean: int, leak_seeds: int, perm: int, workers: int) -> tuple[int, dict]:
+    """Alarms on ``clean`` clean draws, and per leak (caught, {check: draws it fired in}) over ``leak_seeds``;
+    ``checkout`` None: this checkout's checks."""
+    from multiprocessing import Pool
+
+    from npc_lib.analysis.null_simulation import LEAKS
+    jobs = [(checkout, seed, None, perm) for seed in range(clean)]
+    jobs += [(checkout, seed, leak, perm) for leak in LEAKS for seed in range(1000, 1000 + leak_seeds)]
+    with Pool(workers) as pool:
+        results = pool.map(_draw, [(None if checkout is None else str(checkout), *j[1:]) for j in jobs], chunksize=1)
+    alarms = sum(hit for (_, _, leak, _), (hit, _) in zip(jobs, results) if leak is None)
     power = {}
     for leak in LEAKS:
         caught, through = 0, {}
-        for seed in range(1000, 1000 + leak_seeds):
-            hit, parts = alarmed(simulated_rows(seed, leak), n_perm=perm, seed=seed, check=check_null)
-            caught += hit
-            for part in parts:
-                through[part] = through.get(part, 0) + 1
+        for (_, _, lk, _), (hit, parts) in zip(jobs, results):
+            if lk == leak:
+                caught += hit
+                for part in parts:
+                    through[part] = through.get(part, 0) + 1
         power[leak] = (caught, through)
     return alarms, power
 
@@ -65,17 +83,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--leak-seeds", type=int, default=20, help="draws per planted leak")
     ap.add_argument("--perm", type=int, default=1000, help="joint relabellings per draw")
     ap.add_argument("--baseline", type=Path, help="another checkout whose checks score the same draws")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes drawing in parallel")
     ap.add_argument("--write", action="store_true", help="keep the measured rate in npc_lib/resources")
     a = ap.parse_args(argv)
     print(f"machine: {describe()}")
-    from npc_lib.analysis.null_checks import check_null
-    versions = {"this checkout": check_null}
+    versions = {"this checkout": None}
     if a.baseline:
-        versions[f"baseline {a.baseline}"] = checks_of(a.baseline)
+        versions[f"baseline {a.baseline}"] = a.baseline
     results = {}
-    for name, check in versions.items():
+    for name, checkout in versions.items():
         t0 = time.perf_counter()
-        results[name] = tally(check, a.clean, a.leak_seeds, a.perm)
+        results[name] = tally(checkout, a.clean, a.leak_seeds, a.perm, a.workers)
         print(f"{name}: {time.perf_counter() - t0:.0f} s for {a.clean} clean and {a.leak_seeds} x "
               f"{len(LEAKS)} leaky draws")
     for name, (alarms, power) in results.items():

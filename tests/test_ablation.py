@@ -67,10 +67,15 @@ def test_smoke_ablation_fits_eight_heads_on_the_main_split(smoke_runs):
     assert summary.empty
 
 
-def test_finetune_ablation_trains_the_top_on_cached_activations_beside_the_heads(small_cohort, tmp_path):
+def test_finetune_ablation_trains_the_top_on_cached_activations_beside_the_heads(small_cohort, tmp_path, monkeypatch):
     """The fine-tuning ablation as the main job runs it (its stages' functions, in order): Lite0's features with the
     activations below its top block, its heads (the warm start), the random-weight arm, then the top block trained
-    from both; four arms on the same test patients, with a paired p value against the head."""
+    from both, once per arm (whatever other backbones the profile has); four arms on the same test patients, with a
+    paired p value against the head."""
+    import npc_lib.stages.finetune as stage
+    fits = []
+    monkeypatch.setattr(stage, "finetune_top", lambda *a, **k: fits.append(1) or real_finetune_top(*a, **k))
+    real_finetune_top = __import__("npc_lib.learn.partial_finetune", fromlist=["finetune_top"]).finetune_top
     from npc_lib.analysis.finetune_ablation import finetune_numbers
     from npc_lib.data.prepared import prepare
     from npc_lib.stages.context import RunContext
@@ -78,7 +83,7 @@ def test_finetune_ablation_trains_the_top_on_cached_activations_beside_the_heads
     from npc_lib.stages.finetune import fine_tune
     from npc_lib.stages.models import fit_models
     from npc_lib.stages.pretraining import fit_random_lite0
-    profile = load_profile("smoke", {"weights": "imagenet", "backbones": ["efficientnet-lite0"],
+    profile = load_profile("smoke", {"weights": "imagenet", "backbones": ["efficientnet-lite0", "efficientnet-b0"],
                                      "model_choice": "efficientnet-lite0", "finetune_ablation": {
                                          "epochs": 2, "blocks": 1, "datasets": ["Max tumour"],
                                          "variants": ["intratumour"]}})
@@ -89,6 +94,7 @@ def test_finetune_ablation_trains_the_top_on_cached_activations_beside_the_heads
     fit_models(ctx, "efficientnet-lite0")
     fit_random_lite0(ctx)
     written = fine_tune(ctx)
+    assert len(fits) == 2  # one fit per arm: the grid's other backbones do not repeat Lite0's
     table = pd.read_csv(written[-1])
     assert len(table) == 4 * 2 and set(zip(table["init"], table["mode"])) == {
         ("imagenet", "finetune"), ("random", "finetune"), ("imagenet", "head"), ("random", "head")}

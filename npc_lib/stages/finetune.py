@@ -66,7 +66,7 @@ def fine_tune(ctx: RunContext) -> list:
         feats = extract_features(prep.store, LITE0, p, ctx.layout.cache, tap_block=first)
         folder = next(iter(feats.values())).path.parent
         backbone = _backbone(p, folder)
-        for d, v, _ in grid(p, datasets=s["datasets"], variants=s["variants"]):
+        for d, v, _ in grid(p, datasets=s["datasets"], variants=s["variants"], backbones=[LITE0]):
             t0 = time.perf_counter()
             view = dataset_view(prep.store, d, prep.split)
             taps = np.load(folder / tap_file(v, first), mmap_mode="r")
