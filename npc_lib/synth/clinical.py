@@ -131,9 +131,10 @@ def draw_cohort(n: int = PAPER_PATIENTS, seed: int = 42, scenario: str = "paper"
     })
     linear_risk = parts.sum(axis=1).to_numpy()
     noise = rng.logistic(size=n)
-    # follow-up comes from the study's calendar, drawn before (and without) the outcome: the same latent times in
-    # both scenarios
-    times = draw_times(feats["node_necrosis"].to_numpy(), seed)
+    # follow-up comes from the study's calendar, drawn before (and without) the outcome, from the same stream in
+    # both scenarios; in the null scenario the time has no necrosis signal either, or which DM fall within
+    # follow-up (the observed label) would depend on the nodes
+    times = draw_times(feats["node_necrosis"].to_numpy(), seed, signal=scenario == "paper")
     observable = times["observable"].to_numpy()
     if other:  # the same biology: centre A's intercept, the DM rate follows from this case mix
         threshold = reference_threshold()

@@ -81,7 +81,9 @@ def time_report(times: pd.DataFrame, ever: np.ndarray, linear_risk: np.ndarray) 
     would develop DM; the observed DM are those of them whose DM falls within follow-up)."""
     dm = np.asarray(ever).astype(bool)
     t = times.loc[dm, "dm_time_true"]
-    rho = stats.spearmanr(times.loc[dm, "timing_score"], np.asarray(linear_risk)[dm]).statistic if dm.sum() > 2 else np.nan
+    score = times.loc[dm, "timing_score"]
+    varies = dm.sum() > 2 and score.nunique() > 1  # no timing signal (null scenario): no correlation to report
+    rho = stats.spearmanr(score, np.asarray(linear_risk)[dm]).statistic if varies else np.nan
     observed = dm & times["observable"].to_numpy()
     return {"form": "log(months) = log(median) - timing_score + sqrt(log_sd^2 - effect^2) * N(0, 1); "
                     "timing_score = effect * standardised node necrosis extent",

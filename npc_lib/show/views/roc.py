@@ -13,12 +13,13 @@ EMPTY = {"fpr": [], "tpr": [], "threshold": [], "sensitivity": [], "specificity"
 
 def roc_points(labels, scores) -> dict:
     """A patient-level ROC curve as the view draws it: every cut, with its threshold (the cut above every
-    score is drawn at the highest score) and the AUC; empty where the patients have one class."""
+    score is drawn just above the highest score) and the AUC; empty where the patients have one class."""
     y, s = np.asarray(labels, int), np.asarray(scores, float)
     if len(np.unique(y)) < 2 or not np.isfinite(s).all():
         return {**EMPTY, "auc": None}
     fpr, tpr, cut = roc_curve(y, s)
-    cut = np.where(np.isfinite(cut), cut, s.max())
+    above_all = np.ceil(s.max() * 1e4) / 1e4 + 1e-4  # a shown cut that still lies above every score
+    cut = np.where(np.isfinite(cut), cut, above_all)
     return {"fpr": fpr.round(4).tolist(), "tpr": tpr.round(4).tolist(), "threshold": cut.round(4).tolist(),
             "sensitivity": tpr.round(3).tolist(), "specificity": (1 - fpr).round(3).tolist(),
             "auc": round(float(roc_auc_score(y, s)), 3)}
