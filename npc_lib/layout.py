@@ -296,6 +296,11 @@ class RunLayout:
     def executed(self) -> Path:
         return self.root / "executed"
 
+    @property
+    def pictures(self) -> Path:
+        """The interactive views' picture files (``npc_lib.show.views.pictures``), copied into the book."""
+        return self.root / "pictures"
+
     def executed_notebook(self, notebook: str, model: str | None = None) -> Path:
         """An executed notebook: ``executed/<notebook>.ipynb``, or ``executed/train/<model slug>.ipynb``
         for one model's training notebook."""

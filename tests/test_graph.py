@@ -160,3 +160,20 @@ def test_the_critical_path_follows_the_input_that_ended_last():
            {"name": "c", "started": 1, "seconds": 1}, {"name": "d", "started": 6, "seconds": 1},
            {"name": "e", "started": 0, "seconds": 2}]
     assert critical_path(rec, stages) == ["a", "b", "d"]
+
+
+def _pool_in_a_daemon(out):
+    from npc_lib.children import spawn_pool
+    with spawn_pool(2) as pool:
+        out.put((pool.starmap(pow, [(2, 3), (3, 2)]), pool.apply(divmod, (7, 2)), list(pool.imap(abs, [-1, 2]))))
+
+
+def test_a_daemonic_worker_runs_a_pools_tasks_itself():
+    """``dask worker`` starts daemonic processes, which may not have children: a stage's pool runs in it."""
+    import multiprocessing as mp
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+    p = ctx.Process(target=_pool_in_a_daemon, args=(out,), daemon=True)
+    p.start()
+    p.join(60)
+    assert p.exitcode == 0 and out.get(timeout=5) == ([8, 9], (3, 1), [1, 2])

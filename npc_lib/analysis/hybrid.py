@@ -91,9 +91,10 @@ def oof_image_scores_many(runs_dir: RunLayout | str | Path, run_dirs: list, fold
         X_test = np.asarray(values[test["image_id"].to_numpy()], np.float32)
         helds = [(train["patient_id"].map(fold_of) == k).to_numpy() for k in range(folds)]
         held_out, tested, fold_tasks = [], [], []
-        for k, held in enumerate(helds):  # each fold scaled on its own training rows; only its rows are kept
-            fit_rows, mean, sd = standardise(X[~held], np.ones((~held).sum(), bool))
-            held_out.append(apply_standardiser(X[held], mean, sd).astype(np.float32))
+        for k, held in enumerate(helds):  # each fold scaled on its own training rows
+            scaled, mean, sd = standardise(X, ~held)
+            fit_rows = scaled[~held]
+            held_out.append(scaled[held].astype(np.float32))
             tested.append((mean, sd))  # the test rows are scaled when scored (one copy of them is kept)
             fold_tasks.append(HeadTask(fit_rows.astype(np.float32), y[~held], int(tr["seed"]) + k))
         tasks.append(fold_tasks)

@@ -72,6 +72,9 @@ def build_book(book_root: Path, runs_dir: Path, timeline: dict, profile: str, st
                 dest = tmp / nb.relative_to(executed)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(nb, dest)
+        pictures = RunLayout.of(runs_dir).pictures
+        if pictures.is_dir():  # the views' pictures: book/_ext/interactive_views.py puts them in _static
+            shutil.copytree(pictures, tmp / "pictures")
         write_status_page(tmp, timeline, profile)
         write_json(tmp / STAMP, stamp or {})
     exe = Path(sys.executable).with_name("jupyter-book")

@@ -52,15 +52,17 @@ def null_profile(profile: Profile) -> Profile:
 def null_clinical(profile: Profile, main_labels: pd.Series) -> pd.DataFrame:
     """The null scenario's clinical table for the profile's synthetic cohort.
 
-    Checks the premise of the reuse: the null draw equals the main draw in every clinical variable,
-    latent image feature and latent time (only who develops DM differs, and so what is observed of it), and
+    Checks the premise of the reuse: the null draw equals the main draw in every clinical variable, latent image
+    feature and follow-up (only the outcome differs: who develops DM, when — the null time has no necrosis signal —
+    and so what is observed of it; no image depends on it), and
     ``main_labels`` (patient_id -> DM of the main
     study's image store) are the main draw's DM, i.e. the store holds this profile's cohort.
     """
     c = profile.cohort
     main = draw_cohort(c.patients, c.seed, "paper")
     null = draw_cohort(c.patients, c.seed, "null")
-    same = [col for col in null.truth.columns if col not in ("dm", "dm_ever", "risk_probability")]
+    same = [col for col in null.truth.columns
+            if col not in ("dm", "dm_ever", "risk_probability", "timing_score", "dm_time_true")]
     outcome = [c for c in ("dm", "dm_months", "dm_event") if c in main.clinical]
     if not (main.clinical.drop(columns=outcome).equals(null.clinical.drop(columns=outcome))
             and main.truth[same].equals(null.truth[same])):

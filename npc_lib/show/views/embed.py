@@ -9,15 +9,19 @@ import hashlib
 import json
 from pathlib import Path
 
+from npc_lib.show.views.pictures import BOOK_PICTURES, PICTURE_SCHEME
+
 MARKER = "data-npc-view"  # the book's extension loads BokehJS on pages whose HTML holds it
+WIDGETS_MARKER = "data-npc-widgets"  # ... and the widgets' bundle where a view has controls
 BOKEH_BUNDLES = ("bokeh", "bokeh-widgets")  # the library itself and its widgets (no tables, GL or MathJax)
 
 
-def bokeh_js_files() -> list[Path]:
-    """The BokehJS files the views need, from the installed bokeh package, in load order."""
+def bokeh_js_files(widgets: bool = True) -> list[Path]:
+    """The BokehJS files the views need (``widgets``: with the widgets' bundle), from the installed bokeh
+    package, in load order."""
     import bokeh
     folder = Path(bokeh.__file__).parent / "server" / "static" / "js"
-    return [folder / f"{name}.min.js" for name in BOKEH_BUNDLES]
+    return [folder / f"{name}.min.js" for name in BOKEH_BUNDLES[:None if widgets else 1]]
 
 
 class View:
@@ -32,20 +36,27 @@ class View:
         item = json.dumps(json_item(layout), separators=(",", ":"))  # key order kept: Bokeh defines models in it
         self.element_id = "npc-view-" + hashlib.sha1(f"{name}{item}".encode()).hexdigest()[:12]
         self._item = item
+        from bokeh.models import Widget
+        self.has_widgets = bool(list(layout.select({"type": Widget})))
 
     @property
     def html(self) -> str:
         # "</" inside a script would end it early
         data = self._item.replace("</", "<\\/")
         eid = self.element_id
-        return (f'<div class="npc-view" id="{eid}" {MARKER}="{self.name}" aria-label="{self.title}"></div>\n'
+        widgets = f' {WIDGETS_MARKER}="1"' if self.has_widgets else ""
+        return (f'<div class="npc-view" id="{eid}" {MARKER}="{self.name}"{widgets} aria-label="{self.title}"></div>\n'
                 f'<script type="application/json" id="{eid}-data">{data}</script>\n'
                 "<script>(function () {"
                 f'var el = document.getElementById("{eid}");'
                 'if (!el) return;'
                 'if (!window.Bokeh) { el.textContent = "(an interactive view: it draws in the built book; '
                 'here the controls of the next cell do the same)"; return; }'
-                f'var item = JSON.parse(document.getElementById("{eid}-data").textContent);'
+                # picture files (npc_lib.show.views.pictures) live in the book's _static, from its root
+                'var root = document.documentElement.getAttribute("data-content_root") || "";'
+                f'var text = document.getElementById("{eid}-data").textContent'
+                f'.split("{PICTURE_SCHEME}").join(root + "{BOOK_PICTURES}/");'
+                'var item = JSON.parse(text);'
                 f'Bokeh.embed.embed_item(item, "{eid}");'
                 "})();</script>")
 
