@@ -70,8 +70,9 @@ def build(book: Path) -> float:
     return time.perf_counter() - t0
 
 
-def view_costs(runs: Path) -> list[tuple[str, float, int]]:
-    """Each view computed from the run's saved results: (name, seconds, bytes)."""
+def view_costs(runs: Path, pictures: Path) -> list[tuple[str, float, int, int]]:
+    """Each view computed from the run's saved results as the notebook does (slices and Grad-CAM with their
+    pictures as files under ``pictures``): (name, seconds, bytes in its page, bytes of its picture files)."""
     import pandas as pd
 
     from npc_lib.analysis.explore import test_patient_menu
@@ -97,11 +98,15 @@ def view_costs(runs: Path) -> list[tuple[str, float, int]]:
         "pretraining forest": lambda: pretraining_forest(pd.read_csv(table("pretraining_resplit_summary"))),
         "survival forest": lambda: survival_forest(beyond["survival_shown"]),
     }
+    from npc_lib.show.views.pictures import picture_files
     out = []
     for name, make in makers.items():
+        folder = pictures / name.replace(" ", "_")
         t0 = time.perf_counter()
-        view = make()
-        out.append((name, time.perf_counter() - t0, view.size_bytes()))
+        with picture_files(folder):
+            view = make()
+        files = sum(p.stat().st_size for p in folder.iterdir())
+        out.append((name, time.perf_counter() - t0, view.size_bytes(), files))
     return out
 
 
@@ -122,9 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"book build: {t_with:.1f} s with the views, {t_without:.1f} s without; the views add "
           f"{t_with - t_without:+.1f} s ({t_with / t_without:.2f}x)")
     total = 0.0
-    for name, seconds, size in view_costs(a.runs):
+    for name, seconds, size, files in view_costs(a.runs, a.out / "pictures"):
         total += seconds
-        print(f"  view {name:20s} {seconds:6.2f} s to compute, {size / 1024:8.0f} KiB in its page")
+        print(f"  view {name:20s} {seconds:6.2f} s to compute, {size / 1024:8.0f} KiB in its page, "
+              f"{files / 1024:8.0f} KiB of pictures fetched when shown")
     print(f"  all views: {total:.1f} s in the notebooks")
     html = with_views / "_build" / "html"
     weights = page_weights(html)
