@@ -31,7 +31,9 @@ def profile_overrides(a) -> dict | None:
 
 def _run(a) -> int:
     from npc_lib.config import load_profile
+    from npc_lib.executors import quiet_resource_tracker
     from npc_lib.runner import run_profile
+    quiet_resource_tracker()  # before any process or lock that would start multiprocessing's tracker
     profile = load_profile(a.profile, profile_overrides(a))
     runs = a.runs or runs_for(profile.name)
     s = run_profile(profile, runs, a.cohort, n_jobs=a.jobs, scheduler=a.scheduler, book_root=a.book_root,

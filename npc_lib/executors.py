@@ -90,6 +90,11 @@ def quiet_resource_tracker() -> None:
     option = "ignore::UserWarning:multiprocessing.resource_tracker"
     if option not in sys.warnoptions:
         sys.warnoptions.append(option)
+    # the tracker may already be running, or start from a process that was started before this call (a progress
+    # bar's lock starts it at import): the environment reaches it wherever it starts
+    present = os.environ.get("PYTHONWARNINGS", "")
+    if option not in present.split(","):
+        os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [present, option]))
 
 
 class Executor:

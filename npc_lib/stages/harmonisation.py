@@ -72,7 +72,7 @@ def ablate(ctx: RunContext) -> list:
     if fit_draw == "tuning" and "evaluation" in draws:
         # ... then, on the evaluation draw, no harmonisation and the choice made: an exploratory check of the
         # choice on the patients the external validation reports on (they took no part in making it)
-        shown = {NONE, chosen}
+        shown = list(dict.fromkeys([NONE, chosen]))  # in this order (a set's order changes between processes)
         more = {("evaluation", i, r): harmonised_store(cuts[r][0]["evaluation"], i, cuts[r][1], reference, out.cache)
                 for i, r in shown}
         stores.update(more)

@@ -27,7 +27,16 @@ _FOLDER: ContextVar[tuple[Path, str] | None] = ContextVar("npc_picture_folder", 
 def picture_files(folder: str | Path):
     """Views built inside the block write their pictures to ``folder`` (replaced as a whole when the block
     ends without an error) instead of holding them as data URIs; they are named ``npc-picture:<folder
-    name>/<digest>.webp``, so the book keeps each view's folder under its pictures' folder."""
+    name>/<digest>.webp``, so the book keeps each view's folder under its pictures' folder.
+
+    Parameters
+    ----------
+    folder : the view's picture folder (``RunLayout.pictures / <view>``)
+
+    Returns
+    -------
+    A context manager; inside it, the folder's final path.
+    """
     from npc_lib.atomic import atomic_dir
     with atomic_dir(folder) as tmp:
         token = _FOLDER.set((tmp, Path(folder).name))
