@@ -29,6 +29,14 @@ TRIM_VARIABLE = "MALLOC_TRIM_THRESHOLD_"
 log = logging.getLogger(__name__)
 
 
+def one_blas_thread() -> None:
+    """Called first in a child of a pool of several (its ``initializer``): one BLAS thread, since the pool's
+    processes already fill the cores (more threads than cores only spin and wait); then :func:`die_with_parent`."""
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(1, user_api="blas")
+    die_with_parent()
+
+
 def die_with_parent() -> None:
     """Called first in a child process (a pool's ``initializer``): SIGKILL when its parent ends."""
     if not sys.platform.startswith("linux"):
@@ -50,7 +58,7 @@ def spawn_pool(processes: int) -> Iterator:
                     mp.current_process().name)
         yield InProcessPool()
         return
-    pool = mp.get_context("spawn").Pool(processes, initializer=die_with_parent)
+    pool = mp.get_context("spawn").Pool(processes, initializer=one_blas_thread if processes > 1 else die_with_parent)
     try:
         yield pool
     except BaseException:

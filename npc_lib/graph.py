@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import nullcontext
 import logging
 import os
 import resource
@@ -183,6 +184,16 @@ def _host() -> str:
     return f"{os.uname().nodename}:{os.getpid()}"
 
 
+def _threads_for(stage: Stage):
+    """A light stage's NumPy runs on one BLAS thread, wherever it runs (the graph or ``--jobs 1``, so both compute
+    alike): beside a TensorFlow stage and the other light worker, more threads than cores only spin and wait.
+    A heavy stage keeps every thread."""
+    if stage.heavy:
+        return nullcontext()
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(1, user_api="blas")
+
+
 def execute_stage(stage: Stage, ctx, *waited: StageRecord) -> StageRecord:
     """Reuse or run one stage, given the records of the stages it waits for (``stage.waits_for`` order: those
     it needs, which enter its digest, then those it only runs after)."""
@@ -206,7 +217,8 @@ def execute_stage(stage: Stage, ctx, *waited: StageRecord) -> StageRecord:
         running.parent.mkdir(parents=True, exist_ok=True)
         running.write_text(json.dumps({"host": _host(), "started": started}))  # what is running now (and where)
         try:
-            result = run_isolated(stage, ctx) if stage.isolated else stage.func(ctx, *stage.args)
+            with _threads_for(stage):
+                result = run_isolated(stage, ctx) if stage.isolated else stage.func(ctx, *stage.args)
         finally:
             running.unlink(missing_ok=True)
         writes, info = _split_result(result)
