@@ -46,10 +46,15 @@ def imports_in(source: str, package: str = "") -> set[str]:
     resolves relative imports. ``from npc_lib.a import b`` names ``npc_lib.a`` and ``npc_lib.a.b``
     (the latter counts only if it is a module)."""
     found: set[str] = set()
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return found
+    for attempt in range(3):
+        try:
+            tree = ast.parse(source)
+            break
+        except SyntaxError:
+            return found
+        except SystemError:  # CPython before 3.11.8 (gh-106905): another thread building an AST at the same time
+            if attempt == 2:  # (Dask's config reads literal_eval in its own threads) spoils the recursion count
+                raise
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.split(".")[0] == PACKAGE}

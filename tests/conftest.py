@@ -18,6 +18,7 @@ SMALL = SynthConfig(patients=40, matrix=64, slices=8, seed=11)
 SHARED_RUNS = ("smoke_book", "mini_run", "smoke_runs")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     for item in items:
         shared = next((name for name in SHARED_RUNS if name in item.fixturenames), None)
