@@ -39,7 +39,7 @@ smoke: $(STAMP)
 
 ## the test suite (CI runs exactly this)
 test: $(STAMP) $(TOOLS_STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q
 
 ## refresh requirements.lock from pyproject.toml (newest versions that satisfy it, every platform)
 lock: $(STAMP)

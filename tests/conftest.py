@@ -13,17 +13,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 TINY = SynthConfig(patients=12, matrix=48, slices=6, seed=7)
 SMALL = SynthConfig(patients=40, matrix=64, slices=8, seed=11)
-# the session's costly runs; with pytest-xdist (``-n 2 --dist loadgroup``, as ``make test`` runs) every test that
-# reads one of them goes to the same worker, so each run is made once (a test reading two takes the first)
-SHARED_RUNS = ("smoke_book", "mini_run", "smoke_runs")
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        shared = next((name for name in SHARED_RUNS if name in item.fixturenames), None)
-        if shared:
-            item.add_marker(pytest.mark.xdist_group(shared))
 
 
 @pytest.fixture(scope="session")

@@ -248,7 +248,9 @@ def test_book_in_headless_chromium(smoke_book, tmp_path):
         assert len(pages) >= 4 + 16
         for page in pages:
             driver.get(f"{base}/{page}")
-            text = driver.execute_script("const s = document.querySelector('.run-stamp'); return s ? s.innerText : ''")
+            # textContent: the footer's text whether or not the page has laid it out yet
+            text = driver.execute_script("const s = document.querySelector('.run-stamp'); "
+                                         "return s ? s.textContent.replace(/\\s+/g, ' ') : ''")
             for part in (f"npc-dm-study {stamp['version']}", "not a git checkout", "profile smoke", stamp["run_digest"],
                          stamp["run_date"]):
                 assert part in text, f"{page}: footer stamp {text!r} lacks {part!r}"

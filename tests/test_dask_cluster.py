@@ -105,7 +105,9 @@ def test_a_stage_that_kills_every_worker_is_recorded_and_the_others_go_on(cluste
     recs, _ = _run(stages, tmp_path, scheduler=cluster)
     assert recs["killer"].status == "failed" and "worker running it died" in recs["killer"].error
     assert recs["after"].status == "skipped" and "killer did not finish" in recs["after"].error
-    assert recs["beside"].status == "ran"
+    # the stage beside goes on: it ran (or, when the killed workers' restart made the graph start again after it had
+    # finished, its finished record is reused)
+    assert recs["beside"].status in ("ran", "reused") and (tmp_path / "beside.txt").is_file()
 
 
 def test_a_worker_that_cannot_see_the_project_fails_clearly(cluster, tmp_path):
