@@ -77,9 +77,10 @@ def cam_view(cells: dict, first: str, backbone: str, name: str = "gradcam") -> V
                         width=240)
     opacity = Slider(start=0, end=1, step=0.05, value=0.45, title="map opacity", width=240, name=f"{name}-opacity")
     stats = Div(text=cell["stats"][backbone][0], name=f"{name}-stats", width=240)
-    draw = CustomJS(args=dict(cells=cells, pick_cell=pick_cell, pick_image=pick_image, pick_model=pick_model,
+    pick_cell.tags = [cells]  # the cells' data, held once by the menu (a callback's own args would copy it)
+    draw = CustomJS(args=dict(pick_cell=pick_cell, pick_image=pick_image, pick_model=pick_model,
                               grey=grey, heat=heat, outline=outline, stats=stats), code=_DRAW_JS)
-    reset = CustomJS(args=dict(cells=cells, pick_cell=pick_cell, pick_image=pick_image), code=_CELL_JS)
+    reset = CustomJS(args=dict(pick_cell=pick_cell, pick_image=pick_image), code=_CELL_JS)
     pick_cell.js_on_change("value", reset, draw)
     pick_image.js_on_change("value", draw)
     pick_model.js_on_change("value", draw)
@@ -88,12 +89,12 @@ def cam_view(cells: dict, first: str, backbone: str, name: str = "gradcam") -> V
 
 
 _CELL_JS = """
-const c = cells[pick_cell.value];
+const c = pick_cell.tags[0][pick_cell.value];
 pick_image.options = c.labels.map((t, i) => [String(i), t]);
 pick_image.value = "0";
 """
 _DRAW_JS = """
-const c = cells[pick_cell.value];
+const c = pick_cell.tags[0][pick_cell.value];
 const i = Math.min(parseInt(pick_image.value), c.grey.length - 1);
 const maps = c.heat[pick_model.value];
 grey.data = {url: [c.grey[i]]};

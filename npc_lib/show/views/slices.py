@@ -16,7 +16,8 @@ LAYERS = (("npc", INTRATUMOUR, "NPC (primary tumour)", "#ff5a36", "solid"),
 
 def patient_slices(pixels: np.ndarray, rows: pd.DataFrame, columns: dict, size: int, margin: int = 1) -> dict:
     """One patient's pictures and rectangles: the slices that hold an ROI, ``margin`` more on each side; the
-    rectangles in picture coordinates (y up), one list per layer of :data:`LAYERS`."""
+    rectangles in picture coordinates (y up), one flat list ``[left, right, top, bottom, ...]`` per layer of
+    :data:`LAYERS` (compact in the page; :func:`boxes` and the view's script unpack it)."""
     n, h, w = pixels.shape
     held = sorted(rows["slice_index"].astype(int).unique()) or [n // 2]
     ks = list(range(max(0, held[0] - margin), min(n, held[-1] + margin + 1)))
@@ -29,8 +30,8 @@ def patient_slices(pixels: np.ndarray, rows: pd.DataFrame, columns: dict, size: 
         for region, variant, *_ in LAYERS:
             part = here if region is None else here[here["region"] == region]
             x0, y0, x1, y1 = (part[c].to_numpy(float) for c in columns[variant])
-            per_layer.append({"left": list(x0 * scale), "right": list(x1 * scale),
-                              "top": list((h - y0) * scale), "bottom": list((h - y1) * scale)})
+            edges = np.stack([x0 * scale, x1 * scale, (h - y0) * scale, (h - y1) * scale], axis=1)
+            per_layer.append([round(float(c), 1) for c in edges.reshape(-1)])  # a tenth of a picture pixel
         out["layers"].append(per_layer)
     out["shape"] = (round(h * scale), round(w * scale))
     return out
@@ -50,7 +51,7 @@ def slices_view(patients: dict, labels: dict, first: str, name: str = "slices") 
     p.image_url(url="url", x=0, y=h, w=w, h=h, anchor="top_left", source=image)
     sources, renderers = [], []
     for i, (_, _, title, colour, dash) in enumerate(LAYERS):
-        src = ColumnDataSource(patients[first]["layers"][start][i])
+        src = ColumnDataSource(boxes(patients[first]["layers"][start][i]))
         sources.append(src)
         renderers.append(p.quad(left="left", right="right", top="top", bottom="bottom", source=src,
                                 fill_alpha=0, line_color=colour, line_width=2, line_dash=dash, legend_label=title))
@@ -63,19 +64,26 @@ def slices_view(patients: dict, labels: dict, first: str, name: str = "slices") 
     toggles = CheckboxGroup(labels=[t for _, _, t, _, _ in LAYERS], active=list(range(len(LAYERS))),
                             name=f"{name}-layers")
     caption = Div(text=_caption(first, patients[first], start), name=f"{name}-caption", width=230)
-    draw = CustomJS(args=dict(data=patients, picker=picker, slider=slider, image=image, sources=sources,
-                              caption=caption), code=_DRAW_JS)
-    jump = CustomJS(args=dict(data=patients, picker=picker, slider=slider), code=_JUMP_JS)
+    picker.tags = [patients]  # the patients' data, held once by the menu (a callback's own args would copy it)
+    draw = CustomJS(args=dict(picker=picker, slider=slider, image=image, sources=sources, caption=caption),
+                    code=_DRAW_JS)
+    jump = CustomJS(args=dict(picker=picker, slider=slider), code=_JUMP_JS)
     picker.js_on_change("value", jump, draw)
     slider.js_on_change("value", draw)
     toggles.js_on_change("active", CustomJS(args=dict(renderers=renderers, toggles=toggles), code=_TOGGLE_JS))
     return View(row(p, column(picker, slider, toggles, caption)), name, "patient slices with ROIs")
 
 
+def boxes(flat: list) -> dict:
+    """A layer's flat ``[left, right, top, bottom, ...]`` as the columns a quad glyph draws."""
+    e = np.asarray(flat, float).reshape(-1, 4)
+    return {k: e[:, j].tolist() for j, k in enumerate(("left", "right", "top", "bottom"))}
+
+
 def _default_slice(patient: dict) -> int:
     """The slice whose rectangles cover most area."""
-    areas = [sum((np.array(l["right"]) - l["left"]) @ (np.array(l["top"]) - l["bottom"]) for l in layers[:2])
-             for layers in patient["layers"]]
+    areas = [sum((np.array(b["right"]) - b["left"]) @ (np.array(b["top"]) - b["bottom"])
+                 for b in map(boxes, layers[:2])) for layers in patient["layers"]]
     return int(np.argmax(areas)) if areas else 0
 
 
@@ -84,12 +92,12 @@ def _caption(pid: str, patient: dict, i: int) -> str:
 
 
 _JUMP_JS = """
-const p = data[picker.value];
+const p = picker.tags[0][picker.value];
 let best = 0, area = -1;
 p.layers.forEach((layers, i) => {
   let a = 0;
-  for (const l of layers.slice(0, 2)) for (let j = 0; j < l.left.length; j++)
-    a += (l.right[j] - l.left[j]) * (l.top[j] - l.bottom[j]);
+  for (const l of layers.slice(0, 2)) for (let j = 0; j < l.length; j += 4)
+    a += (l[j + 1] - l[j]) * (l[j + 2] - l[j + 3]);
   if (a > area) { area = a; best = i; }
 });
 slider.end = Math.max(1, p.slices.length - 1);
@@ -97,10 +105,16 @@ slider.disabled = p.slices.length < 2;
 slider.value = best;
 """
 _DRAW_JS = """
-const p = data[picker.value];
+const p = picker.tags[0][picker.value];
 const i = Math.min(slider.value, p.slices.length - 1);
 image.data = {url: [p.urls[i]]};
-sources.forEach((s, j) => { s.data = p.layers[i][j]; });
+sources.forEach((s, j) => {
+  const l = p.layers[i][j], d = {left: [], right: [], top: [], bottom: []};
+  for (let k = 0; k < l.length; k += 4) {
+    d.left.push(l[k]); d.right.push(l[k + 1]); d.top.push(l[k + 2]); d.bottom.push(l[k + 3]);
+  }
+  s.data = d;
+});
 caption.text = `<b>${picker.value}</b>, slice ${p.slices[i]}`;
 """
 _TOGGLE_JS = """
