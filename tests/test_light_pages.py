@@ -3,7 +3,6 @@ that look the same, and the views' pictures become files fetched when shown."""
 from __future__ import annotations
 
 import base64
-import io
 import re
 
 import numpy as np
