@@ -31,7 +31,7 @@ from npc_lib.checksums import sha256_file
 from npc_lib.children import spawn_pool
 from npc_lib.layout import RunLayout
 from npc_lib.provenance import PACKAGE_ROOT, files_digest, module_closure
-from npc_lib.stage import Stage  # noqa: F401 - the graph's node, re-exported
+from npc_lib.stage import Stage, working_for  # noqa: F401 - the graph's node, re-exported
 
 log = logging.getLogger(__name__)
 RAN, REUSED, FAILED, SKIPPED = "ran", "reused", "failed", "skipped"
@@ -217,7 +217,7 @@ def execute_stage(stage: Stage, ctx, *waited: StageRecord) -> StageRecord:
         running.parent.mkdir(parents=True, exist_ok=True)
         running.write_text(json.dumps({"host": _host(), "started": started}))  # what is running now (and where)
         try:
-            with _threads_for(stage):
+            with _threads_for(stage), working_for(stage.name):
                 result = run_isolated(stage, ctx) if stage.isolated else stage.func(ctx, *stage.args)
         finally:
             running.unlink(missing_ok=True)

@@ -200,6 +200,8 @@ class RunLayout:
     def cohort_ref(self) -> Path:
         return self.root / "cohort.json"
 
+    weights_record = property(lambda self: self.root / "weights.json")  # each backbone's weights (stage weights)
+
     @property
     def split(self) -> Path:
         return self.root / "split.csv"
@@ -323,9 +325,7 @@ class RunLayout:
         """Held by the one command writing this folder (``npc_lib.run_lock``)."""
         return self.root / "run.lock"
 
-    @property
-    def screens(self) -> Path:
-        return self.root / "screens"
+    screens = property(lambda self: self.root / "screens")
 
     # the stage graph
     @property

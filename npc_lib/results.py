@@ -1,15 +1,20 @@
 """The objects a stage hands to its notebook: pickled in the run folder (``RunLayout.result``), so the notebook
 reads them instead of computing them again.
 
-A notebook opened on its own (JupyterLab, a run without the stage's file) computes the object itself.
+A notebook opened on its own (JupyterLab, a run without the stage's file) computes the object itself; a notebook
+the main job runs never does: there the stage's file is missing only if the graph let the notebook start before
+its stage, which is an error to report, not to paper over.
 """
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 from typing import Callable
 
 from npc_lib.atomic import atomic_path
+from npc_lib.errors import NpcError
+from npc_lib.stage import STAGE_VARIABLE
 
 
 def save_result(path: str | Path, obj) -> Path:
@@ -28,4 +33,8 @@ def load_result(path: str | Path, compute: Callable | None = None):
     if path.is_file():
         with open(path, "rb") as f:
             return pickle.load(f)
+    stage = os.environ.get(STAGE_VARIABLE, "")
+    if compute is not None and stage.startswith("notebook:"):
+        raise NpcError(f"{path.name} is missing while the main job runs {stage}: the stage that saves it has not "
+                       "run (the notebook's stage must need it)")
     return compute() if compute is not None else None

@@ -5,8 +5,14 @@ does not change with the machinery that schedules and records stages (:mod:`npc_
 """
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
+
+# the stage a process works for while it runs one; the processes it starts (a pool's children, a notebook's
+# kernel) inherit it, so what any of them does can be put down to the stage
+STAGE_VARIABLE = "NPC_STAGE"
 
 
 @dataclass(frozen=True)
@@ -43,3 +49,17 @@ class Stage:
     def waits_for(self) -> tuple[str, ...]:
         """The stages it needs, then those it only waits for."""
         return (*self.needs, *(a for a in self.after if a not in self.needs))
+
+
+@contextmanager
+def working_for(name: str):
+    """``STAGE_VARIABLE`` names the stage ``name`` while the block runs (its former value back after)."""
+    before = os.environ.get(STAGE_VARIABLE)
+    os.environ[STAGE_VARIABLE] = name
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(STAGE_VARIABLE, None)
+        else:
+            os.environ[STAGE_VARIABLE] = before

@@ -1,7 +1,9 @@
 """Shared fixtures: small synthetic cohorts generated once per test session."""
 from __future__ import annotations
 
+import os
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +41,26 @@ def cohort_copy(tiny_cohort, tmp_path) -> Path:
     return dst
 
 
+@contextmanager
+def audited_reads(runs: Path, folder: Path):
+    """While the block runs, the processes it starts record what each stage reads under ``runs``
+    (``tests/audit/sitecustomize.py``) in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    changes = {"NPC_AUDIT_READS": str(folder), "NPC_AUDIT_ROOT": str(Path(runs).resolve()),
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "tests" / "audit"),
+                                                           os.environ.get("PYTHONPATH")]))}
+    before = {k: os.environ.get(k) for k in changes}
+    os.environ.update(changes)
+    try:
+        yield folder
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 @pytest.fixture(scope="session")
 def smoke_runs(small_cohort, tmp_path_factory) -> Path:
     """The whole smoke grid (8 datasets x 4 backbones, random init) trained through the CLI."""
@@ -63,7 +85,8 @@ def smoke_book(tmp_path_factory):
     runs = root / "runs" / "smoke"
     # the profile's own weights: offline, the paper's four fall back to random initialisation and
     # EfficientNet-Lite0 runs with its bundled ImageNet weights, as on a user's machine
-    code = main(["run", "--profile", "smoke", "--runs", str(runs), "--book-root", str(root)])
+    with audited_reads(runs, root / "reads"):
+        code = main(["run", "--profile", "smoke", "--runs", str(runs), "--book-root", str(root)])
     return root, runs, code
 
 
@@ -89,8 +112,9 @@ def mini_run(tmp_path_factory) -> MiniRun:
     shutil.copytree(ROOT / "notebooks", root / "notebooks")
     profile = mini_profile(root)
     layout = RunLayout(root / "runs" / "mini")
-    assert main(["run", "--profile", str(profile), "--runs", str(layout.root), "--book-root", str(root),
-                 "--no-book"]) == 0
+    with audited_reads(layout.root, root / "reads"):
+        assert main(["run", "--profile", str(profile), "--runs", str(layout.root), "--book-root", str(root),
+                     "--no-book"]) == 0
     return MiniRun(profile, layout, root)
 
 

@@ -30,7 +30,12 @@ def data_flags(runs_dir: RunLayout | str | Path, cohort_dir: str | Path | None =
         cohort_dir = layout.read_cohort_ref()["cohort"]
     report = Path(cohort_dir) / "generation_report.json" if cohort_dir else None
     random, weights = set(), {}
-    for run in layout.model_runs():
+    resolved = json.loads(layout.weights_record.read_text()) if layout.weights_record.is_file() else {}
+    for name, prov in resolved.items():  # the run's own record (stage ``weights``), whatever has finished
+        weights[name] = weights_label(prov)
+        if prov.get("used") == "random":
+            random.add(name)
+    for run in [] if resolved else layout.model_runs():  # an older run: what its models and features say
         meta = run.read_meta()
         weights[meta["config"]["backbone"]] = weights_label(meta["weights"])
         if meta["weights"]["used"] == "random":

@@ -30,9 +30,11 @@ log = logging.getLogger(__name__)
 NOTEBOOKS = ["01_cohort", "02_roi_datasets", "03_train", "04_evaluate", "05_gradcam", "06_explore", "07_beyond",
              "08_travel"]
 # the stages each notebook presents (those of them that this run has)
-NEEDS = {"01_cohort": ("store",), "02_roi_datasets": ("store",), "03_train": ("models:*",),
-         "04_evaluate": ("evaluation",), "05_gradcam": ("gradcam",), "06_explore": ("gradcam", "models:*"),
-         "07_beyond": ("resplits", "clock"), "08_travel": ("external", "harmonisation")}
+# (each also needs ``PAGE_NEEDS``: every page opens the run's cohort record and shows the weights banner)
+NEEDS = {"01_cohort": (), "02_roi_datasets": (), "03_train": ("models:*",),
+         "04_evaluate": ("evaluation",), "05_gradcam": ("gradcam",), "06_explore": ("gradcam", "models:*", "evaluation"),
+         "07_beyond": ("resplits", "clock"), "08_travel": ("external", "harmonisation", "evaluation")}
+PAGE_NEEDS = ("weights", "store")
 # the kernel's own log (start-up warnings, a "KeyboardInterrupt caught" line when it is shut down) is not for
 # the console; what a notebook's code raises is recorded in the executed notebook and the run status instead
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
@@ -157,7 +159,7 @@ def stages(ctx: RunContext, known: frozenset = frozenset()) -> list[Stage]:
     out = []
     for nb in NOTEBOOKS:
         needs = []
-        for n in NEEDS[nb]:
+        for n in (*PAGE_NEEDS, *NEEDS[nb]):
             needs += sorted(k for k in known if k.startswith(n[:-1])) if n.endswith("*") else [n] if n in known else []
         for d in (ctx.profile.datasets if nb == "03_train" else (None,)):
             out.append(Stage(stage_name(nb, d), execute, (nb, d) if d else (nb,), needs=tuple(needs),

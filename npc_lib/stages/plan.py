@@ -9,10 +9,10 @@ from __future__ import annotations
 from npc_lib.graph import Stage, check_graph
 from npc_lib.stages import (book, centres, clock, cohort, evaluation, external, external_scores, features, finetune,
                             gradcam, harmonisation, models, negative_control, notebooks, oof, pixel_features,
-                            pretraining, resplits, store)
+                            pretraining, resplits, store, weights)
 from npc_lib.stages.context import RunContext
 
-MODULES = (cohort, store, pixel_features, features, models, oof, pretraining, finetune, negative_control, centres,
+MODULES = (weights, cohort, store, pixel_features, features, models, oof, pretraining, finetune, negative_control, centres,
            harmonisation, external_scores, external, evaluation, gradcam, resplits, clock, notebooks, book)
 
 
