@@ -147,12 +147,12 @@ class ModelRun:
 
 
 
-def model_runs_in(models_dir: str | Path) -> list[ModelRun]:
-    """Every model folder under ``models_dir`` holding a ``run.json``, sorted by name."""
-    models_dir = Path(models_dir)
-    if not models_dir.is_dir():
-        return []
-    return [run for run in map(ModelRun, sorted(models_dir.iterdir())) if run.meta.is_file()]
+def model_runs_in(models_dir: str | Path, backbones: Iterable[str] | None = None) -> list[ModelRun]:
+    """Every model folder under ``models_dir`` holding a ``run.json``, sorted by name; only those of ``backbones``
+    (told by the folder's name: no other run's file is opened) when given."""
+    keep = None if backbones is None else set(backbones)
+    return [run for run in map(ModelRun, sorted(Path(models_dir).iterdir() if Path(models_dir).is_dir() else []))
+            if (keep is None or run.root.name.rsplit("__", 1)[-1] in keep) and run.meta.is_file()]
 
 @dataclass(frozen=True)
 class RunLayout:

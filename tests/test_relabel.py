@@ -31,7 +31,7 @@ def test_relabelled_store_shares_pixels_and_features(small_cohort, tmp_path, mon
     assert relabelled_store(main.store, labels, tmp_path / "null" / "cache").fingerprint == store.fingerprint
 
     assert share_features(main.store, tmp_path / "main" / "cache", store, tmp_path / "null" / "cache",
-                          ["efficientnet-b0"]) == 1
+                          [main_feats["intratumour"].path.parent.name, "resnet50-32px-imagenet"]) == 1
 
     def no_backbone(*args, **kwargs):
         raise AssertionError("features were recomputed")
@@ -52,4 +52,4 @@ def test_relabelling_refuses_missing_or_bad_labels(small_cohort, tmp_path):
     other = pd.Series(0, index=labels.index)
     store = relabelled_store(main.store, other.where(other.index != labels.index[0], 1), tmp_path / "other")
     with pytest.raises(NpcError, match="does not hold the images"):
-        share_features(store, tmp_path / "other", main.store, tmp_path, ["efficientnet-b0"])
+        share_features(store, tmp_path / "other", main.store, tmp_path, ["efficientnet-b0-32px-random-seed42"])

@@ -82,7 +82,8 @@ def resplit_part(runs_dir: RunLayout | str | Path, backbone: str, n_splits: int,
     layout = RunLayout.of(runs_dir)
     _, _, clinical = _study_inputs(layout, cohort_dir)
     models = layout.models if arm == "main" else layout.ablation.models
-    metas = [m for m, _ in load_runs(models) if m["config"]["backbone"] == backbone] if models.is_dir() else []
+    metas = [m for m, _ in load_runs(models, [backbone]) if m["config"]["backbone"] == backbone] \
+        if models.is_dir() else []
     if not metas or not n_splits:
         return pd.DataFrame(columns=RESPLIT_COLUMNS)
     cfg = metas[0]["config"]

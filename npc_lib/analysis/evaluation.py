@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -24,24 +25,26 @@ from npc_lib.analysis.published import published_table2
 from npc_lib.vocabulary import DATASETS, PAPER_BACKBONES, variant_column
 
 
-def finished_runs(models_dir: str | Path) -> list[ModelRun]:
-    """Every finished run (``run.json`` and predictions present) under ``models_dir``, by name."""
-    return [run for run in model_runs_in(models_dir) if run.finished]
+def finished_runs(models_dir: str | Path, backbones: Iterable[str] | None = None) -> list[ModelRun]:
+    """Every finished run (``run.json`` and predictions present) under ``models_dir`` (of ``backbones`` only, when
+    given), by name."""
+    return [run for run in model_runs_in(models_dir, backbones) if run.finished]
 
 
-def load_runs(models_dir: str | Path) -> list[tuple[dict, pd.DataFrame]]:
+def load_runs(models_dir: str | Path, backbones: Iterable[str] | None = None) -> list[tuple[dict, pd.DataFrame]]:
     """(run.json, predictions) of every finished run under ``models_dir``; predictions have one
     row per image: ``patient_id, image_id, split, label, region, slice_index, probability``.
 
     Parameters
     ----------
     models_dir : the ``models/`` folder of a runs folder
+    backbones : only the runs of these backbones (None: every run)
 
     Returns
     -------
     list of (run.json dict, predictions DataFrame), sorted by run name.
     """
-    return [(run.read_meta(), pd.read_parquet(run.predictions)) for run in finished_runs(models_dir)]
+    return [(run.read_meta(), pd.read_parquet(run.predictions)) for run in finished_runs(models_dir, backbones)]
 
 
 def training_histories(models_dir: str | Path) -> dict[tuple[str, str, str], pd.DataFrame]:

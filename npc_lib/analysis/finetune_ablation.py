@@ -32,7 +32,7 @@ def _tests(layout: RunLayout) -> dict:
     out = {}
     for (init, mode), arm in _arms(layout).items():
         if arm.models.is_dir():
-            for meta, pred in load_runs(arm.models):
+            for meta, pred in load_runs(arm.models, [LITE0]):
                 cfg = meta["config"]
                 if cfg["backbone"] == LITE0:
                     out[(cfg["dataset"], cfg["variant"], init, mode)] = (meta, pred[pred["split"] == "test"])

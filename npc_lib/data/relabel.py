@@ -67,9 +67,10 @@ def relabelled_store(store: ImageStore, labels: pd.Series, cache_dir: str | Path
 
 
 def share_features(source: ImageStore, source_cache: str | Path, target: ImageStore, target_cache: str | Path,
-                   backbones: list[str]) -> int:
-    """Link the source store's cached feature folders of ``backbones`` into the target store's
-    feature cache (the target's images must be the source's); returns the folders shared."""
+                   folders: list[str]) -> int:
+    """Link the source store's cached feature folders named ``folders`` (:func:`npc_lib.learn.features.feature_dir`'s
+    names: one backbone, size and weights each) into the target store's feature cache (the target's images must be
+    the source's); returns the folders shared. No other folder is opened."""
     if target.manifest.get("pixels_of") not in (source.fingerprint, source.manifest.get("pixels_of")) or \
             any(target.manifest["files"].get(name) != digest for name, digest in source.manifest["files"].items()
                 if name.endswith(".u8")):
@@ -77,9 +78,9 @@ def share_features(source: ImageStore, source_cache: str | Path, target: ImageSt
     src_root = features_folder(Path(source_cache), source.fingerprint)
     dst_root = features_folder(Path(target_cache), target.fingerprint)
     shared = 0
-    for folder in sorted(src_root.glob("*")) if src_root.is_dir() else []:
+    for folder in (src_root / name for name in sorted(set(folders))):
         manifest_path = folder / "manifest.json"
-        if not manifest_path.is_file() or json.loads(manifest_path.read_text()).get("backbone") not in backbones:
+        if not manifest_path.is_file():
             continue
         dst = dst_root / folder.name
         if (dst / "manifest.json").is_file():

@@ -21,7 +21,7 @@ from npc_lib.data.harmonise import cut_external_store, harmonised_external_store
 from npc_lib.data.cohort import Cohort, load_cohort
 from npc_lib.data.rois import dataset_mask
 from npc_lib.errors import NpcError
-from npc_lib.layout import ModelRun, RunLayout
+from npc_lib.layout import ModelRun, RunLayout, model_runs_in
 from npc_lib.learn.features import FeatureExtractor
 from npc_lib.learn.headfit import apply_standardiser
 from npc_lib.learn.train import profile_of_run
@@ -40,8 +40,9 @@ class ExternalScores:
     warnings: list[str] = field(default_factory=list)
 
 
-def finished_runs(layout: RunLayout) -> list[tuple[dict, ModelRun]]:
-    return [(run.read_meta(), run) for run in layout.model_runs() if run.finished]
+def finished_runs(layout: RunLayout, backbones=None) -> list[tuple[dict, ModelRun]]:
+    """(run.json, run) of every finished model (of ``backbones`` only, when given)."""
+    return [(run.read_meta(), run) for run in model_runs_in(layout.models, backbones) if run.finished]
 
 
 def check_external_cohort(store: ImageStore, trained: set[tuple[str, str]], name: str) -> None:

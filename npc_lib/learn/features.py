@@ -113,6 +113,10 @@ class FeatureExtractor:
         self.variants = [v for v in variant_names() if v in profile.variants]
         self.model = self.infer = None
 
+    def folder(self, store: ImageStore, cache_dir: Path) -> Path:
+        """Where this backbone's features of ``store`` are cached."""
+        return feature_dir(store, cache_dir, self.name, self.size, self.prov, self.seed, self.precision)
+
     def _cached(self, fdir: Path) -> dict[str, Features] | None:
         manifest_path = fdir / "manifest.json"
         if not manifest_path.is_file():
@@ -153,7 +157,7 @@ class FeatureExtractor:
 
     def features(self, store: ImageStore, cache_dir: Path, reuse: bool = True) -> dict[str, Features]:
         """The features of ``store`` (cached under ``cache_dir``; reused when ``reuse`` and intact)."""
-        fdir = feature_dir(store, cache_dir, self.name, self.size, self.prov, self.seed, self.precision)
+        fdir = self.folder(store, cache_dir)
         if reuse:
             cached = self._cached(fdir)
             if cached is not None:

@@ -44,7 +44,7 @@ def ablate(ctx: RunContext) -> list:
     ext, layout = ctx.profile.external, ctx.layout
     out = layout.external_run(ext.centre)
     candidates = candidate_backbones(ctx)
-    runs = [(m, r) for m, r in finished_runs(layout) if m["config"]["backbone"] in candidates]
+    runs = [(m, r) for m, r in finished_runs(layout, candidates) if m["config"]["backbone"] in candidates]
     oof, _ = training_oof(layout.root, [m for m, _ in runs])
     best = ablation_backbones([m for m, _ in runs], oof, candidates)
     keep = [(m, r) for m, r in runs if best.get(m["config"]["dataset"]) == m["config"]["backbone"]]
@@ -99,7 +99,7 @@ def candidate_backbones(ctx: RunContext) -> tuple[str, ...]:
 
 def _internal(layout, keep) -> dict:
     names = {(m["config"]["dataset"], m["config"]["variant"], m["config"]["backbone"]) for m, _ in keep}
-    return {k: p for m, p in load_runs(layout.models)
+    return {k: p for m, p in load_runs(layout.models, {b for _, _, b in names})
             if (k := (m["config"]["dataset"], m["config"]["variant"], m["config"]["backbone"])) in names}
 
 

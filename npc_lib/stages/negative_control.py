@@ -30,7 +30,7 @@ from npc_lib.data.split import study_split
 from npc_lib.errors import NpcError
 from npc_lib.stage import Stage
 from npc_lib.layout import RunLayout
-from npc_lib.learn.features import extract_features
+from npc_lib.learn.features import FeatureExtractor
 from npc_lib.learn.study import grid
 from npc_lib.learn.train import train_finetune, train_heads
 from npc_lib.stages.context import RunContext
@@ -104,8 +104,12 @@ def fit_null_models(ctx: RunContext, backbone: str) -> list:
         for (d, v), run in zip(cells, runs):
             train_finetune(null.store, d, v, backbone, p, null.split, run, progress=ctx.progress)
         return [r.root for r in runs]
-    share_features(main.store, layout.cache, null.store, home.cache, [backbone])
-    feats = extract_features(null.store, backbone, p, home.cache)
+    extractor = FeatureExtractor(backbone, p)
+    try:  # the main store's features of this backbone and weights (its images are the null store's)
+        share_features(main.store, layout.cache, null.store, home.cache, [extractor.folder(main.store, layout.cache).name])
+        feats = extractor.features(null.store, home.cache)
+    finally:
+        extractor.close()
     train_heads(null.store, feats, [(d, v, r) for (d, v), r in zip(cells, runs)], p, null.split)
     write_oof_scores(home, [r.root for r in runs], OOF_FOLDS)
     return [r.root for r in runs] + sorted({f.path.parent for f in feats.values()})
