@@ -8,7 +8,7 @@ N GPUs (one job per GPU, the longest job bounding the wall time). Goal: the full
 <= 60 min on one H100-class GPU.
 
 On a machine without a GPU it says so and exits with status 2; ``--cpu-smoke`` runs a tiny
-version (smoke cohort, 32 px, one epoch, random weights) so the script itself is tested on CPU.
+version (a 30-patient smoke cohort, 32 px, one epoch, random weights) so the script itself is tested on CPU.
 """
 from __future__ import annotations
 
@@ -53,7 +53,8 @@ def main(argv=None) -> int:
         return 2
     overrides = {"train.epochs": a.epochs, "train.mode": "finetune"}
     if a.cpu_smoke:
-        profile = load_profile("smoke", {**overrides, "train.epochs": 1, "weights": "none"})
+        profile = load_profile("smoke", {**overrides, "train.epochs": 1, "weights": "none",  # the smallest cohort
+                                         "cohort.patients": 30, "cohort.matrix": 48, "cohort.slices": 4})
     else:
         profile = load_profile("paper", overrides)
     if a.weights:

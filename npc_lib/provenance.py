@@ -86,8 +86,16 @@ def module_closure(modules: set[str], root: Path = PACKAGE_ROOT) -> set[Path]:
         parts = name.split(".")
         todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # parent packages
         package = name if path.name == "__init__.py" else ".".join(parts[:-1])
-        todo += sorted(imports_in(path.read_text(encoding="utf8"), package))
+        stat = path.stat()
+        todo += sorted(_file_imports(str(path), stat.st_mtime_ns, stat.st_size, package))
     return files
+
+
+@lru_cache(maxsize=4096)
+def _file_imports(path: str, mtime_ns: int, size: int, package: str) -> frozenset[str]:
+    """:func:`imports_in` of a file, parsed once per process while the file is unchanged (every stage's and
+    notebook's closure walks the same modules)."""
+    return frozenset(imports_in(Path(path).read_text(encoding="utf8"), package))
 
 
 def notebook_imports(notebook: Path) -> set[str]:

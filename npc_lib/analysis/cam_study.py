@@ -89,7 +89,7 @@ def cam_study(runs_dir: RunLayout | str | Path, cohort_dir: str | Path | None = 
     bar = progress_bar(total=len(metas), desc="Grad-CAM", unit="model", enabled=progress)
     for name, items in by_backbone.items():
         shared = build_backbone_model(runs_dir, items[0][1]) if items[0][1]["mode"] == "head" else None
-        random_cm = None
+        random_cm, randomised_later = None, []
         for run_dir, meta in items:
             cfg = meta["config"]
             fp = meta["store_fingerprint"]
@@ -123,12 +123,12 @@ def cam_study(runs_dir: RunLayout | str | Path, cohort_dir: str | Path | None = 
                    "area_share": stats["area_share"].mean(), "enrichment": stats["enrichment"].mean(),
                    "cam_grid": "x".join(map(str, cam_resolution(cm))), "cam_layer": cm.layer,
                    "max_probability_gap": gap}
-            if sanity:
+            if sanity and shared is not None:  # after this backbone's runs, on the same compiled graph
+                randomised_later.append((row, x, cams, images.shape[1]))
+            elif sanity:
                 if random_cm is None:
                     random_cm = cam_model(randomised_copy(cm.model, seed), cm.layer, name, cm.input_size)
-                rho = rank_correlations(cams, _resize(gradcam(random_cm, x), images.shape[1]))
-                row["randomised_spearman"] = float(np.nanmedian(rho)) if np.isfinite(rho).any() else np.nan
-                row["note"] = "" if np.isfinite(cams).all() else "conv map 1x1 at this input size: CAM undefined"
+                row.update(_randomisation_check(cams, gradcam(random_cm, x), images.shape[1]))
             rows.append(row)
             key = (cfg["dataset"], cfg["variant"])
             ex = examples.setdefault(key, {"images": images, "masks": masks, "labels": sel["label"].to_numpy(),
@@ -136,6 +136,10 @@ def cam_study(runs_dir: RunLayout | str | Path, cohort_dir: str | Path | None = 
                                            "patients": sel["patient_id"].to_numpy(str), "cams": {}})
             ex["cams"][name] = cams
             bar.update(1)
+        if randomised_later:  # the shared model with every weight re-initialised: no second graph to compile
+            shared.model.set_weights(randomised_copy(shared.model, seed).get_weights())
+            for row, x, cams, size in randomised_later:
+                row.update(_randomisation_check(cams, gradcam(shared, x), size))
         keras.backend.clear_session()
     bar.close()
     table = pd.DataFrame(rows)
@@ -144,6 +148,14 @@ def cam_study(runs_dir: RunLayout | str | Path, cohort_dir: str | Path | None = 
     return {"table": table, "examples": examples, "seconds_per_image": seconds,
             "summary": table.groupby("variant")[["cam_in_roi", "area_share", "enrichment"]].mean().round(3),
             "numbers": cam_numbers(table, seconds, MIN_CAM_GRID)}
+
+
+def _randomisation_check(cams: np.ndarray, random_cams: np.ndarray, size: int) -> dict:
+    """The weight-randomisation sanity check of one run's CAMs: median Spearman ρ against the CAMs of the
+    same images under the randomised network."""
+    rho = rank_correlations(cams, _resize(random_cams, size))
+    return {"randomised_spearman": float(np.nanmedian(rho)) if np.isfinite(rho).any() else np.nan,
+            "note": "" if np.isfinite(cams).all() else "conv map 1x1 at this input size: CAM undefined"}
 
 
 def cam_panels(examples: dict, dataset: str) -> list[tuple[str, tuple[str, str], str]]:
