@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,6 +101,13 @@ def extract_features(store: ImageStore, name: str, profile: Profile, cache_dir: 
         extractor.close()
 
 
+# backbones built in this process, kept for the stages after the one that built them (the TensorFlow worker builds
+# each backbone for the study's features, then again for the second centre's): from the same seed or file a
+# backbone's weights are the same, so keeping it saves the building and compiling and changes no number
+_BUILT: OrderedDict = OrderedDict()
+BUILT_KEPT = 5
+
+
 class FeatureExtractor:
     """One backbone, built once (when a store's features are not cached yet), for the features of any number of
     image stores: :meth:`features` as :func:`extract_features` does for one store."""
@@ -142,6 +150,11 @@ class FeatureExtractor:
 
     def _build(self) -> None:
         import keras
+        key = (self.name, self.size, str(self.weights), self.seed, self.precision, self.tap_block)
+        if key in _BUILT:  # built (and compiled) by an earlier stage in this process: the same weights
+            _BUILT.move_to_end(key)
+            self.backbone_model, self.model, self.infer = _BUILT[key]
+            return
         if self.precision != "float32":
             keras.mixed_precision.set_global_policy(f"mixed_{self.precision}")
         try:
@@ -154,6 +167,9 @@ class FeatureExtractor:
             from npc_lib.learn.lite0 import block_output
             model = keras.Model(model.input, [model.output, model.get_layer(block_output(self.tap_block - 1)).output])
         self.model, self.infer = model, Inference(model)
+        _BUILT[key] = (self.backbone_model, self.model, self.infer)
+        while len(_BUILT) > BUILT_KEPT:
+            _BUILT.popitem(last=False)
 
     def features(self, store: ImageStore, cache_dir: Path, reuse: bool = True) -> dict[str, Features]:
         """The features of ``store`` (cached under ``cache_dir``; reused when ``reuse`` and intact)."""
