@@ -12,6 +12,8 @@ chosen on test``, ``model chosen on test`` or ``calibration fitted on test``.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -114,9 +116,12 @@ ALARM_RATE_FILE = "null_alarm_rate.csv"  # in npc_lib/resources: written by benc
 
 
 def checks_digest() -> str:
-    """What the measured false-alarm rate depends on: the code of the checks and of this simulation."""
-    from npc_lib.provenance import files_digest, module_closure
-    return files_digest(module_closure({"npc_lib.analysis.null_checks", "npc_lib.analysis.null_simulation"}))[:16]
+    """What the measured false-alarm rate depends on: the code of the checks and of this simulation (not the
+    module that computes this digest, which this function imports)."""
+    from npc_lib import provenance
+    files = provenance.module_closure({"npc_lib.analysis.null_checks", "npc_lib.analysis.null_simulation"})
+    own = Path(provenance.__file__).resolve()
+    return provenance.files_digest({f for f in files if f.resolve() != own})[:16]
 
 
 def measured_alarm_rate() -> dict | None:
