@@ -74,6 +74,16 @@ def deep_query(driver, selector: str) -> list:
     return driver.execute_script(DEEP_QUERY, selector)
 
 
+def open_page(driver, url: str, timeout: float = 30.0) -> None:
+    """Go to ``url`` and wait until that document (not one a redirect of the previous page brought) has loaded,
+    its pictures included."""
+    from selenium.webdriver.support.ui import WebDriverWait
+    driver.get(url)
+    WebDriverWait(driver, timeout).until(lambda d: d.execute_script(
+        "return document.readyState === 'complete' && Array.from(document.images).every(i => i.complete) && "
+        "(arguments[0].endsWith('/index.html') || location.href.split('#')[0] === arguments[0])", url))
+
+
 def wait_for_views(driver, count: int, timeout: float = 20.0) -> None:
     """Wait until ``count`` Bokeh documents have drawn (and their pictures have loaded)."""
     from selenium.webdriver.support.ui import WebDriverWait

@@ -16,6 +16,7 @@ import pytest
 pytest.importorskip("papermill")
 pytest.importorskip("jupyter_book")
 
+from browser import open_page  # noqa: E402
 from npc_lib.cli import main  # noqa: E402
 
 TEXT_SUFFIXES = {".html", ".js", ".css", ".json", ".csv", ".ipynb", ".md", ".txt", ".log", ".svg", ".yml",
@@ -197,7 +198,7 @@ def test_book_in_headless_chromium(smoke_book, tmp_path):
                      "book/executed/04_evaluate.html", "book/executed/05_gradcam.html",
                      "book/executed/06_explore.html", "book/executed/status.html",
                      str(train_page.relative_to(html))):
-            driver.get(f"{base}/{page}")
+            open_page(driver, f"{base}/{page}")
             images = driver.execute_script(
                 "return Array.from(document.images).map(i => [i.currentSrc, i.complete && i.naturalWidth > 0])")
             broken = [src for src, ok in images if not ok]
@@ -247,7 +248,7 @@ def test_book_in_headless_chromium(smoke_book, tmp_path):
                        and not p.relative_to(html).as_posix().startswith("_static/"))  # snippets, not pages
         assert len(pages) >= 4 + 16
         for page in pages:
-            driver.get(f"{base}/{page}")
+            open_page(driver, f"{base}/{page}")
             # textContent: the footer's text whether or not the page has laid it out yet
             text = driver.execute_script("const s = document.querySelector('.run-stamp'); "
                                          "return s ? s.textContent.replace(/\\s+/g, ' ') : ''")
