@@ -13,19 +13,6 @@ from npc_lib.synth import SynthConfig, generate_cohort
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# the session fixtures that run a whole study: every test that uses one runs in the same pytest-xdist worker (the
-# first that applies), so each is built once per session; the other tests go to whichever worker is free
-SHARED_RUNS = ("smoke_book", "mini_run", "smoke_runs")
-
-
-def pytest_collection_modifyitems(config, items):
-    """Group the tests of each shared run for ``--dist loadgroup`` (``pyproject.toml``: ``-n 2``)."""
-    for item in items:
-        shared = next((name for name in SHARED_RUNS if name in getattr(item, "fixturenames", ())), None)
-        if shared:
-            item.add_marker(pytest.mark.xdist_group(shared))
-
-
 TINY = SynthConfig(patients=12, matrix=48, slices=6, seed=7)
 SMALL = SynthConfig(patients=40, matrix=64, slices=8, seed=11)
 
