@@ -1,10 +1,15 @@
-"""Shared fixtures: small synthetic cohorts generated once per test session."""
+"""Shared fixtures: small synthetic cohorts generated once per test session, and the shared study runs, which
+start in the background as soon as the session starts (one at a time, in their own processes) while the tests that
+do not need them run; those that do run last."""
 from __future__ import annotations
 
 import os
 import shutil
-from contextlib import contextmanager
-from dataclasses import dataclass
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -41,53 +46,137 @@ def cohort_copy(tiny_cohort, tmp_path) -> Path:
     return dst
 
 
-@contextmanager
-def audited_reads(runs: Path, folder: Path):
-    """While the block runs, the processes it starts record what each stage reads under ``runs``
+def audit_environment(runs: Path, folder: Path) -> dict:
+    """The variables under which the processes a run starts record what each stage reads under ``runs``
     (``tests/audit/sitecustomize.py``) in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    changes = {"NPC_AUDIT_READS": str(folder), "NPC_AUDIT_ROOT": str(Path(runs).resolve()),
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "tests" / "audit"),
-                                                           os.environ.get("PYTHONPATH")]))}
-    before = {k: os.environ.get(k) for k in changes}
-    os.environ.update(changes)
-    try:
-        yield folder
-    finally:
-        for k, v in before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    return {"NPC_AUDIT_READS": str(folder), "NPC_AUDIT_ROOT": str(Path(runs).resolve()),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "tests" / "audit"),
+                                                        os.environ.get("PYTHONPATH")]))}
 
 
-@pytest.fixture(scope="session")
-def smoke_runs(small_cohort, tmp_path_factory) -> Path:
-    """The whole smoke grid (8 datasets x 4 backbones, random init) trained through the CLI."""
-    from npc_lib.cli import main
-    runs = tmp_path_factory.mktemp("runs") / "smoke"
-    code = main(["train", str(small_cohort), "--profile", "smoke", "--runs", str(runs), "--weights", "none"])
-    assert code == 0
-    return runs
+# the shared runs in the order the background starts them (the shorter first), and the fixture each one backs
+SHARED_RUNS = {"mini": "mini_run", "smoke": "smoke_book", "null": "null_control_run"}
 
 
-@pytest.fixture(scope="session")
-def smoke_book(tmp_path_factory):
-    """A copy of the project skeleton, the smoke study run in it (main job), and the built book."""
-    pytest.importorskip("papermill")
-    pytest.importorskip("jupyter_book")
-    from npc_lib.cli import main
-    root = tmp_path_factory.mktemp("project")
+def _needs(item, fixture: str) -> bool:
+    return fixture in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(config, items):
+    """The tests that read a shared run go last, those of the run the background finishes first before the
+    others (the order within each part is kept), so the runs are built while the other tests run."""
+    order = list(SHARED_RUNS.values())
+    items.sort(key=lambda item: max((order.index(f) + 1 for f in order if _needs(item, f)), default=0))
+
+
+@dataclass
+class SharedRun:
+    """A job (the main job by ``npc-study``, or a script) run in its own process for the tests that only read it."""
+
+    name: str
+    root: Path
+    runs: Path
+    argv: list  # after the interpreter
+    env: dict
+    log: Path
+    done: threading.Event = field(default_factory=threading.Event)
+    code: int | None = None
+
+    def tail(self, lines: int = 40) -> str:
+        text = self.log.read_text(errors="replace").splitlines() if self.log.is_file() else []
+        return "\n".join(text[-lines:])
+
+
+class Background:
+    """Runs the session's shared runs one after the other in a thread; a fixture waits for its own."""
+
+    def __init__(self, jobs: list[SharedRun]):
+        self.jobs = {job.name: job for job in jobs}
+        self.process: subprocess.Popen | None = None
+        self.stopped = False
+        self.thread = threading.Thread(target=self._run_all, daemon=True)
+        self.thread.start()
+
+    def _run_all(self) -> None:
+        for job in self.jobs.values():
+            try:
+                if not self.stopped:
+                    with open(job.log, "w") as log:
+                        self.process = subprocess.Popen([sys.executable, *job.argv],
+                                                        env={**os.environ, **job.env}, stdout=log,
+                                                        stderr=subprocess.STDOUT, start_new_session=True)
+                        job.code = self.process.wait()
+            finally:
+                job.done.set()
+
+    def wait(self, name: str) -> SharedRun:
+        job = self.jobs[name]
+        job.done.wait()
+        return job
+
+    def stop(self) -> None:
+        """End a run still going (an interrupted session) with every process it started."""
+        self.stopped = True
+        if self.process is not None and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+                self.process.wait(timeout=60)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def _project(root: Path, book: bool) -> Path:
+    """A copy of the project skeleton the main job needs (the book's chapters only when it builds the book)."""
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(ROOT / name, root / name)
-    shutil.copytree(ROOT / "book", root / "book", ignore=shutil.ignore_patterns("executed"))
+    if book:
+        shutil.copytree(ROOT / "book", root / "book", ignore=shutil.ignore_patterns("executed"))
     shutil.copytree(ROOT / "notebooks", root / "notebooks")
-    runs = root / "runs" / "smoke"
-    # the profile's own weights: offline, the paper's four fall back to random initialisation and
-    # EfficientNet-Lite0 runs with its bundled ImageNet weights, as on a user's machine
-    with audited_reads(runs, root / "reads"):
-        code = main(["run", "--profile", "smoke", "--runs", str(runs), "--book-root", str(root)])
-    return root, runs, code
+    return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_runs(request, tmp_path_factory):
+    """Starts, at the session's first test, the shared runs that some selected test reads."""
+    needed = {name for name, fixture in SHARED_RUNS.items()
+              if any(_needs(item, fixture) for item in request.session.items)}
+    jobs = []
+    if "mini" in needed:
+        # the mini profile's main job (local Dask cluster, no book): the reference of the kill and cluster tests
+        root = _project(tmp_path_factory.mktemp("mini_project"), book=False)
+        runs = root / "runs" / "mini"
+        argv = ["-m", "npc_lib", "run", "--profile", str(mini_profile(root)), "--runs", str(runs),
+                "--book-root", str(root), "--no-book"]
+        jobs.append(SharedRun("mini", root, runs, argv,
+                              audit_environment(runs, root / "reads"), root / "run.log"))
+    if "smoke" in needed:
+        # the profile's own weights: offline, the paper's four fall back to random initialisation and
+        # EfficientNet-Lite0 runs with its bundled ImageNet weights, as on a user's machine
+        root = _project(tmp_path_factory.mktemp("project"), book=True)
+        runs = root / "runs" / "smoke"
+        argv = ["-m", "npc_lib", "run", "--profile", "smoke", "--runs", str(runs), "--book-root", str(root)]
+        jobs.append(SharedRun("smoke", root, runs, argv,
+                              audit_environment(runs, root / "reads"), root / "run.log"))
+    if "null" in needed:
+        root = tmp_path_factory.mktemp("null_control")
+        jobs.append(SharedRun("null", root, root, [str(ROOT / "tests" / "jobs" / "null_control.py"), str(root)], {},
+                              root.parent / "null_control.log"))
+    background = Background(jobs)
+    yield background
+    background.stop()
+
+
+@pytest.fixture(scope="session")
+def smoke_book(shared_runs):
+    """A copy of the project skeleton, the smoke study run in it (main job), and the built book:
+    (project folder, run folder, exit code)."""
+    pytest.importorskip("papermill")
+    pytest.importorskip("jupyter_book")
+    job = shared_runs.wait("smoke")
+    if job.code != 0:
+        print(f"the smoke run ended with {job.code}:\n{job.tail()}")
+    return job.root, job.runs, job.code
 
 
 @dataclass
@@ -100,22 +189,21 @@ class MiniRun:
 
 
 @pytest.fixture(scope="session")
-def mini_run(tmp_path_factory) -> MiniRun:
-    """The mini profile's main job (local Dask cluster, no book), run once per session for the tests that only
-    read it (the reference of the kill and cluster tests)."""
+def mini_run(shared_runs) -> MiniRun:
+    """The mini profile's main job, run once per session for the tests that only read it."""
     pytest.importorskip("papermill")
-    from npc_lib.cli import main
     from npc_lib.layout import RunLayout
-    root = tmp_path_factory.mktemp("mini_project")
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy(ROOT / name, root / name)
-    shutil.copytree(ROOT / "notebooks", root / "notebooks")
-    profile = mini_profile(root)
-    layout = RunLayout(root / "runs" / "mini")
-    with audited_reads(layout.root, root / "reads"):
-        assert main(["run", "--profile", str(profile), "--runs", str(layout.root), "--book-root", str(root),
-                     "--no-book"]) == 0
-    return MiniRun(profile, layout, root)
+    job = shared_runs.wait("mini")
+    assert job.code == 0, f"the mini run ended with {job.code}:\n{job.tail()}"
+    return MiniRun(job.root / "mini.yaml", RunLayout(job.runs), job.root)
+
+
+@pytest.fixture(scope="session")
+def null_control_run(shared_runs) -> Path:
+    """The negative control's folder after ``tests/jobs/null_control.py`` ran in it."""
+    job = shared_runs.wait("null")
+    assert job.code == 0, f"the negative control job ended with {job.code}:\n{job.tail()}"
+    return job.runs
 
 
 def mini_profile(folder: Path, name: str = "mini", **changes) -> Path:

@@ -168,11 +168,11 @@ def test_unsupported_op_determinism_is_switched_off_and_recorded(small_cohort, t
     profile = load_profile("smoke", {"weights": "none", "train.mode": "finetune", "train.epochs": 1})
     prep = prepare(profile, small_cohort, tmp_path, progress=False)
     try:
-        summary = train_grid(profile, prep, grid(profile, ["Max tumour"], ["intratumour"], ["efficientnet-b0"]),
+        summary = train_grid(profile, prep, grid(profile, ["Max tumour"], ["intratumour"], ["efficientnet-lite0"]),
                              progress=False)
     finally:
         tf_config.enable_op_determinism()
-    out = tmp_path / "models" / "max-tumour__intratumour__efficientnet-b0"
+    out = tmp_path / "models" / "max-tumour__intratumour__efficientnet-lite0"
     meta = json.loads((out / "run.json").read_text())
     assert list(summary["status"]) == ["trained"] and meta["mode"] == "finetune"
     model = keras.models.load_model(out / "model.keras")

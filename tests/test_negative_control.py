@@ -20,40 +20,38 @@ import pytest
 from scipy.stats import norm
 
 from npc_lib.config import load_profile
+from npc_lib.data.prepared import open_prepared
 from npc_lib.layout import RunLayout
-from npc_lib.learn.study import prepare
-from npc_lib.synth import ensure_cohort
 from npc_lib.analysis.negative_control import COLUMNS, PIXEL_REFERENCE, null_alarms
 from npc_lib.analysis.null_checks import ALARM_LEVEL
-from npc_lib.stages.negative_control import null_profile, run_negative_control
+from npc_lib.stages.negative_control import null_profile
 
 TOLERANCE = 0.07
 MAX_FALSE_ALARM = 0.01
 
 
 @pytest.mark.slow
-def test_null_control_every_auc_inside_its_bounds(tmp_path):
-    profile = load_profile("smoke", {"cohort.patients": 1500, "cohort.matrix": 48, "cohort.slices": 4,
-                                     "cohort.seed": 2024, "split.test_fraction": 0.5, "weights": "none",
-                                     "negative_control": {"backbones": ["efficientnet-b0"]}})
-    cohort = ensure_cohort(profile, None, tmp_path, progress=False)
-    main = prepare(profile, cohort, tmp_path, progress=False)
-    table = run_negative_control(profile, tmp_path, main, progress=False)
+def test_null_control_every_auc_inside_its_bounds(null_control_run):
+    """The control of ``tests/jobs/null_control.py`` (1,500 patients; the session runs it in the background)."""
+    folder = null_control_run
+    table = pd.read_pickle(folder / "table.pkl")
+    cohort = RunLayout(folder).synthetic_cohort
+    main = open_prepared(folder)
     assert set(COLUMNS + ["selected", "inside", "outside", "accuracy", "sens_spec", "citl_difference"]) <= set(table.columns)
     # the model choice ran on the null, by the training patients' out-of-fold AUC
-    sel = pd.read_csv(RunLayout(tmp_path).negative_control.table("model_selection"))
+    sel = pd.read_csv(RunLayout(folder).negative_control.table("model_selection"))
     chosen = table[(table["backbone"] != PIXEL_REFERENCE) & table["selected"].astype(bool)]
     best = sel.sort_values(["train_oof_auc", "backbone"], ascending=[False, True]).groupby(["dataset", "variant"]).head(1)
     assert sorted(map(tuple, chosen[["dataset", "variant", "backbone"]].to_numpy())) == \
         sorted(map(tuple, best[["dataset", "variant", "backbone"]].to_numpy()))
     cnn = table[table["backbone"] != PIXEL_REFERENCE]
     assert len(cnn) == 8 and len(table) == 16
-    family = pd.read_csv(tmp_path / "evaluation" / "negative_control_family.csv")
+    family = pd.read_csv(folder / "evaluation" / "negative_control_family.csv")
     assert len(family) == 5 and family["inside"].all(), family
     assert not null_alarms(table, family), null_alarms(table, family)
 
     # the size argument of the module docstring, from the real test counts
-    home = RunLayout(tmp_path).negative_control
+    home = RunLayout(folder).negative_control
     split = pd.read_csv(home.split).set_index("patient_id")["split"]
     clinical = pd.read_csv(home.table("null_clinical")).set_index("patient_id")
     rois = pd.read_csv(cohort / "rois.csv")
@@ -80,7 +78,7 @@ def test_null_control_every_auc_inside_its_bounds(tmp_path):
     assert (table["patient_auc_bound_high"] - table["patient_auc_bound_low"] < 0.25).all()  # bounds that can bite
     assert (table["citl_difference"].abs() <= table["citl_bound_high"] * widen).all()
     assert cnn["patient_auc_low"].le(cnn["patient_auc"]).all() and cnn["patient_auc_high"].ge(cnn["patient_auc"]).all()
-    written = pd.read_csv(tmp_path / "evaluation" / "negative_control.csv")
+    written = pd.read_csv(folder / "evaluation" / "negative_control.csv")
     assert len(written) == 16 and set(written["backbone"]) == {"efficientnet-b0", PIXEL_REFERENCE}
     # the null labels are not the main labels, the split was drawn from them, the images are the main store's
     main_dm = main.store.index.groupby("patient_id")["label"].first()
