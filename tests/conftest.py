@@ -3,6 +3,7 @@ start in the background as soon as the session starts (one at a time, in their o
 do not need them run; those that do run last."""
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import signal
@@ -31,11 +32,11 @@ def tiny_cohort(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def small_cohort(tmp_path_factory) -> Path:
-    """40 patients, 64 px, 8 slices: read-only."""
-    out = tmp_path_factory.mktemp("small") / "cohort"
-    generate_cohort(out, SMALL, jobs=2, progress=False)
-    return out
+def small_cohort(shared_runs) -> Path:
+    """40 patients, 64 px, 8 slices (``SMALL``, generated in the background): read-only."""
+    job = shared_runs.wait("small")
+    assert job.code == 0, f"the small cohort's generation ended with {job.code}:\n{job.tail()}"
+    return job.runs
 
 
 @pytest.fixture
@@ -55,8 +56,12 @@ def audit_environment(runs: Path, folder: Path) -> dict:
                                                         os.environ.get("PYTHONPATH")]))}
 
 
-# the shared runs in the order the background starts them (the shorter first), and the fixture each one backs
-SHARED_RUNS = {"mini": "mini_run", "smoke": "smoke_book", "null": "null_control_run"}
+# the background's jobs in the order it runs them, each with the fixture that waits for it; the tests are ordered
+# the same way (those that need none first), except that the small cohort, ready within seconds, moves no test
+SHARED_RUNS = {"small": "small_cohort", "smoke_runs": "smoke_runs", "mini": "mini_run", "smoke": "smoke_book",
+               "serial": "serial_smoke", "null": "null_control_run"}
+NEEDS = {"smoke_runs": ("small",), "serial": ("smoke",)}
+UNORDERED = ("small",)
 
 
 def _needs(item, fixture: str) -> bool:
@@ -64,9 +69,9 @@ def _needs(item, fixture: str) -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
-    """The tests that read a shared run go last, those of the run the background finishes first before the
-    others (the order within each part is kept), so the runs are built while the other tests run."""
-    order = list(SHARED_RUNS.values())
+    """The tests that read a shared run go last, in the order the background finishes the runs (the order within
+    each part is kept), so the runs are built while the other tests run."""
+    order = [f for name, f in SHARED_RUNS.items() if name not in UNORDERED]
     items.sort(key=lambda item: max((order.index(f) + 1 for f in order if _needs(item, f)), default=0))
 
 
@@ -80,12 +85,16 @@ class SharedRun:
     argv: list  # after the interpreter
     env: dict
     log: Path
+    after: object = None  # called in the background when the process has ended well, before any test sees the run
     done: threading.Event = field(default_factory=threading.Event)
     code: int | None = None
+    error: str = ""  # what went wrong in the background itself
+    info: dict = field(default_factory=dict)
 
     def tail(self, lines: int = 40) -> str:
+        """The end of the job's output, and what went wrong around it."""
         text = self.log.read_text(errors="replace").splitlines() if self.log.is_file() else []
-        return "\n".join(text[-lines:])
+        return "\n".join([*text[-lines:], self.error])
 
 
 class Background:
@@ -107,6 +116,10 @@ class Background:
                                                         env={**os.environ, **job.env}, stdout=log,
                                                         stderr=subprocess.STDOUT, start_new_session=True)
                         job.code = self.process.wait()
+                    if job.code == 0 and job.after is not None:
+                        job.after()
+            except Exception as exc:  # noqa: BLE001 - the job's fixture reports it; the next jobs still run
+                job.code, job.error = -1, f"{type(exc).__name__}: {exc}"
             finally:
                 job.done.set()
 
@@ -136,33 +149,62 @@ def _project(root: Path, book: bool) -> Path:
     return root
 
 
-@pytest.fixture(scope="session", autouse=True)
-def shared_runs(request, tmp_path_factory):
-    """Starts, at the session's first test, the shared runs that some selected test reads."""
-    needed = {name for name, fixture in SHARED_RUNS.items()
-              if any(_needs(item, fixture) for item in request.session.items)}
-    jobs = []
+def _jobs(needed: set, tmp_path_factory) -> list[SharedRun]:
+    """The background's jobs for the shared runs ``needed``, in ``SHARED_RUNS`` order."""
+    for name, before in NEEDS.items():
+        if name in needed:
+            needed |= set(before)
+    jobs: dict[str, SharedRun] = {}
+    if "small" in needed:
+        out = tmp_path_factory.mktemp("small") / "cohort"
+        argv = ["-m", "npc_lib", "synth", str(out), "--patients", str(SMALL.patients), "--matrix", str(SMALL.matrix),
+                "--slices", str(SMALL.slices), "--seed", str(SMALL.seed), "--jobs", "2"]
+        jobs["small"] = SharedRun("small", out.parent, out, argv, {}, out.parent / "job.log")
+    if "smoke_runs" in needed:
+        # the whole smoke grid (8 datasets x 4 backbones, random init) trained through the CLI
+        runs = tmp_path_factory.mktemp("runs") / "smoke"
+        argv = ["-m", "npc_lib", "train", str(jobs["small"].runs), "--profile", "smoke", "--runs", str(runs),
+                "--weights", "none"]
+        jobs["smoke_runs"] = SharedRun("smoke_runs", runs.parent, runs, argv, {}, runs.parent / "job.log")
     if "mini" in needed:
         # the mini profile's main job (local Dask cluster, no book): the reference of the kill and cluster tests
         root = _project(tmp_path_factory.mktemp("mini_project"), book=False)
         runs = root / "runs" / "mini"
         argv = ["-m", "npc_lib", "run", "--profile", str(mini_profile(root)), "--runs", str(runs),
                 "--book-root", str(root), "--no-book"]
-        jobs.append(SharedRun("mini", root, runs, argv,
-                              audit_environment(runs, root / "reads"), root / "run.log"))
+        jobs["mini"] = SharedRun("mini", root, runs, argv, audit_environment(runs, root / "reads"), root / "run.log")
     if "smoke" in needed:
         # the profile's own weights: offline, the paper's four fall back to random initialisation and
         # EfficientNet-Lite0 runs with its bundled ImageNet weights, as on a user's machine
         root = _project(tmp_path_factory.mktemp("project"), book=True)
         runs = root / "runs" / "smoke"
         argv = ["-m", "npc_lib", "run", "--profile", "smoke", "--runs", str(runs), "--book-root", str(root)]
-        jobs.append(SharedRun("smoke", root, runs, argv,
-                              audit_environment(runs, root / "reads"), root / "run.log"))
+        jobs["smoke"] = SharedRun("smoke", root, runs, argv, audit_environment(runs, root / "reads"), root / "run.log")
+    if "serial" in needed:
+        from jobs import serial_smoke
+        smoke = jobs["smoke"]
+        runs = tmp_path_factory.mktemp("serial") / "smoke"
+        jobs["serial"] = SharedRun("serial", smoke.root, runs, serial_smoke.argv(runs, smoke.root), {},
+                                   runs.parent / "job.log")
+        smoke.after = functools.partial(_copy_for_serial, jobs["serial"], smoke.runs)
     if "null" in needed:
         root = tmp_path_factory.mktemp("null_control")
-        jobs.append(SharedRun("null", root, root, [str(ROOT / "tests" / "jobs" / "null_control.py"), str(root)], {},
-                              root.parent / "null_control.log"))
-    background = Background(jobs)
+        jobs["null"] = SharedRun("null", root, root, [str(ROOT / "tests" / "jobs" / "null_control.py"), str(root)],
+                                 {}, root / "job.log")
+    return [jobs[name] for name in SHARED_RUNS if name in jobs]
+
+
+def _copy_for_serial(job: SharedRun, graph: Path) -> None:
+    from jobs import serial_smoke
+    job.info["dropped"] = serial_smoke.copy_for_serial(graph, job.runs)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_runs(request, tmp_path_factory):
+    """Starts, at the session's first test, the shared runs that some selected test reads."""
+    needed = {name for name, fixture in SHARED_RUNS.items()
+              if any(_needs(item, fixture) for item in request.session.items)}
+    background = Background(_jobs(needed, tmp_path_factory))
     yield background
     background.stop()
 
@@ -196,6 +238,14 @@ def mini_run(shared_runs) -> MiniRun:
     job = shared_runs.wait("mini")
     assert job.code == 0, f"the mini run ended with {job.code}:\n{job.tail()}"
     return MiniRun(job.root / "mini.yaml", RunLayout(job.runs), job.root)
+
+
+@pytest.fixture(scope="session")
+def smoke_runs(shared_runs) -> Path:
+    """The whole smoke grid (8 datasets x 4 backbones, random init) trained through the CLI on ``small_cohort``."""
+    job = shared_runs.wait("smoke_runs")
+    assert job.code == 0, f"the smoke grid's training ended with {job.code}:\n{job.tail()}"
+    return job.runs
 
 
 @pytest.fixture(scope="session")

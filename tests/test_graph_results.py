@@ -5,16 +5,15 @@ out."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import pandas as pd
 import pytest
 
-from npc_lib.cli import main
+from jobs.serial_smoke import RECOMPUTED, STAGES
+from npc_lib.layout import RunLayout
 
 TABLES = ("table2", "metrics", "external", "external_summary", "negative_control", "survival", "resplits",
           "harmonisation", "finetune_ablation")
-STAGES = ("evaluation", "clock", "resplits", "external", "negative_control", "harmonisation", "finetune", "pretraining")
 TIMINGS = ("seconds",)
 
 
@@ -24,35 +23,17 @@ def _results(path):
     return frame.drop(columns=[c for c in TIMINGS if c in frame.columns])
 
 
-# the stages that compute the tables, from the fitted models on: run again, one after the other, from a copy of
-# the graph's run (the cohort, image stores, features and models are reused: TensorFlow makes them the same way
-# in either order, and the smoke book's tests cover them)
-RECOMPUTED = ("oof", "pretraining", "finetune", "negative_control", "harmonisation", "external", "evaluation",
-              "resplits", "clock")
-
-
 @pytest.fixture(scope="module")
-def serial_smoke(smoke_book, tmp_path_factory):
-    """The smoke profile's table stages, serially, in a copy of the graph's run folder."""
-    from npc_lib.layout import RunLayout
-    root, graph, _ = smoke_book
-    runs = tmp_path_factory.mktemp("serial") / "smoke"
-    shutil.copytree(graph, runs, ignore=shutil.ignore_patterns("executed", "pictures", "figures"))
-    layout = RunLayout(runs)
-    dropped = 0
-    for record in layout.stages.glob("*.json"):
-        if record.stem.split("__")[0] in RECOMPUTED:
-            record.unlink()
-            dropped += 1
-    assert dropped >= 15, dropped
-    args = ["run", "--profile", "smoke", "--runs", str(runs), "--jobs", "1", "--book-root", str(root)]
-    for s in STAGES:
-        args += ["--stop-after", s]
-    assert main(args) == 0
-    summary = json.loads(layout.summary.read_text())
+def serial_smoke(shared_runs):
+    """The smoke profile's table stages, serially, in a copy of the graph's run folder (``jobs/serial_smoke.py``;
+    the session's background runs it once the smoke run has ended)."""
+    job = shared_runs.wait("serial")
+    assert job.code == 0, f"the serial run ended with {job.code}:\n{job.tail()}"
+    assert job.info["dropped"] >= 15, job.info  # the copy dropped the records of the recomputed stages
+    summary = json.loads(RunLayout(job.runs).summary.read_text())
     ran = {x["name"].split(":")[0] for x in summary["stages"] if x["status"] == "ran"}
     assert set(STAGES) <= ran <= set(RECOMPUTED), ran  # the table stages ran again, nothing before them
-    return runs
+    return job.runs
 
 
 @pytest.mark.parametrize("table", TABLES)
