@@ -59,8 +59,8 @@ def audit_environment(runs: Path, folder: Path) -> dict:
 # the background's jobs in the order it runs them, each with the fixture that waits for it; the tests are ordered
 # the same way (those that need none first), except that the small cohort, ready within seconds, moves no test
 SHARED_RUNS = {"small": "small_cohort", "smoke_runs": "smoke_runs", "mini": "mini_run", "smoke": "smoke_book",
-               "serial": "serial_smoke", "null": "null_control_run"}
-NEEDS = {"smoke_runs": ("small",), "serial": ("smoke",)}
+               "serial": "serial_smoke", "null": "null_control_run", "killed": "killed_run"}
+NEEDS = {"smoke_runs": ("small",), "serial": ("smoke",), "killed": ("mini",)}
 UNORDERED = ("small",)
 
 
@@ -187,6 +187,12 @@ def _jobs(needed: set, tmp_path_factory) -> list[SharedRun]:
         jobs["serial"] = SharedRun("serial", smoke.root, runs, serial_smoke.argv(runs, smoke.root), {},
                                    runs.parent / "job.log")
         smoke.after = functools.partial(_copy_for_serial, jobs["serial"], smoke.runs)
+    if "killed" in needed:  # the mini profile killed in every stage, in the mini project
+        mini = jobs["mini"]
+        argv = [str(ROOT / "tests" / "jobs" / "kill_everywhere.py"), str(mini.root / "mini.yaml"),
+                str(mini.root / "runs" / "killed"), str(mini.root), str(mini.root / "killed.json")]
+        jobs["killed"] = SharedRun("killed", mini.root, mini.root / "runs" / "killed", argv, {},
+                                   mini.root / "killed.log")
     if "null" in needed:
         root = tmp_path_factory.mktemp("null_control")
         jobs["null"] = SharedRun("null", root, root, [str(ROOT / "tests" / "jobs" / "null_control.py"), str(root)],
@@ -254,6 +260,17 @@ def null_control_run(shared_runs) -> Path:
     job = shared_runs.wait("null")
     assert job.code == 0, f"the negative control job ended with {job.code}:\n{job.tail()}"
     return job.runs
+
+
+@pytest.fixture(scope="session")
+def killed_run(shared_runs):
+    """(run layout, outcome) of ``tests/jobs/kill_everywhere.py`` on the mini profile."""
+    import json
+
+    from npc_lib.layout import RunLayout
+    job = shared_runs.wait("killed")
+    assert job.code == 0, f"the kill job ended with {job.code}:\n{job.tail()}"
+    return RunLayout(job.runs), json.loads((job.root / "killed.json").read_text())
 
 
 def mini_profile(folder: Path, name: str = "mini", **changes) -> Path:

@@ -1,67 +1,34 @@
 """SIGKILL in every stage of the main job, one after another, then a rerun: the run finishes and its tables equal
-those of an uninterrupted run of the same seed, byte for byte; and a SIGTERM while a stage's child processes
-compute ends the run with one line and leaves no process behind.
-
-The killed run stops after the stages that write the compared tables and one notebook (``--stop-after``): the
-other notebooks run the same stage function as that one, and each would cost a start of the command."""
+those of an uninterrupted run of the same seed, byte for byte (``jobs/kill_everywhere.py`` kills; the session runs
+it in the background); and a SIGTERM while a stage's child processes compute ends the run with one line and leaves
+no process behind."""
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from conftest import mini_profile
+from jobs.kill_everywhere import running as _running, start as _start
 
 pytest.importorskip("papermill")
 pytest.importorskip("keras")
 
 from npc_lib.layout import RunLayout  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 TABLES = ("table2", "metrics", "negative_control", "resplits", "survival")
 
 
-STOP_AFTER = ("notebook:04_evaluate", "resplits", "clock", "gradcam")
-
-
-def _start(profile: Path, runs: Path, root: Path, jobs: int = 1, stop_after=()) -> subprocess.Popen:
-    cmd = [str(Path(sys.executable).with_name("npc-study")), "run", "--profile", str(profile), "--runs", str(runs),
-           "--no-book", "--jobs", str(jobs), "--book-root", str(root)]
-    for name in stop_after:
-        cmd += ["--stop-after", name]
-    env = {**os.environ, "TQDM_DISABLE": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
-
-
-def _running(layout: RunLayout) -> set[str]:
-    return {p.name[: -len(".running")] for p in layout.stages.glob("*.running")} if layout.stages.is_dir() else set()
-
-
 @pytest.mark.slow
-def test_a_kill_in_every_stage_then_a_rerun_gives_the_uninterrupted_tables(mini_run):
-    """The run (in one process: stages one after the other) is killed as soon as a stage it has not been killed
-    in starts, again and again, until one attempt finishes; every stage is killed once, resplits included."""
-    layout = RunLayout(mini_run.root / "runs" / "killed")
-    killed: set[str] = set()
-    for attempt in range(60):
-        proc = _start(mini_run.profile, layout.root, mini_run.root, stop_after=STOP_AFTER)
-        while proc.poll() is None:
-            fresh = _running(layout) - killed
-            if fresh:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(30)
-                killed |= fresh
-                break
-            time.sleep(0.005)
-        else:
-            out, err = proc.communicate()
-            assert proc.returncode == 0, (out + err)[-3000:]
-            break
+def test_a_kill_in_every_stage_then_a_rerun_gives_the_uninterrupted_tables(mini_run, killed_run):
+    """Every stage is killed once, resplits included, and the attempt that finishes writes the uninterrupted
+    run's tables."""
+    layout, outcome = killed_run
+    killed = set(outcome["killed"])
+    assert outcome["code"] == 0, outcome
     stages = {p.stem for p in layout.stages.glob("*.json") if p.stem != "timeline"}
     assert len(stages) >= 15 and {"resplits__efficientnet-lite0", "resplits", "features__efficientnet-lite0",
                                   "negative_control", "evaluation", "gradcam", "notebook__04_evaluate"} <= killed, \
