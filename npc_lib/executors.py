@@ -71,15 +71,17 @@ def local_cluster(workers: int):
     holding ``tensorflow``; workers may start child processes (a stage's pool, an isolated stage)."""
     import dask
     from distributed import Nanny, Scheduler, SpecCluster
+    # a worker's own log is not for the console: a stage's failure comes back with its future, and while an
+    # interrupt closes the scheduler a worker's heartbeat logs a connection error after the run's last line
     options = {"nthreads": 1, "host": "127.0.0.1", "dashboard": False, "dashboard_address": ":0",
-               "silence_logs": logging.ERROR, "memory_limit": 0}
+               "silence_logs": logging.CRITICAL, "memory_limit": 0}
     specs = {"tensorflow": {"cls": Nanny, "options": {**options, "resources": {HEAVY: 1}}}}
     specs.update({f"light-{i}": {"cls": Nanny, "options": {**options, "resources": {LIGHT: 1}}} for i in range(workers)})
     scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "port": 0, "dashboard": False,
                                                "dashboard_address": ":0"}}  # its HTTP server on a free port
     with dask.config.set({"distributed.scheduler.allowed-failures": 1, "distributed.worker.daemon": False,
                           f"distributed.nanny.pre-spawn-environ.{TRIM_VARIABLE}": None}):
-        return SpecCluster(workers=specs, scheduler=scheduler, silence_logs=logging.ERROR, name="npc-study")
+        return SpecCluster(workers=specs, scheduler=scheduler, silence_logs=logging.CRITICAL, name="npc-study")
 
 
 def quiet_resource_tracker() -> None:

@@ -22,6 +22,7 @@ BIN = Path(sys.executable).parent
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))
 import graph_stages  # noqa: E402
+from jobs.kill_everywhere import STOP_AFTER  # noqa: E402
 
 
 def _wait(predicate, seconds, what):
@@ -135,9 +136,10 @@ def test_an_unreachable_scheduler_is_a_clear_error(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_the_main_job_runs_through_the_scheduler_and_equals_the_local_run(cluster, mini_run, tmp_path):
-    """The main job on the two-worker cluster, on the smoke profile cut to one backbone and two datasets (every
-    notebook kind): every stage runs on the workers, and the tables equal those of the same profile run on the
-    local cluster (the shared mini run): the same seeds give the same random backbone anywhere."""
+    """The main job on the two-worker cluster, on the smoke profile cut to one backbone and two datasets, up to the
+    stages of the compared tables and two notebooks (a training page and the evaluation; the smoke book runs every
+    page on the local cluster): every stage runs on the workers, and the tables equal those of the same profile run
+    on the local cluster (the shared mini run): the same seeds give the same random backbone anywhere."""
     from npc_lib.cli import main
     from npc_lib.layout import RunLayout
     root = Path(__file__).resolve().parents[1]
@@ -145,10 +147,11 @@ def test_the_main_job_runs_through_the_scheduler_and_equals_the_local_run(cluste
         shutil.copy(root / name, tmp_path / name)
     shutil.copytree(root / "notebooks", tmp_path / "notebooks")
     runs = RunLayout(tmp_path / "runs" / "mini")
+    stop = [a for name in (*STOP_AFTER, "notebook:03_train:NPC") for a in ("--stop-after", name)]
     code = main(["run", "--profile", str(mini_run.profile), "--runs", str(runs.root), "--book-root", str(tmp_path),
-                 "--scheduler", cluster, "--no-book"])
+                 "--scheduler", cluster, "--no-book", *stop])
     summary = json.loads(runs.summary.read_text())
-    assert code == 0 and summary["failed"] == [] and summary["executed"] == 9
+    assert code == 0 and summary["failed"] == [] and summary["executed"] == 2
     assert summary["executor"]["kind"] == "dask" and summary["executor"]["workers"] == 2
     hosts = {json.loads(p.read_text())["host"] for p in runs.stages.glob("*__*.json")}
     assert all(not h.endswith(f":{os.getpid()}") for h in hosts), "the stages ran on the workers"
