@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from npc_lib.stage import STAGE_VARIABLE
 from npc_lib.synth import SynthConfig, generate_cohort
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,6 +103,9 @@ class Background:
 
     def __init__(self, jobs: list[SharedRun]):
         self.jobs = {job.name: job for job in jobs}
+        # the environment as the session starts: a test running a stage in this process names it in NPC_STAGE
+        # while it runs, and a job started at that moment would inherit the name (and be audited as that stage)
+        self.environ = {k: v for k, v in os.environ.items() if k != STAGE_VARIABLE}
         self.process: subprocess.Popen | None = None
         self.stopped = False
         self.thread = threading.Thread(target=self._run_all, daemon=True)
@@ -113,7 +117,7 @@ class Background:
                 if not self.stopped:
                     with open(job.log, "w") as log:
                         self.process = subprocess.Popen([sys.executable, *job.argv],
-                                                        env={**os.environ, **job.env}, stdout=log,
+                                                        env={**self.environ, **job.env}, stdout=log,
                                                         stderr=subprocess.STDOUT, start_new_session=True)
                         job.code = self.process.wait()
                     if job.code == 0 and job.after is not None:
